@@ -4,3 +4,7 @@ set -e
 cd "$(dirname "$0")"
 if [ -f binding.gyp ]; then node-gyp rebuild; fi
 if [ -f Makefile ]; then make; fi
+# Compiled TypeScript in dist/src/<dir>/ reaches this directory as require('../../native') (the same
+# relative path as from src/<dir>/, where the type checker finds index.d.ts): forward dist/native to here.
+mkdir -p ../dist/native
+printf "'use strict';\nmodule.exports = require('../../native');\n" > ../dist/native/index.js

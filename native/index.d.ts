@@ -1,0 +1,72 @@
+/**
+ * Boxer's native addon (node-addon-api): the socket operations the agent needs and Node.js cannot do itself.
+ *
+ * Errors: every function throws (connectWait rejects with) an `Error` whose `code` is the errno name
+ * (`'ECONNREFUSED'`), whose `errno` is the positive errno number, and whose message names the failed call
+ * and its arguments. Bad arguments throw with code `EINVAL` (`EBADF` for a negative or fractional fd).
+ * Nothing here aborts the process. Loading fails with code `ENOADDON` when the addon is not built.
+ *
+ * Descriptors are plain numbers owned by the caller: close them with `close()` (or hand them to
+ * `new net.Socket({ fd, readable: true, writable: true })`, which then owns them).
+ */
+
+export interface NativeError extends Error {
+  /** errno name, e.g. 'ECONNREFUSED'. */
+  code: string;
+  /** positive errno number. */
+  errno: number;
+}
+
+export interface SockAddr {
+  address: string;
+  port: number;
+}
+
+/** A non-blocking, close-on-exec AF_INET TCP socket with SO_REUSEADDR and SO_REUSEPORT set. */
+export function tcpSocket(): number;
+/** bind(2) to `ip:port` (IPv4 dotted quad; port 0 lets the kernel choose). */
+export function bind(fd: number, ip: string, port: number): void;
+/** getsockname(2) of an AF_INET socket. */
+export function localAddress(fd: number): SockAddr;
+/**
+ * Starts a non-blocking connect(2) to `ip:port`. Returns true if connected at once, false if in progress
+ * (EINPROGRESS or EINTR); throws on an immediate failure (e.g. ECONNREFUSED on loopback, EADDRNOTAVAIL).
+ * Both ends of a TCP simultaneous open call this, each bound to its own port, each toward the other.
+ */
+export function connectStart(fd: number, ip: string, port: number): boolean;
+/**
+ * Waits on the event loop (libuv poll handle + timer: no thread, never blocks) until the connect started by
+ * connectStart completes. Resolves once connected; rejects with the socket's SO_ERROR errno (ECONNREFUSED,
+ * ECONNRESET, EHOSTUNREACH, ...), ETIMEDOUT when timeoutMs passes first (the fd stays open, the kernel's
+ * connect goes on), ENOTCONN when no connect was started, EALREADY when a wait on fd is pending,
+ * ECANCELED when `close(fd)` of this module closed fd meanwhile, EEXIST when the event loop already watches
+ * fd (e.g. a net.Socket owns it). Do not wrap fd in net.Socket before the promise settles.
+ */
+export function connectWait(fd: number, timeoutMs: number): Promise<void>;
+/** SO_LINGER {on, 0}: a later close(fd) sends RST instead of FIN. */
+export function setLinger0(fd: number): void;
+/** Cancels a pending connectWait on fd (rejecting it with ECANCELED), then close(2). */
+export function close(fd: number): void;
+/**
+ * One sendmsg(2) on the Unix stream socket `unixFd` of `data` (non-empty) with `fd` attached as SCM_RIGHTS
+ * to its first byte. Returns the number of bytes sent (>= 1); the caller must write any remainder itself
+ * after them, in order. Never blocks (MSG_DONTWAIT): throws EAGAIN when the socket buffer is full. `fd`
+ * stays open in the caller (the receiver gets its own descriptor). For a net.Socket, pass
+ * `(sock as any)._handle.fd` and call only when `sock.writableLength === 0`, so the bytes keep their order.
+ */
+export function sendFd(unixFd: number, fd: number, data: Buffer): number;
+/**
+ * One recvmsg(2) of up to maxBytes (default 4096) from `unixFd`: `fd` is the received descriptor
+ * (close-on-exec) or -1 if none came; `data` is empty at end of stream. Blocks if unixFd is blocking;
+ * throws EAGAIN if it is non-blocking and nothing is there. Extra descriptors are closed.
+ */
+export function recvFd(unixFd: number, maxBytes?: number): { fd: number; data: Buffer };
+/** SO_PEERCRED of a connected Unix socket: the peer process's pid, uid, gid (as of its connect). */
+export function peerCred(unixFd: number): { pid: number; uid: number; gid: number };
+/** socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC): two connected blocking descriptors. */
+export function socketPair(): [number, number];
+
+/** Absolute path of the LD_PRELOAD shim library (native/out/libboxer-shim.so). */
+export const SHIM_PATH: string;
+/** Absolute path of the addon binary. */
+export const ADDON_PATH: string;

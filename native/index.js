@@ -1,0 +1,37 @@
+'use strict';
+// Loader of Boxer's native addon (native/build/Release/boxer_native.node, built by `npm run build:native`).
+// The API is documented in index.d.ts. Resolved relative to this file, so any `require()` of this
+// directory works, wherever the caller lives.
+const path = require('path');
+
+const ADDON = path.join(__dirname, 'build', 'Release', 'boxer_native.node');
+/** Path of the LD_PRELOAD shim built by native/Makefile. */
+const SHIM_PATH = path.join(__dirname, 'out', 'libboxer-shim.so');
+
+let addon;
+try {
+  addon = require(ADDON);
+} catch (e) {
+  const err = new Error(
+    `boxer native addon not loadable from ${ADDON} (${e && e.message}); build it with \`npm run build:native\``,
+  );
+  err.code = 'ENOADDON';
+  err.cause = e;
+  throw err;
+}
+
+module.exports = {
+  tcpSocket: addon.tcpSocket,
+  bind: addon.bind,
+  localAddress: addon.localAddress,
+  connectStart: addon.connectStart,
+  connectWait: addon.connectWait,
+  setLinger0: addon.setLinger0,
+  close: addon.close,
+  sendFd: addon.sendFd,
+  recvFd: addon.recvFd,
+  peerCred: addon.peerCred,
+  socketPair: addon.socketPair,
+  SHIM_PATH,
+  ADDON_PATH: ADDON,
+};
