@@ -1,0 +1,59 @@
+/**
+ * Every protocol timer and limit of Boxer, in one place, each with the reason for its value
+ * (the model is wireguard-go's device/constants.go). Modules import what they use from here.
+ */
+
+// ---- wire -----------------------------------------------------------------------------------------------
+/** Protocol version carried in the handshake's clear prologue; a peer with another version is refused. */
+export const PROTOCOL_VERSION = 1;
+/** Magic bytes opening every handshake, so a stray client (HTTP, a port scanner) is told apart at once. */
+export const HANDSHAKE_MAGIC = 'BXR';
+/**
+ * Largest frame after the handshake. The biggest message is the member list in `welcome`: about 120 bytes of
+ * CBOR per member, so 1 MiB leaves room for several thousand members; anything larger is a bug or an attack.
+ */
+export const MAX_FRAME = 1 << 20;
+/** Largest frame before the peer has proved it knows the secret: handshake messages are under 200 bytes. */
+export const MAX_HANDSHAKE_FRAME = 1024;
+
+// ---- control plane timers -------------------------------------------------------------------------------
+/** A handshake that has not completed by then is abandoned: loopback and LAN round trips are well under it. */
+export const HANDSHAKE_TIMEOUT_MS = 5_000;
+/** How long `boxer run` tries to reach the seed before it gives up with "seed unreachable". */
+export const JOIN_TIMEOUT_MS = 15_000;
+/**
+ * Agents ping the seed this often. It doubles as the keepalive of the seed connection: far inside the 30 s
+ * idle timeout of the strictest NATs and the 350 s of AWS NAT gateways.
+ */
+export const HEARTBEAT_INTERVAL_MS = 1_000;
+/** A member silent for this long is declared dead ("within a few seconds"; tolerates 3 lost heartbeats). */
+export const DEAD_AFTER_MS = 4_000;
+/**
+ * A member whose connection closed without `leave` gets this long to reconnect (an agent riding out a
+ * restart of the seed, or a NAT that dropped its flow) before it is declared dead.
+ */
+export const RECONNECT_GRACE_MS = 2_500;
+/** First and largest pause between an agent's attempts to reach a seed it lost. */
+export const RECONNECT_MIN_MS = 200;
+export const RECONNECT_MAX_MS = 2_000;
+/**
+ * After a seed restarts, it holds new joins for this long so that the surviving members reconnect first and
+ * tell it which ids and addresses are taken: no id or address is ever assigned twice.
+ */
+export const SEED_RELEARN_MS = 3_000;
+/** How long an agent waits for the seed to acknowledge `leave` before it closes anyway. */
+export const LEAVE_TIMEOUT_MS = 1_000;
+
+// ---- names and addresses --------------------------------------------------------------------------------
+/** Default listen address of the seed. */
+export const DEFAULT_SEED_PORT = 7070;
+/** Default virtual network: inside 100.64.0.0/10 (shared address space), which no public host uses. */
+export const DEFAULT_NETWORK = '100.96.0.0/16';
+/** Shortest network secret accepted: 16 characters; keys are derived from it with keyed BLAKE2b. */
+export const MIN_SECRET_LENGTH = 16;
+/** Names are DNS labels: lowercase letters, digits and '-', at most 63 characters. */
+export const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** Most services one member may provide; keeps `welcome` bounded. */
+export const MAX_SERVICES = 16;
+/** Most private address candidates a member may announce. */
+export const MAX_CANDIDATES = 8;

@@ -1,0 +1,337 @@
+/**
+ * The agent's control plane: joins a network through its seed, keeps the member list current, sends
+ * heartbeats, and rides out the loss of the seed (it reconnects and rejoins with its id and address, which
+ * is how a restarted seed relearns the membership).
+ *
+ * I/O is injectable: `connect` opens a stream to the seed (TCP by default; in-memory in tests).
+ */
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { Channel } from './channel';
+import { ipToInt } from './addresses';
+import type { Endpoint, MemberInfo, Message, NatKind } from '../wire/messages';
+import type { KeyPair } from '../crypto/keys';
+import { HandshakeError } from '../crypto/noise';
+import {
+  HEARTBEAT_INTERVAL_MS,
+  DEAD_AFTER_MS,
+  JOIN_TIMEOUT_MS,
+  RECONNECT_MIN_MS,
+  RECONNECT_MAX_MS,
+  LEAVE_TIMEOUT_MS,
+} from '../constants';
+import { logger } from '../util/log';
+import { BoxerError, WIRE_ERRORS, type WireErrorCode } from '../util/errors';
+
+export type Connector = (host: string, port: number) => Promise<Duplex>;
+
+/** Opens a TCP connection, failing with the socket's error code. */
+export const tcpConnector: Connector = (host, port) =>
+  new Promise((resolve, reject) => {
+    const sock = net.connect({ host, port });
+    sock.setNoDelay(true);
+    const onErr = (e: Error) => reject(e);
+    sock.once('error', onErr);
+    sock.once('connect', () => {
+      sock.off('error', onErr);
+      resolve(sock);
+    });
+  });
+
+export interface AgentOptions {
+  seedHost: string;
+  seedPort: number;
+  psk: Uint8Array;
+  keys: KeyPair;
+  name?: string;
+  services: string[];
+  priv?: Endpoint[];
+  nat?: NatKind;
+  connect?: Connector;
+  joinTimeoutMs?: number;
+  /** Label for logs when several agents share a process. */
+  label?: string;
+}
+
+export interface Self {
+  id: number;
+  name: string;
+  addr: string;
+  network: string;
+  observed: Endpoint;
+}
+
+export interface AgentEvents {
+  /** The member list changed (join, leave, death, snapshot). */
+  change: [];
+  /** The connection to the seed was lost (the agent keeps trying) or regained. */
+  seed: [connected: boolean];
+}
+
+export class Agent extends EventEmitter<AgentEvents> {
+  self: Self | null = null;
+  readonly members = new Map<number, MemberInfo>();
+  private channel: Channel | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private lastHeard = 0;
+  private pingN = 0;
+  private stopping = false;
+  private reconnecting = false;
+  private maxId = 0;
+  private maxAddr = 0;
+  private readonly connect: Connector;
+  private readonly log;
+
+  constructor(private readonly opts: AgentOptions) {
+    super();
+    this.connect = opts.connect ?? tcpConnector;
+    this.log = logger('agent', opts.label ? { agent: opts.label } : {});
+  }
+
+  get seedConnected(): boolean {
+    return !!this.channel && !this.channel.isClosed;
+  }
+
+  /**
+   * Joins the network: retries an unreachable seed until the join timeout, then fails with a BoxerError
+   * (SEED_UNREACHABLE, WRONG_SECRET, NAME_TAKEN, NETWORK_FULL) saying what happened and what to do.
+   */
+  async join(): Promise<Self> {
+    const { seedHost, seedPort } = this.opts;
+    const deadline = Date.now() + (this.opts.joinTimeoutMs ?? JOIN_TIMEOUT_MS);
+    let attempts = 0;
+    let lastErr = '';
+    let pause = RECONNECT_MIN_MS;
+    for (;;) {
+      attempts++;
+      try {
+        await this.session();
+        return this.self!;
+      } catch (e) {
+        if (e instanceof BoxerError) throw e;
+        lastErr = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+      }
+      if (Date.now() + pause > deadline || this.stopping) {
+        throw new BoxerError(
+          'SEED_UNREACHABLE',
+          `cannot reach the seed at ${seedHost}:${seedPort}: tried ${attempts} times over ${Math.round((this.opts.joinTimeoutMs ?? JOIN_TIMEOUT_MS) / 1000)} s, last error ${lastErr}. Check that \`boxer seed\` runs there and that this host can open connections to it.`,
+        );
+      }
+      await sleep(pause);
+      pause = Math.min(pause * 2, RECONNECT_MAX_MS);
+    }
+  }
+
+  /** One connection to the seed: handshake, join, welcome. Resolves once welcomed. */
+  private async session(): Promise<void> {
+    const { seedHost, seedPort } = this.opts;
+    const stream = await this.connect(seedHost, seedPort);
+    let ch: Channel;
+    try {
+      ch = await Channel.initiate(stream, { psk: this.opts.psk, keys: this.opts.keys, peer: `seed ${seedHost}:${seedPort}` });
+    } catch (e) {
+      if (e instanceof HandshakeError && e.reason === 'wrong-secret') {
+        throw new BoxerError('WRONG_SECRET', `the seed at ${seedHost}:${seedPort} refused us: wrong network secret. Use the secret the seed printed (--secret-file FILE or BOXER_SECRET).`);
+      }
+      if (e instanceof HandshakeError && e.reason === 'version') {
+        throw new BoxerError('USAGE', `the seed at ${seedHost}:${seedPort} speaks another protocol version: run the same Boxer version everywhere`);
+      }
+      throw e;
+    }
+    await new Promise<void>((resolve, reject) => {
+      let welcomed = false;
+      ch.on('message', (m) => {
+        if (!welcomed) {
+          if (m.t === 'error') {
+            const code = (m.code in WIRE_ERRORS ? WIRE_ERRORS[m.code as WireErrorCode] : 'INTERNAL');
+            reject(new BoxerError(code, `the seed refused the join: ${m.message}`));
+            ch.close();
+            return;
+          }
+          if (m.t !== 'welcome') {
+            reject(new Error(`expected welcome, got ${m.t}`));
+            ch.close(`expected welcome, got ${m.t}`);
+            return;
+          }
+          welcomed = true;
+          this.onWelcome(ch, m);
+          resolve();
+          return;
+        }
+        this.lastHeard = Date.now();
+        this.onMessage(m);
+      });
+      ch.on('close', () => {
+        if (!welcomed) reject(new Error('the seed closed the connection before welcoming us'));
+        else this.onSeedLost(ch);
+      });
+      ch.start();
+      ch.sendMessage({
+        t: 'join',
+        name: this.self ? undefined : this.opts.name,
+        services: this.opts.services,
+        priv: this.opts.priv ?? [],
+        nat: this.opts.nat ?? 'unknown',
+        rejoin: this.self
+          ? { id: this.self.id, addr: this.self.addr, name: this.self.name, maxId: this.maxId, maxAddr: this.maxAddr }
+          : undefined,
+      });
+    });
+  }
+
+  private onWelcome(ch: Channel, m: Extract<Message, { t: 'welcome' }>): void {
+    const rejoined = !!this.self;
+    this.self = { id: m.id, name: m.name, addr: m.addr, network: m.network, observed: m.observed };
+    this.channel = ch;
+    this.lastHeard = Date.now();
+    if (rejoined && m.relearning) {
+      // A restarted seed is still relearning: keep members it has not heard from yet.
+      for (const x of m.members) this.members.set(x.id, x);
+    } else {
+      this.members.clear();
+      for (const x of m.members) this.members.set(x.id, x);
+    }
+    for (const x of m.members) this.note(x);
+    this.log.info(rejoined ? 'rejoined the network' : 'joined the network', { id: m.id, name: m.name, addr: m.addr, observed: `${m.observed.ip}:${m.observed.port}`, members: this.members.size });
+    this.startHeartbeat();
+    this.emit('seed', true);
+    this.emit('change');
+  }
+
+  private note(m: MemberInfo): void {
+    this.maxId = Math.max(this.maxId, m.id);
+    this.maxAddr = Math.max(this.maxAddr, ipToInt(m.addr));
+  }
+
+  private onMessage(m: Message): void {
+    switch (m.t) {
+      case 'joined':
+        this.note(m.m);
+        this.members.set(m.m.id, m.m);
+        this.emit('change');
+        break;
+      case 'left':
+        if (m.id === this.self?.id) return; // the acknowledgement of our own leave
+        if (this.members.delete(m.id)) this.emit('change');
+        break;
+      case 'members':
+        this.members.clear();
+        for (const x of m.members) {
+          this.note(x);
+          this.members.set(x.id, x);
+        }
+        this.emit('change');
+        break;
+      case 'pong':
+      case 'ping':
+        break;
+      case 'error':
+        this.log.warn('the seed reported an error', { code: m.code, reason: m.message });
+        break;
+      default:
+        this.channel?.close(`unexpected ${m.t} from the seed`);
+    }
+  }
+
+  private startHeartbeat(): void {
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.heartbeat = setInterval(() => {
+      const ch = this.channel;
+      if (!ch || ch.isClosed) return;
+      if (Date.now() - this.lastHeard > DEAD_AFTER_MS) {
+        ch.close(`the seed has been silent for ${DEAD_AFTER_MS} ms`);
+        return;
+      }
+      ch.sendMessage({ t: 'ping', n: ++this.pingN });
+    }, HEARTBEAT_INTERVAL_MS);
+    this.heartbeat.unref();
+  }
+
+  private onSeedLost(ch: Channel): void {
+    if (this.channel !== ch) return;
+    this.channel = null;
+    if (this.stopping) return;
+    this.log.warn('lost the connection to the seed; reconnecting', { seed: `${this.opts.seedHost}:${this.opts.seedPort}` });
+    this.emit('seed', false);
+    void this.reconnect();
+  }
+
+  /** Tries to reach the seed again for as long as the agent runs, with capped backoff. */
+  private async reconnect(): Promise<void> {
+    if (this.reconnecting) return;
+    this.reconnecting = true;
+    let pause = RECONNECT_MIN_MS;
+    let attempts = 0;
+    while (!this.stopping && !this.seedConnected) {
+      await sleep(pause);
+      if (this.stopping) break;
+      attempts++;
+      try {
+        await this.session();
+      } catch (e) {
+        if (attempts === 1 || attempts % 30 === 0) {
+          this.log.info('seed still unreachable', { attempts, reason: (e as Error).message });
+        }
+        if (e instanceof BoxerError && e.code !== 'SEED_UNREACHABLE') {
+          this.log.error('the seed refused our rejoin', { reason: e.message });
+        }
+      }
+      pause = Math.min(pause * 2, RECONNECT_MAX_MS);
+    }
+    this.reconnecting = false;
+  }
+
+  /** Members sorted by id. */
+  list(): MemberInfo[] {
+    return [...this.members.values()].sort((a, b) => a.id - b.id);
+  }
+
+  /** Waits until the network has at least `n` members; calls `progress` on every change. */
+  waitForMembers(n: number, progress?: (have: number) => void, signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        progress?.(this.members.size);
+        if (this.members.size >= n) {
+          this.off('change', check);
+          resolve();
+        }
+      };
+      signal?.addEventListener('abort', () => {
+        this.off('change', check);
+        reject(new Error('aborted while waiting for members'));
+      });
+      this.on('change', check);
+      check();
+    });
+  }
+
+  /** Leaves gracefully: tells the seed (which tells everyone), then closes. */
+  async leave(): Promise<void> {
+    this.stopping = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    const ch = this.channel;
+    if (!ch || ch.isClosed) return;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, LEAVE_TIMEOUT_MS);
+      ch.on('message', (m) => {
+        if (m.t === 'left' && m.id === this.self?.id) resolve();
+      });
+      ch.on('close', () => resolve());
+      ch.sendMessage({ t: 'leave' });
+      t.unref();
+    });
+    ch.close();
+  }
+
+  /** Stops without telling anyone (tests of dead-member detection use it). */
+  stop(): void {
+    this.stopping = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.channel?.close();
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,374 @@
+/**
+ * The seed: the rendezvous of a network, on a routable host. It authenticates joining agents (the Noise
+ * handshake under the network secret), assigns each an id and a virtual address, tells it the external
+ * address it is seen from and the member list, tells every member about every join and leave, and declares
+ * dead the members that stop sending heartbeats.
+ *
+ * Ids and addresses are never reused: the high-water marks are kept in a state file under $TMPDIR and
+ * relearnt from the members, which reconnect to a restarted seed and report the highest id and address they
+ * know; while it relearns (SEED_RELEARN_MS after a restart) new joins wait.
+ *
+ * The seed is a member itself only when it runs a command (`boxer seed -- CMD`): then it holds an id, an
+ * address and a name like any member, without a connection.
+ *
+ * I/O is injectable: `accept(stream, remote)` takes any duplex stream, so tests drive the seed in memory.
+ */
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import fs from 'node:fs';
+import type { Duplex } from 'node:stream';
+import { Channel } from './channel';
+import { AddressPool, parseCidr, ipToInt, type Cidr } from './addresses';
+import { defaultName, nameConflict, type NameOwners } from './names';
+import type { Endpoint, MemberInfo, Message, NatKind } from '../wire/messages';
+import type { KeyPair } from '../crypto/keys';
+import { fingerprint } from '../crypto/keys';
+import { HandshakeError } from '../crypto/noise';
+import { DEAD_AFTER_MS, HEARTBEAT_INTERVAL_MS, RECONNECT_GRACE_MS, SEED_RELEARN_MS, HANDSHAKE_TIMEOUT_MS } from '../constants';
+import { logger } from '../util/log';
+import { writeFileAtomic } from '../util/paths';
+import { BoxerError } from '../util/errors';
+
+const log = logger('seed');
+
+export interface SeedOptions {
+  network: string;
+  psk: Uint8Array;
+  keys: KeyPair;
+  /** Makes the seed a member (it runs a command). */
+  self?: { name?: string; services: string[]; ext: Endpoint | null };
+  /** Where ids and addresses handed out are recorded; null: nowhere (tests). */
+  stateFile: string | null;
+  /** Override of SEED_RELEARN_MS (tests). */
+  relearnMs?: number;
+}
+
+interface Entry {
+  info: MemberInfo;
+  channel: Channel | null;
+  lastSeen: number;
+  grace: NodeJS.Timeout | null;
+}
+
+interface SeedState {
+  network: string;
+  maxId: number;
+  maxAddr: number;
+}
+
+export interface SeedEvents {
+  change: [];
+}
+
+export interface SeedStats {
+  joins: number;
+  handshakeFailures: number;
+  droppedConnections: number;
+}
+
+export class Seed extends EventEmitter<SeedEvents> {
+  readonly cidr: Cidr;
+  private readonly pool: AddressPool;
+  private readonly members = new Map<number, Entry>();
+  private maxId = 0;
+  private relearnUntil = 0;
+  private held: Array<() => void> = [];
+  private server: net.Server | null = null;
+  private sweeper: NodeJS.Timeout | null = null;
+  private relearnTimer: NodeJS.Timeout | null = null;
+  private readonly sockets = new Set<Duplex>();
+  readonly stats: SeedStats = { joins: 0, handshakeFailures: 0, droppedConnections: 0 };
+  selfId: number | null = null;
+
+  constructor(private readonly opts: SeedOptions) {
+    super();
+    this.cidr = parseCidr(opts.network);
+    this.pool = new AddressPool(this.cidr);
+    const state = this.loadState();
+    if (state) {
+      this.maxId = state.maxId;
+      this.pool.reserve(state.maxAddr);
+      this.relearnUntil = Date.now() + (opts.relearnMs ?? SEED_RELEARN_MS);
+      log.info('restarted: relearning the membership from the members', { maxId: state.maxId });
+      this.relearnTimer = setTimeout(() => this.endRelearn(), opts.relearnMs ?? SEED_RELEARN_MS);
+    }
+    if (opts.self) {
+      const id = ++this.maxId;
+      const info: MemberInfo = {
+        id,
+        name: opts.self.name ?? defaultName(id),
+        addr: this.pool.allocate(),
+        services: opts.self.services,
+        ext: opts.self.ext,
+        priv: [],
+        nat: 'open',
+        key: opts.keys.publicKey,
+      };
+      const why = nameConflict(this.owners(), id, info.name, info.services);
+      if (why) throw new BoxerError('NAME_TAKEN', why);
+      this.members.set(id, { info, channel: null, lastSeen: Infinity, grace: null });
+      this.selfId = id;
+      this.saveState();
+    }
+    this.sweeper = setInterval(() => this.sweep(), HEARTBEAT_INTERVAL_MS);
+    this.sweeper.unref();
+  }
+
+  /** Listens on host:port (TCP). Resolves once listening. */
+  listen(host: string, port: number): Promise<net.AddressInfo> {
+    return new Promise((resolve, reject) => {
+      const server = net.createServer((sock) => {
+        sock.setNoDelay(true);
+        this.accept(sock, { ip: stripV6(sock.remoteAddress ?? '0.0.0.0'), port: sock.remotePort ?? 0 });
+      });
+      server.once('error', (e: NodeJS.ErrnoException) => {
+        reject(new BoxerError('USAGE', `cannot listen on ${host}:${port}: ${e.code ?? e.message}${e.code === 'EADDRINUSE' ? ' (another seed or program uses that port; pick another with --listen)' : ''}`));
+      });
+      server.listen(port, host, () => {
+        this.server = server;
+        resolve(server.address() as net.AddressInfo);
+      });
+    });
+  }
+
+  /** Takes one incoming connection (from the TCP server, or an in-memory stream in tests). */
+  accept(stream: Duplex, remote: Endpoint): void {
+    const peer = `${remote.ip}:${remote.port}`;
+    this.sockets.add(stream);
+    stream.on('close', () => this.sockets.delete(stream));
+    stream.on('error', () => {});
+    Channel.respond(stream, { psk: this.opts.psk, keys: this.opts.keys, peer })
+      .then((ch) => this.onChannel(ch, remote))
+      .catch((e: Error) => {
+        this.stats.handshakeFailures++;
+        if (e instanceof HandshakeError && e.reason === 'wrong-secret') {
+          log.warn('refused a node that does not know the network secret', { peer, hint: 'check that it was given the same --secret-file / BOXER_SECRET' });
+        } else {
+          log.warn('handshake failed', { peer, reason: e.message });
+        }
+      });
+  }
+
+  private onChannel(ch: Channel, remote: Endpoint): void {
+    let entry: Entry | null = null;
+    const firstTimer = setTimeout(() => {
+      if (!entry) ch.close('no join message after the handshake');
+    }, HANDSHAKE_TIMEOUT_MS);
+    ch.on('message', (m) => {
+      if (!entry) {
+        if (m.t !== 'join') return ch.close(`expected join, got ${m.t}`);
+        clearTimeout(firstTimer);
+        const admit = () => {
+          if (ch.isClosed) return;
+          entry = this.admit(ch, remote, m);
+        };
+        // New joins wait while a restarted seed relearns; rejoins of known members go first.
+        if (!m.rejoin && Date.now() < this.relearnUntil) this.held.push(admit);
+        else admit();
+        return;
+      }
+      entry.lastSeen = Date.now();
+      this.onMessage(entry, m);
+    });
+    ch.on('close', () => {
+      clearTimeout(firstTimer);
+      if (entry && entry.channel === ch) this.onDisconnect(entry);
+    });
+    ch.start();
+  }
+
+  private admit(ch: Channel, remote: Endpoint, m: Extract<Message, { t: 'join' }>): Entry | null {
+    const refuse = (code: string, message: string) => {
+      log.info('refused a join', { peer: ch.peer, code, reason: message });
+      ch.sendMessage({ t: 'error', code, message });
+      setTimeout(() => ch.close(), 50).unref();
+      return null;
+    };
+    let id: number;
+    let addr: string;
+    let name: string;
+    if (m.rejoin) {
+      const r = m.rejoin;
+      const known = this.members.get(r.id);
+      if (known && Buffer.compare(Buffer.from(known.info.key), Buffer.from(ch.remoteStatic)) !== 0) {
+        return refuse('bad-request', `member id ${r.id} belongs to another node`);
+      }
+      if (!this.inNetwork(r.addr)) return refuse('bad-request', `address ${r.addr} is not in this network (${this.cidr.text})`);
+      id = r.id;
+      addr = r.addr;
+      name = r.name;
+      this.maxId = Math.max(this.maxId, r.maxId, r.id);
+      this.pool.reserve(Math.max(r.maxAddr, ipToInt(r.addr)));
+      if (known) {
+        // The same node on a new connection: replace the old one.
+        if (known.grace) clearTimeout(known.grace);
+        const old = known.channel;
+        known.channel = ch;
+        known.grace = null;
+        known.lastSeen = Date.now();
+        known.info.ext = remote;
+        if (old && old !== ch) old.close();
+        ch.sendMessage(this.welcome(known.info, remote));
+        this.saveState();
+        return known;
+      }
+    } else {
+      id = this.maxId + 1;
+      name = m.name ?? defaultName(id);
+      try {
+        addr = this.pool.allocate();
+      } catch (e) {
+        return refuse('network-full', (e as Error).message);
+      }
+      // Only now is the id spent.
+    }
+    const why = nameConflict(this.owners(), id, name, m.services);
+    if (why) return refuse('name-taken', `${why}; choose another with --name`);
+    this.maxId = Math.max(this.maxId, id);
+    const info: MemberInfo = { id, name, addr, services: m.services, ext: remote, priv: m.priv, nat: m.nat as NatKind, key: ch.remoteStatic };
+    const entry: Entry = { info, channel: ch, lastSeen: Date.now(), grace: null };
+    this.members.set(id, entry);
+    this.stats.joins++;
+    this.saveState();
+    ch.sendMessage(this.welcome(info, remote));
+    this.broadcast({ t: 'joined', m: info }, id);
+    log.info(m.rejoin ? 'member rejoined' : 'member joined', { id, name, addr, ext: `${remote.ip}:${remote.port}`, key: fingerprint(ch.remoteStatic) });
+    this.emit('change');
+    return entry;
+  }
+
+  private welcome(info: MemberInfo, observed: Endpoint): Message {
+    return {
+      t: 'welcome',
+      id: info.id,
+      addr: info.addr,
+      name: info.name,
+      network: this.cidr.text,
+      observed,
+      members: this.list(),
+      relearning: Date.now() < this.relearnUntil,
+    };
+  }
+
+  private onMessage(entry: Entry, m: Message): void {
+    switch (m.t) {
+      case 'ping':
+        entry.channel?.sendMessage({ t: 'pong', n: m.n });
+        break;
+      case 'leave':
+        this.remove(entry.info.id, 'leave');
+        entry.channel?.sendMessage({ t: 'left', id: entry.info.id, reason: 'leave' });
+        entry.channel?.close();
+        break;
+      case 'pong':
+        break;
+      default:
+        entry.channel?.close(`unexpected ${m.t} from member ${entry.info.id}`);
+    }
+  }
+
+  private onDisconnect(entry: Entry): void {
+    entry.channel = null;
+    if (!this.members.has(entry.info.id)) return;
+    this.stats.droppedConnections++;
+    log.info('member connection lost; waiting for it to reconnect', { id: entry.info.id, graceMs: RECONNECT_GRACE_MS });
+    entry.grace = setTimeout(() => {
+      if (!entry.channel) this.remove(entry.info.id, 'dead');
+    }, RECONNECT_GRACE_MS);
+    entry.grace.unref();
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const e of this.members.values()) {
+      if (e.channel && now - e.lastSeen > DEAD_AFTER_MS) {
+        log.info('member stopped sending heartbeats: declaring it dead', { id: e.info.id, silentMs: now - e.lastSeen });
+        const ch = e.channel;
+        e.channel = null;
+        ch.close();
+        this.remove(e.info.id, 'dead');
+      }
+    }
+  }
+
+  private remove(id: number, reason: 'leave' | 'dead'): void {
+    const e = this.members.get(id);
+    if (!e) return;
+    if (e.grace) clearTimeout(e.grace);
+    this.members.delete(id);
+    log.info(reason === 'leave' ? 'member left' : 'member died', { id, name: e.info.name });
+    this.broadcast({ t: 'left', id, reason }, id);
+    this.emit('change');
+  }
+
+  private endRelearn(): void {
+    this.relearnUntil = 0;
+    // Members that died while the seed was down never came back: everyone gets the authoritative list.
+    this.broadcast({ t: 'members', members: this.list() }, -1);
+    for (const admit of this.held.splice(0)) admit();
+    this.emit('change');
+  }
+
+  private broadcast(m: Message, except: number): void {
+    for (const e of this.members.values()) if (e.info.id !== except && e.channel) e.channel.sendMessage(m);
+  }
+
+  private owners(): NameOwners {
+    const owners: NameOwners = { members: new Map(), services: new Map() };
+    for (const e of this.members.values()) {
+      owners.members.set(e.info.name, e.info.id);
+      for (const s of e.info.services) owners.services.set(s, (owners.services.get(s) ?? 0) + 1);
+    }
+    return owners;
+  }
+
+  private inNetwork(addr: string): boolean {
+    const mask = (~0 << (32 - this.cidr.bits)) >>> 0;
+    return ((ipToInt(addr) & mask) >>> 0) === this.cidr.base;
+  }
+
+  /** Members sorted by id. */
+  list(): MemberInfo[] {
+    return [...this.members.values()].map((e) => e.info).sort((a, b) => a.id - b.id);
+  }
+
+  get size(): number {
+    return this.members.size;
+  }
+
+  private loadState(): SeedState | null {
+    const f = this.opts.stateFile;
+    if (!f || !fs.existsSync(f)) return null;
+    try {
+      const s = JSON.parse(fs.readFileSync(f, 'utf8')) as SeedState;
+      if (s.network !== this.cidr.text || !Number.isInteger(s.maxId)) return null;
+      return s;
+    } catch {
+      log.warn('ignoring an unreadable seed state file', { file: f });
+      return null;
+    }
+  }
+
+  private saveState(): void {
+    const f = this.opts.stateFile;
+    if (!f) return;
+    const s: SeedState = { network: this.cidr.text, maxId: this.maxId, maxAddr: this.pool.high };
+    try {
+      writeFileAtomic(f, JSON.stringify(s), 0o600);
+    } catch (e) {
+      log.warn('cannot record the seed state', { file: f, reason: (e as Error).message });
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
+    if (this.relearnTimer) clearTimeout(this.relearnTimer);
+    for (const e of this.members.values()) if (e.grace) clearTimeout(e.grace);
+    for (const s of this.sockets) s.destroy();
+    if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
+  }
+}
+
+export function stripV6(ip: string): string {
+  return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
+}

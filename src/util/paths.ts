@@ -1,0 +1,32 @@
+/**
+ * Where Boxer writes: only under $TMPDIR (default /tmp), the one writable place in a function. Everything goes
+ * into a per-user directory `$TMPDIR/boxer-UID` (mode 0700), named so that several agents on one host (tests,
+ * several functions per host) never collide: each file carries the process id and an instance number.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export function tmpDir(): string {
+  return process.env.TMPDIR || os.tmpdir() || '/tmp';
+}
+
+export function runtimeDir(): string {
+  const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
+  const dir = path.join(tmpDir(), `boxer-${uid}`);
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
+}
+
+let instance = 0;
+/** A file name unique to this process and call: `PREFIX-PID-N.EXT`. */
+export function uniquePath(prefix: string, ext: string): string {
+  return path.join(runtimeDir(), `${prefix}-${process.pid}-${instance++}${ext}`);
+}
+
+/** Writes a file atomically (temporary file + rename), so readers never see half of it. */
+export function writeFileAtomic(file: string, data: string, mode = 0o644): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, data, { mode });
+  fs.renameSync(tmp, file);
+}

@@ -1,0 +1,192 @@
+/**
+ * Control-plane messages: their types, their CBOR encoding, and the one decoder that validates untrusted
+ * input before anything else sees it. Every message is a CBOR map with a string field `t` (its type).
+ * docs/protocol.md lists them with their meaning; keep the two in step.
+ */
+import { Encoder } from 'cbor-x';
+import { MAX_CANDIDATES, MAX_SERVICES } from '../constants';
+
+/** cbor-x without its record extension: plain, stateless maps, decodable by any CBOR implementation. */
+const cbor = new Encoder({ useRecords: false, mapsAsObjects: true, structuredClone: false });
+
+export interface Endpoint {
+  ip: string;
+  port: number;
+}
+
+/** What NAT discovery concluded about a member (the names the lab uses). */
+export type NatKind = 'open' | 'preserving' | 'translating' | 'random' | 'unknown';
+export const NAT_KINDS: readonly NatKind[] = ['open', 'preserving', 'translating', 'random', 'unknown'];
+
+export interface MemberInfo {
+  id: number;
+  name: string;
+  /** Virtual IPv4 address. */
+  addr: string;
+  services: string[];
+  /** External address and port the seed saw the member's control connection come from. */
+  ext: Endpoint | null;
+  /** Private address candidates (for members behind the same NAT). */
+  priv: Endpoint[];
+  nat: NatKind;
+  /** The member's static X25519 public key (32 bytes), as authenticated by its handshake with the seed. */
+  key: Uint8Array;
+}
+
+export interface Rejoin {
+  id: number;
+  addr: string;
+  name: string;
+  /** Highest member id this member has ever heard of (so a restarted seed never reuses one). */
+  maxId: number;
+  /** Highest virtual address (as a 32-bit integer) this member has ever heard of. */
+  maxAddr: number;
+}
+
+export type Message =
+  | { t: 'join'; name?: string; services: string[]; priv: Endpoint[]; nat: NatKind; rejoin?: Rejoin }
+  | { t: 'welcome'; id: number; addr: string; name: string; network: string; observed: Endpoint; members: MemberInfo[]; relearning: boolean }
+  | { t: 'joined'; m: MemberInfo }
+  | { t: 'left'; id: number; reason: 'leave' | 'dead' }
+  | { t: 'members'; members: MemberInfo[] }
+  | { t: 'ping'; n: number }
+  | { t: 'pong'; n: number }
+  | { t: 'leave' }
+  | { t: 'error'; code: string; message: string };
+
+export type MessageType = Message['t'];
+
+export class MessageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MessageError';
+  }
+}
+
+export function encodeMessage(m: Message): Uint8Array {
+  return cbor.encode(m);
+}
+
+// ---- validation -----------------------------------------------------------------------------------------
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+}
+function str(o: Obj, k: string, max = 256): string {
+  const v = o[k];
+  if (typeof v !== 'string' || v.length > max) throw new MessageError(`field ${k}: expected a string of at most ${max} characters`);
+  return v;
+}
+function optStr(o: Obj, k: string, max = 256): string | undefined {
+  return o[k] === undefined || o[k] === null ? undefined : str(o, k, max);
+}
+function int(o: Obj, k: string, min = 0, max = 2 ** 32 - 1): number {
+  const v = o[k];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+    throw new MessageError(`field ${k}: expected an integer in [${min}, ${max}]`);
+  }
+  return v;
+}
+function arr(o: Obj, k: string, max: number): unknown[] {
+  const v = o[k];
+  if (!Array.isArray(v) || v.length > max) throw new MessageError(`field ${k}: expected a list of at most ${max} items`);
+  return v;
+}
+const IPV4_RE = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+function ipv4(o: Obj, k: string): string {
+  const v = str(o, k, 15);
+  if (!IPV4_RE.test(v)) throw new MessageError(`field ${k}: expected an IPv4 address`);
+  return v;
+}
+function endpoint(v: unknown, what: string): Endpoint {
+  if (!isObj(v)) throw new MessageError(`${what}: expected an endpoint`);
+  return { ip: ipv4(v, 'ip'), port: int(v, 'port', 0, 65535) };
+}
+function natKind(o: Obj, k: string): NatKind {
+  const v = o[k];
+  if (typeof v !== 'string' || !(NAT_KINDS as readonly string[]).includes(v)) throw new MessageError(`field ${k}: unknown NAT kind`);
+  return v as NatKind;
+}
+function strings(o: Obj, k: string, max: number): string[] {
+  return arr(o, k, max).map((s, i) => {
+    if (typeof s !== 'string' || s.length > 63) throw new MessageError(`field ${k}[${i}]: expected a name`);
+    return s;
+  });
+}
+function member(v: unknown): MemberInfo {
+  if (!isObj(v)) throw new MessageError('member: expected a map');
+  const key = v.key;
+  if (!(key instanceof Uint8Array) || key.length !== 32) throw new MessageError('member key: expected 32 bytes');
+  return {
+    id: int(v, 'id', 1),
+    name: str(v, 'name', 63),
+    addr: ipv4(v, 'addr'),
+    services: strings(v, 'services', MAX_SERVICES),
+    ext: v.ext === null || v.ext === undefined ? null : endpoint(v.ext, 'member ext'),
+    priv: arr(v, 'priv', MAX_CANDIDATES).map((e) => endpoint(e, 'member priv')),
+    nat: natKind(v, 'nat'),
+    key: new Uint8Array(key),
+  };
+}
+/** Generous bound on list lengths in one message; the frame limit bounds the bytes anyway. */
+const MAX_MEMBERS_PER_MESSAGE = 65_536;
+
+/** Decodes and validates one message. Throws MessageError saying what is wrong. */
+export function decodeMessage(bytes: Uint8Array): Message {
+  let v: unknown;
+  try {
+    v = cbor.decode(bytes);
+  } catch (e) {
+    throw new MessageError(`not valid CBOR (${(e as Error).message})`);
+  }
+  if (!isObj(v)) throw new MessageError('expected a CBOR map');
+  const t = v.t;
+  switch (t) {
+    case 'join': {
+      let rejoin: Rejoin | undefined;
+      if (v.rejoin !== undefined && v.rejoin !== null) {
+        if (!isObj(v.rejoin)) throw new MessageError('rejoin: expected a map');
+        const r = v.rejoin;
+        rejoin = { id: int(r, 'id', 1), addr: ipv4(r, 'addr'), name: str(r, 'name', 63), maxId: int(r, 'maxId'), maxAddr: int(r, 'maxAddr') };
+      }
+      return {
+        t,
+        name: optStr(v, 'name', 63),
+        services: strings(v, 'services', MAX_SERVICES),
+        priv: arr(v, 'priv', MAX_CANDIDATES).map((e) => endpoint(e, 'priv')),
+        nat: natKind(v, 'nat'),
+        rejoin,
+      };
+    }
+    case 'welcome':
+      return {
+        t,
+        id: int(v, 'id', 1),
+        addr: ipv4(v, 'addr'),
+        name: str(v, 'name', 63),
+        network: str(v, 'network', 18),
+        observed: endpoint(v.observed, 'observed'),
+        members: arr(v, 'members', MAX_MEMBERS_PER_MESSAGE).map(member),
+        relearning: v.relearning === true,
+      };
+    case 'joined':
+      return { t, m: member(v.m) };
+    case 'left': {
+      const reason = v.reason;
+      if (reason !== 'leave' && reason !== 'dead') throw new MessageError('field reason: expected leave or dead');
+      return { t, id: int(v, 'id', 1), reason };
+    }
+    case 'members':
+      return { t, members: arr(v, 'members', MAX_MEMBERS_PER_MESSAGE).map(member) };
+    case 'ping':
+    case 'pong':
+      return { t, n: int(v, 'n') };
+    case 'leave':
+      return { t };
+    case 'error':
+      return { t, code: str(v, 'code', 64), message: str(v, 'message', 1024) };
+    default:
+      throw new MessageError(`unknown message type ${JSON.stringify(t)}`);
+  }
+}
