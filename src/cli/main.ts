@@ -1,4 +1,114 @@
-export function main(_argv: string[]): void {
-  console.error('boxer: not built yet');
-  process.exitCode = 70;
+/**
+ * The `boxer` command line: the public contract (docs/cli.md). Each command lives in its own module under
+ * src/cli/commands; this file parses arguments, sets the log level and maps errors to exit statuses.
+ */
+import yargs, { type Argv } from 'yargs';
+import { BoxerError, EXIT } from '../util/errors';
+import { setLevel } from '../util/log';
+import { seedCommand } from './commands/seed';
+import { runCommandCli } from './commands/run';
+import { statusCommand } from './commands/status';
+import { demoCommand } from './commands/demo';
+import { DEFAULT_NETWORK, DEFAULT_SEED_PORT } from '../constants';
+
+const EXIT_HELP = `Exit status:
+  0   success; \`boxer run\` and \`boxer seed -- CMD\` exit with CMD's status (128+N if killed by signal N)
+  ${EXIT.USAGE}  bad command line or configuration (e.g. no secret, invalid name, port in use)
+  ${EXIT.SEED_UNREACHABLE}  the seed could not be reached
+  ${EXIT.INTERNAL}  internal error (a bug: please report it)
+  ${EXIT.NAME_TAKEN}  the name asked for is taken
+  ${EXIT.NETWORK_FULL}  the virtual network has no free address
+  ${EXIT.WRONG_SECRET}  wrong network secret
+  ${EXIT.NO_AGENT}  no local agent found (status, ping)
+  ${EXIT.UNREACHABLE}  the member could not be reached (ping)
+  ${EXIT.LAB_UNAVAILABLE}  the lab (emulated NATs) cannot be built here`;
+
+export function splitDashDash(argv: string[]): [string[], string[]] {
+  const i = argv.indexOf('--');
+  return i < 0 ? [argv, []] : [argv.slice(0, i), argv.slice(i + 1)];
+}
+
+export function buildCli(argv: string[], cmd: string[]): Argv {
+  return yargs(argv)
+    .scriptName('boxer')
+    .usage('$0 <command> [options]\n\nOne private network for serverless functions and VMs behind NATs.')
+    .option('verbose', { alias: 'v', type: 'count', description: 'say more (-v info, -vv debug)', global: true })
+    .middleware((a) => {
+      const v = a.verbose as number;
+      if (v >= 2) setLevel('debug');
+      else if (v === 1) setLevel('info');
+    })
+    .command(
+      'seed',
+      'run the rendezvous of a network on a routable host (and, with -- CMD, be a member running CMD)',
+      (y) =>
+        y
+          .option('listen', { type: 'string', default: `0.0.0.0:${DEFAULT_SEED_PORT}`, description: 'address and port to listen on' })
+          .option('network', { type: 'string', default: DEFAULT_NETWORK, description: 'virtual network (CIDR)' })
+          .option('secret-file', { type: 'string', description: 'file holding the network secret (else $BOXER_SECRET; else one is generated)' })
+          .option('name', { type: 'string', description: "this member's name when running CMD (default node-ID)" })
+          .option('service', { type: 'string', array: true, default: [] as string[], description: 'a service name this member provides (repeatable)' }),
+      (a) => seedCommand({ listen: a.listen, network: a.network, secretFile: a['secret-file'], name: a.name, services: a.service, cmd }),
+    )
+    .command(
+      'run',
+      'join a network, wait for --nodes members, then run CMD with its virtual address in its environment',
+      (y) =>
+        y
+          .option('seed', { type: 'string', demandOption: true, description: 'the seed, HOST:PORT (HOST may be a DNS name)' })
+          .option('nodes', { type: 'number', description: 'wait until the network has this many members before starting CMD' })
+          .option('name', { type: 'string', description: "this member's name (default node-ID)" })
+          .option('service', { type: 'string', array: true, default: [] as string[], description: 'a service name this member provides (repeatable)' })
+          .option('secret-file', { type: 'string', description: 'file holding the network secret (else $BOXER_SECRET)' })
+          .option('join-timeout', { type: 'number', default: 15, description: 'seconds to keep trying an unreachable seed' }),
+      (a) =>
+        runCommandCli({
+          seed: a.seed,
+          nodes: a.nodes,
+          name: a.name,
+          services: a.service,
+          secretFile: a['secret-file'],
+          joinTimeoutMs: a['join-timeout'] * 1000,
+          cmd,
+        }),
+    )
+    .command(
+      'status',
+      'list the members as the local agent sees them',
+      (y) =>
+        y
+          .option('agent', { type: 'string', description: "the agent's control socket (default $BOXER_AGENT, else the only one running)" })
+          .option('json', { type: 'boolean', default: false, description: 'machine-readable output' }),
+      (a) => statusCommand({ agent: a.agent, json: a.json }),
+    )
+    .command(
+      'demo',
+      'run a seed and a few members on this machine, talking over Boxer',
+      (y) => y.option('loopback', { type: 'boolean', default: false, description: 'members share this host network (no NAT is crossed)' }),
+      (a) => demoCommand({ loopback: a.loopback }),
+    )
+    .demandCommand(1, 'say which command to run (boxer --help lists them)')
+    .strict()
+    .epilog(EXIT_HELP)
+    .wrap(Math.min(110, process.stdout.columns || 110))
+    .fail((msg, err, y) => {
+      if (err) throw err;
+      void y;
+      console.error(`boxer: ${msg}\n(boxer --help shows the usage)`);
+      process.exit(EXIT.USAGE);
+    });
+}
+
+export function main(raw: string[]): void {
+  const [argv, cmd] = splitDashDash(raw);
+  Promise.resolve()
+    .then(() => buildCli(argv, cmd).parseAsync())
+    .catch((e: unknown) => {
+      if (e instanceof BoxerError) {
+        console.error(`boxer: ${e.message}`);
+        process.exit(e.exitCode);
+      }
+      console.error(`boxer: internal error: ${(e as Error)?.stack ?? String(e)}`);
+      process.exit(EXIT.INTERNAL);
+    });
 }

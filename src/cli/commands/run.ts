@@ -1,0 +1,84 @@
+/** `boxer run`: join, wait for the barrier, run CMD with its place in the network in its environment. */
+import { Agent } from '../../control/agent';
+import { parseHostPort, networkKeys } from './common';
+import { readSecret } from '../secret';
+import { checkName } from '../../control/names';
+import { LocalMember, type MemberView } from '../member';
+import { runCommand } from '../process';
+import { BoxerError } from '../../util/errors';
+import { logger } from '../../util/log';
+
+const log = logger('run');
+
+export interface RunArgs {
+  seed: string;
+  nodes?: number;
+  name?: string;
+  services: string[];
+  secretFile?: string;
+  joinTimeoutMs: number;
+  cmd: string[];
+}
+
+export async function runCommandCli(a: RunArgs): Promise<void> {
+  if (a.cmd.length === 0) throw new BoxerError('USAGE', 'nothing to run: give the command after --, e.g. boxer run --seed HOST:PORT -- ./start.sh');
+  const { host, port } = parseHostPort(a.seed, '--seed');
+  if (a.name) checkName(a.name, '--name');
+  a.services.forEach((s) => checkName(s, '--service'));
+  if (a.nodes !== undefined && !(Number.isInteger(a.nodes) && a.nodes >= 1)) throw new BoxerError('USAGE', '--nodes: expected a whole number of members, at least 1');
+  const secret = readSecret(a.secretFile);
+  const { psk, keys } = await networkKeys(secret);
+  const agent = new Agent({ seedHost: host, seedPort: port, psk, keys, name: a.name, services: a.services, joinTimeoutMs: a.joinTimeoutMs });
+  const self = await agent.join();
+  const view: MemberView = {
+    get self() {
+      return agent.self;
+    },
+    list: () => agent.list(),
+    on: (ev, fn) => agent.on(ev, fn),
+    statusExtra: () => ({ role: 'member', seedConnected: agent.seedConnected }),
+  };
+  const member = new LocalMember(view, `${host}:${port}`);
+  await member.start();
+  let leaving = false;
+  const leave = async () => {
+    if (leaving) return;
+    leaving = true;
+    await agent.leave();
+    await member.close();
+  };
+
+  if (a.nodes && a.nodes > 1) {
+    let last = -1;
+    const abort = new AbortController();
+    const onSignal = () => abort.abort();
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    try {
+      await agent.waitForMembers(
+        a.nodes,
+        (have) => {
+          if (have !== last && have < a.nodes!) process.stderr.write(`boxer: waiting for members ${have}/${a.nodes}\n`);
+          last = have;
+        },
+        abort.signal,
+      );
+    } catch {
+      await leave();
+      process.exit(130);
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  }
+  log.info('starting the command', { id: self.id, name: self.name, addr: self.addr, cmd: a.cmd.join(' ') });
+  let code: number;
+  try {
+    code = await runCommand(a.cmd[0], a.cmd.slice(1), member.env(process.env));
+  } catch (e) {
+    await leave();
+    throw e;
+  }
+  await leave();
+  process.exit(code);
+}

@@ -1,0 +1,70 @@
+/** `boxer seed`: the rendezvous of a network; with `-- CMD`, also a member running CMD. */
+import path from 'node:path';
+import { Seed } from '../../control/seed';
+import { parseHostPort, networkKeys } from './common';
+import { seedSecret } from '../secret';
+import { checkName } from '../../control/names';
+import { LocalMember, type MemberView } from '../member';
+import { runCommand } from '../process';
+import { runtimeDir } from '../../util/paths';
+import { parseCidr } from '../../control/addresses';
+
+export interface SeedArgs {
+  listen: string;
+  network: string;
+  secretFile?: string;
+  name?: string;
+  services: string[];
+  cmd: string[];
+}
+
+export async function seedCommand(a: SeedArgs): Promise<void> {
+  const { host, port } = parseHostPort(a.listen, '--listen');
+  const cidr = parseCidr(a.network);
+  if (a.name) checkName(a.name, '--name');
+  a.services.forEach((s) => checkName(s, '--service'));
+  const { secret, file, generated } = seedSecret(a.secretFile, port);
+  const { psk, keys, networkId } = await networkKeys(secret);
+  const runsCmd = a.cmd.length > 0;
+  const seed = new Seed({
+    network: cidr.text,
+    psk,
+    keys,
+    stateFile: path.join(runtimeDir(), `seed-${host}-${port}-${networkId}.json`),
+    self: runsCmd ? { name: a.name, services: a.services, ext: host === '0.0.0.0' ? null : { ip: host, port } } : undefined,
+  });
+  const bound = await seed.listen(host, port);
+  const where = `${bound.address}:${bound.port}`;
+  console.log(`boxer seed listening on ${where} (virtual network ${cidr.text})`);
+  const seedArg = `--seed ${host === '0.0.0.0' ? 'THIS_HOST' : host}:${bound.port}`;
+  if (generated) console.log(`network secret written to ${file} (readable only by you); copy it to the members`);
+  console.log(
+    file
+      ? `join with: boxer run ${seedArg} --secret-file ${file} -- CMD`
+      : `join with: BOXER_SECRET=<the same secret> boxer run ${seedArg} -- CMD`,
+  );
+
+  if (!runsCmd) {
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    await seed.close();
+    return;
+  }
+
+  const selfInfo = seed.list().find((m) => m.id === seed.selfId)!;
+  const view: MemberView = {
+    self: { id: selfInfo.id, name: selfInfo.name, addr: selfInfo.addr, network: cidr.text },
+    list: () => seed.list(),
+    on: (ev, fn) => seed.on(ev, fn),
+    statusExtra: () => ({ role: 'seed', joins: seed.stats.joins }),
+  };
+  const member = new LocalMember(view, where);
+  await member.start();
+  const code = await runCommand(a.cmd[0], a.cmd.slice(1), member.env(process.env));
+  await member.close();
+  await seed.close();
+  process.exit(code);
+}

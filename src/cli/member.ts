@@ -1,0 +1,97 @@
+/**
+ * What a member runs locally besides its control plane: the member file (BOXER_NODES_FILE), the local
+ * control socket (BOXER_AGENT, for `boxer status`), and the environment handed to the user's command.
+ * It works on a `MemberView`, which both an Agent (`boxer run`) and a seed that runs a command provide.
+ */
+import type { MemberInfo } from '../wire/messages';
+import { ControlServer, type ControlReply, type ControlRequest } from '../ipc/control';
+import { uniquePath, writeFileAtomic } from '../util/paths';
+import fs from 'node:fs';
+
+export interface MemberView {
+  self: { id: number; name: string; addr: string; network: string } | null;
+  list(): MemberInfo[];
+  on(ev: 'change', fn: () => void): unknown;
+  /** Extra status fields (the seed connection, links, ...). */
+  statusExtra(): Record<string, unknown>;
+  /** Member-level requests beyond status (ping, ...); undefined when not handled. */
+  handle?(req: ControlRequest): Promise<ControlReply> | undefined;
+}
+
+export function nodesFileText(members: MemberInfo[]): string {
+  return members
+    .slice()
+    .sort((a, b) => a.id - b.id)
+    .map((m) => `${m.id} ${m.addr} ${m.name}\n`)
+    .join('');
+}
+
+export class LocalMember {
+  readonly nodesFile = uniquePath('nodes', '.txt');
+  readonly control: ControlServer;
+
+  constructor(
+    private readonly view: MemberView,
+    private readonly seedAddr: string,
+  ) {
+    this.control = new ControlServer(uniquePath('agent', '.sock'), (req) => this.onRequest(req));
+    this.writeNodes();
+    view.on('change', () => this.writeNodes());
+  }
+
+  async start(): Promise<void> {
+    await this.control.start();
+  }
+
+  private writeNodes(): void {
+    writeFileAtomic(this.nodesFile, nodesFileText(this.view.list()));
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      self: this.view.self,
+      seed: this.seedAddr,
+      nodesFile: this.nodesFile,
+      members: this.view.list().map((m) => ({
+        id: m.id,
+        name: m.name,
+        addr: m.addr,
+        services: m.services,
+        ext: m.ext ? `${m.ext.ip}:${m.ext.port}` : null,
+        nat: m.nat,
+      })),
+      ...this.view.statusExtra(),
+    };
+  }
+
+  private async onRequest(req: ControlRequest): Promise<ControlReply> {
+    if (req.op === 'status') return { ok: true, ...this.status() };
+    const handled = this.view.handle?.(req);
+    if (handled) return handled;
+    return { ok: false, error: `unknown request ${JSON.stringify(req.op)}` };
+  }
+
+  /** The environment of the user's command: ours, plus BOXER_*, minus the secret. */
+  env(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+    const self = this.view.self!;
+    const env: NodeJS.ProcessEnv = { ...base };
+    delete env.BOXER_SECRET;
+    env.BOXER_NODE_ID = String(self.id);
+    env.BOXER_NAME = self.name;
+    env.BOXER_ADDR = self.addr;
+    env.BOXER_NETWORK = self.network;
+    env.BOXER_NODES_FILE = this.nodesFile;
+    env.BOXER_SEED = this.seedAddr;
+    env.BOXER_AGENT = this.control.path;
+    return env;
+  }
+
+  async close(): Promise<void> {
+    await this.control.close();
+    try {
+      fs.unlinkSync(this.nodesFile);
+    } catch {
+      /* gone */
+    }
+  }
+}
