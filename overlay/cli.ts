@@ -1,0 +1,1 @@
+export function labCommand(y: import('yargs').Argv): import('yargs').Argv { return y; }
