@@ -144,25 +144,7 @@ export class Lab {
     readonly plan: Plan,
     private readonly user: UserIds,
   ) {
-    const ns = (n: string) => `${state.prefix}-${n}`;
-    const tmp = (n: string) => path.join(FUNCTION_TMP_ROOT, `${state.prefix}-${n}`);
-    for (const h of plan.hosts)
-      this.nodeMap.set(h.name, { name: h.name, role: 'host', netns: ns(h.name), address: h.address, publicAddress: h.address, tmpdir: tmp(h.name) });
-    for (const g of plan.gateways) {
-      this.nodeMap.set(g.name, { name: g.name, role: 'gateway', netns: ns(g.name), address: g.address, publicAddress: g.address, nat: g.kind });
-      for (const f of g.functions)
-        this.nodeMap.set(f.name, {
-          name: f.name,
-          role: 'function',
-          netns: ns(f.name),
-          address: f.address,
-          publicAddress: g.address,
-          gateway: g.name,
-          nat: g.kind,
-          portRange: f.portRange,
-          tmpdir: tmp(f.name),
-        });
-    }
+    for (const n of describeNodes(state.prefix, plan)) this.nodeMap.set(n.name, n);
   }
 
   get prefix(): string {
@@ -476,6 +458,31 @@ export class Lab {
   private assertOpen(): void {
     if (this.closed) throw new BoxerError('USAGE', `lab ${this.prefix} is down`);
   }
+}
+
+/** The nodes of a planned lab, as `Lab.node()` reports them (no kernel access: `boxer lab status` uses it). */
+export function describeNodes(prefix: string, plan: Plan): NodeInfo[] {
+  const ns = (n: string) => `${prefix}-${n}`;
+  const tmp = (n: string) => path.join(FUNCTION_TMP_ROOT, `${prefix}-${n}`);
+  const out: NodeInfo[] = [];
+  for (const h of plan.hosts)
+    out.push({ name: h.name, role: 'host', netns: ns(h.name), address: h.address, publicAddress: h.address, tmpdir: tmp(h.name) });
+  for (const g of plan.gateways) {
+    out.push({ name: g.name, role: 'gateway', netns: ns(g.name), address: g.address, publicAddress: g.address, nat: g.kind });
+    for (const f of g.functions)
+      out.push({
+        name: f.name,
+        role: 'function',
+        netns: ns(f.name),
+        address: f.address,
+        publicAddress: g.address,
+        gateway: g.name,
+        nat: g.kind,
+        portRange: f.portRange,
+        tmpdir: tmp(f.name),
+      });
+  }
+  return out;
 }
 
 /** The gateway-side veth of a function's link (at most 10 characters). */
