@@ -9,6 +9,7 @@ import { seedCommand } from './commands/seed';
 import { runCommandCli } from './commands/run';
 import { statusCommand } from './commands/status';
 import { demoCommand } from './commands/demo';
+import { labCommand } from '../../overlay/cli';
 import { DEFAULT_NETWORK, DEFAULT_SEED_PORT } from '../constants';
 
 const EXIT_HELP = `Exit status:
@@ -86,6 +87,9 @@ export function buildCli(argv: string[], cmd: string[]): Argv {
       'run a seed and a few members on this machine, talking over Boxer',
       (y) => y.option('loopback', { type: 'boolean', default: false, description: 'members share this host network (no NAT is crossed)' }),
       (a) => demoCommand({ loopback: a.loopback }),
+    )
+    .command('lab', 'an emulated datacenter on this machine: public hosts, functions, real NATs (root)', (y) =>
+      labCommand(y).demandCommand(1, 'say what to do with the lab: up, down, exec, status, set'),
     )
     .demandCommand(1, 'say which command to run (boxer --help lists them)')
     .strict()

@@ -1,0 +1,157 @@
+/**
+ * `npm run bench:join`: the control plane's cost.
+ *  (a) protocol: N agents (default 64) in one process join one seed on loopback; time from the last agent's
+ *      start to barrier release (every agent knows all N), and control messages and bytes per join;
+ *  (b) one agent process (`boxer run`): time from process start to joined, and its resident memory.
+ * Targets (issue 2): (a) under 1 s; (b) under 300 ms and under 80 MB.
+ */
+import net from 'node:net';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import fs from 'node:fs';
+import os from 'node:os';
+import { Seed } from '../src/control/seed';
+import { Agent, type Connector } from '../src/control/agent';
+import { sodiumReady } from '../src/crypto/sodium';
+import { deriveNetworkKey, generateKeyPair } from '../src/crypto/keys';
+import { setSink } from '../src/util/log';
+
+const SECRET = 'benchmark secret, long enough';
+const REPS = Number(process.env.BENCH_REPS ?? 5);
+
+interface Counter {
+  bytes: number;
+  frames: number;
+}
+
+/** A TCP connector that counts the bytes and frames (u32 length prefixes) an agent sends and receives. */
+function countingConnector(c: Counter): Connector {
+  return (host, port) =>
+    new Promise((resolve, reject) => {
+      const sock = net.connect({ host, port });
+      sock.setNoDelay(true);
+      let pending = Buffer.alloc(0);
+      const countFrames = (d: Buffer) => {
+        pending = Buffer.concat([pending, d]);
+        while (pending.length >= 4) {
+          const len = pending.readUInt32BE(0);
+          if (pending.length < 4 + len) break;
+          c.frames++;
+          pending = pending.subarray(4 + len);
+        }
+      };
+      sock.on('data', (d: Buffer) => {
+        c.bytes += d.length;
+        countFrames(d);
+      });
+      const write = sock.write.bind(sock);
+      let outPending = Buffer.alloc(0);
+      sock.write = ((chunk: Buffer, ...rest: never[]) => {
+        c.bytes += chunk.length;
+        outPending = Buffer.concat([outPending, chunk]);
+        while (outPending.length >= 4) {
+          const len = outPending.readUInt32BE(0);
+          if (outPending.length < 4 + len) break;
+          c.frames++;
+          outPending = outPending.subarray(4 + len);
+        }
+        return write(chunk, ...rest);
+      }) as typeof sock.write;
+      sock.once('error', reject);
+      sock.once('connect', () => resolve(sock));
+    });
+}
+
+async function protocolRun(n: number): Promise<{ ms: number; framesPerJoin: number; bytesPerJoin: number }> {
+  const psk = deriveNetworkKey(SECRET);
+  const seed = new Seed({ network: '100.96.0.0/16', psk, keys: generateKeyPair(), stateFile: null });
+  const { port } = await seed.listen('127.0.0.1', 0);
+  const counter: Counter = { bytes: 0, frames: 0 };
+  const agents: Agent[] = [];
+  const joined: Promise<void>[] = [];
+  let lastStart = 0;
+  for (let i = 0; i < n; i++) {
+    const a = new Agent({ seedHost: '127.0.0.1', seedPort: port, psk, keys: generateKeyPair(), services: [], connect: countingConnector(counter) });
+    agents.push(a);
+    lastStart = performance.now();
+    joined.push(a.join().then(() => a.waitForMembers(n)));
+  }
+  await Promise.all(joined);
+  const ms = performance.now() - lastStart;
+  const result = { ms, framesPerJoin: counter.frames / n, bytesPerJoin: counter.bytes / n };
+  await Promise.all(agents.map((a) => a.leave()));
+  await seed.close();
+  return result;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+function spread(xs: number[]): string {
+  return `${Math.min(...xs).toFixed(1)}–${Math.max(...xs).toFixed(1)}`;
+}
+
+async function agentProcessRun(seedAddr: string, env: NodeJS.ProcessEnv): Promise<{ ms: number; rssMb: number }> {
+  const bin = path.resolve(__dirname, '../../bin/boxer');
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, 'run', '--seed', seedAddr, '--', 'sh', '-c', 'echo joined; grep VmRSS /proc/$PPID/status'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    let ms = 0;
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (!ms && out.includes('joined')) ms = performance.now() - t0;
+    });
+    child.on('exit', (code) => {
+      const m = /VmRSS:\s+(\d+) kB/.exec(out);
+      if (code !== 0 || !m) return reject(new Error(`boxer run failed (${code}): ${out}`));
+      resolve({ ms, rssMb: Number(m[1]) / 1024 });
+    });
+  });
+}
+
+export async function benchJoin(opts: { n?: number; reps?: number } = {}): Promise<Record<string, unknown>> {
+  await sodiumReady();
+  setSink(() => {});
+  const n = opts.n ?? 64;
+  const reps = opts.reps ?? REPS;
+  const runs = [];
+  for (let i = 0; i < reps; i++) {
+    process.stderr.write(`bench:join protocol ${n} agents, run ${i + 1}/${reps}\n`);
+    runs.push(await protocolRun(n));
+  }
+  const psk = deriveNetworkKey(SECRET);
+  const seed = new Seed({ network: '100.96.0.0/16', psk, keys: generateKeyPair(), stateFile: null });
+  const { port } = await seed.listen('127.0.0.1', 0);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'boxer-bench-'));
+  const env = { ...process.env, BOXER_SECRET: SECRET, TMPDIR: tmp };
+  const procs = [];
+  for (let i = 0; i < reps; i++) {
+    process.stderr.write(`bench:join agent process, run ${i + 1}/${reps}\n`);
+    procs.push(await agentProcessRun(`127.0.0.1:${port}`, env));
+  }
+  await seed.close();
+  fs.rmSync(tmp, { recursive: true, force: true });
+  return {
+    agents: n,
+    barrierMs: { median: median(runs.map((r) => r.ms)), spread: spread(runs.map((r) => r.ms)), target: '< 1000' },
+    messagesPerJoin: median(runs.map((r) => r.framesPerJoin)),
+    bytesPerJoin: median(runs.map((r) => r.bytesPerJoin)),
+    agentStartToJoinedMs: { median: median(procs.map((p) => p.ms)), spread: spread(procs.map((p) => p.ms)), target: '< 300' },
+    agentRssMb: { median: median(procs.map((p) => p.rssMb)), spread: spread(procs.map((p) => p.rssMb)), target: '< 80' },
+  };
+}
+
+if (require.main === module) {
+  const n = Number(process.argv[2] ?? 64);
+  benchJoin({ n })
+    .then((r) => {
+      console.log(JSON.stringify(r, null, 2));
+      process.exit(0);
+    })
+    .catch((e: Error) => {
+      console.error(`bench:join failed: ${e.message}`);
+      process.exit(1);
+    });
+}
