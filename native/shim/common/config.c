@@ -1,0 +1,53 @@
+#define _GNU_SOURCE
+#include "config.h"
+#include "addr.h"
+#include "log.h"
+#include "sockutil.h"
+
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct shim_config shim_cfg;
+static pthread_once_t cfg_once = PTHREAD_ONCE_INIT;
+
+static void copy_env(char *dst, size_t cap, const char *name)
+{
+	const char *v = getenv(name);
+	dst[0] = 0;
+	if (v && strlen(v) < cap)
+		strcpy(dst, v);
+}
+
+static void read_config(void)
+{
+	shim_register_atfork();
+	const char *dbg = getenv("BOXER_SHIM_DEBUG");
+	shim_cfg.debug = dbg && strcmp(dbg, "1") == 0;
+	copy_env(shim_cfg.sock_path, sizeof shim_cfg.sock_path, "BOXER_SHIM_SOCK");
+	copy_env(shim_cfg.nodes_file, sizeof shim_cfg.nodes_file, "BOXER_NODES_FILE");
+	const char *net = getenv("BOXER_NETWORK");
+	if (!net || !*net)
+		net = SHIM_DEFAULT_NETWORK;
+	if (addr_parse_cidr(net, &shim_cfg.net, &shim_cfg.mask) < 0) {
+		shim_log("bad BOXER_NETWORK '%s': shim disabled", net);
+		return;
+	}
+	const char *self = getenv("BOXER_ADDR");
+	struct in_addr a;
+	if (self && inet_pton(AF_INET, self, &a) == 1)
+		shim_cfg.self = ntohl(a.s_addr);
+	shim_cfg.enabled = shim_cfg.sock_path[0] != 0;
+	shim_debug("loaded: sock=%s network=%s addr=%s", shim_cfg.sock_path, net, self ? self : "-");
+}
+
+void shim_init(void)
+{
+	pthread_once(&cfg_once, read_config);
+}
+
+__attribute__((constructor)) static void shim_constructor(void)
+{
+	shim_init();
+}

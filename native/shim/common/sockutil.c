@@ -1,0 +1,84 @@
+#define _GNU_SOURCE
+#include "sockutil.h"
+
+#include "addr.h"
+#include "ipc.h"
+#include "libc.h"
+#include "nodes.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <string.h>
+
+int shim_track(int fd, struct vsock *v)
+{
+	if (fdt_get(fd, v))
+		return 1;
+	int saved = errno, domain = 0, type = 0;
+	socklen_t l1 = sizeof domain, l2 = sizeof type;
+	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l1) < 0 ||
+	    REAL(getsockopt)(fd, SOL_SOCKET, SO_TYPE, &type, &l2) < 0 || type != SOCK_STREAM ||
+	    (domain != AF_INET && domain != AF_INET6)) {
+		errno = saved;
+		return 0;
+	}
+	memset(v, 0, sizeof *v);
+	v->family = domain;
+	fdt_new(fd, v);
+	errno = saved;
+	return 1;
+}
+
+void shim_keepalive(int fd)
+{
+	int saved = errno, one = 1, idle = SHIM_KEEPALIVE_IDLE_S, intvl = SHIM_KEEPALIVE_INTVL_S,
+	    cnt = SHIM_KEEPALIVE_CNT;
+	REAL(setsockopt)(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+	REAL(setsockopt)(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+	REAL(setsockopt)(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
+	REAL(setsockopt)(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+	errno = saved;
+}
+
+uint16_t shim_real_port(int fd)
+{
+	int saved = errno;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	uint16_t port = 0;
+	if (REAL(getsockname)(fd, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET)
+			port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+		else if (ss.ss_family == AF_INET6)
+			port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	}
+	errno = saved;
+	return port;
+}
+
+/* Lock order: ipc (whose channel_open reads the fd table), then fdtable, then nodes. */
+static void prepare(void)
+{
+	ipc_atfork_prepare();
+	fdt_atfork_prepare();
+	nodes_atfork_prepare();
+}
+static void parent(void)
+{
+	nodes_atfork_parent();
+	fdt_atfork_parent();
+	ipc_atfork_parent();
+}
+static void child(void)
+{
+	nodes_atfork_child();
+	fdt_atfork_child();
+	ipc_atfork_child();
+}
+
+void shim_register_atfork(void)
+{
+	pthread_atfork(prepare, parent, child);
+}

@@ -1,0 +1,31 @@
+/* Helpers shared by the wrappers. */
+#pragma once
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "fdtable.h"
+
+/* TCP keepalive on overlay connections, so that NATs that drop idle flows keep them: AWS NAT gateways drop
+ * TCP flows idle for 350 s; the first probe goes out after 60 s idle, well inside that, and a dead peer is
+ * detected after 60 + 3 x 20 = 120 s. Not applied when the program set SO_KEEPALIVE itself. */
+#define SHIM_KEEPALIVE_IDLE_S 60
+#define SHIM_KEEPALIVE_INTVL_S 20
+#define SHIM_KEEPALIVE_CNT 3
+
+/* How long a blocking connect() lets the agent take to report the outcome (CONNECT_RESULT wait_ms) once the
+ * kernel's connect returned; below SHIM_IPC_TIMEOUT_MS so the request itself does not time out. */
+#define SHIM_CONNECT_RESULT_WAIT_MS 1500
+
+/* Gets fd's record; an untracked descriptor that is an AF_INET/AF_INET6 stream socket (inherited over
+ * exec, received with SCM_RIGHTS) starts being tracked here. Returns 1 with *v filled, 0 if fd is not a
+ * TCP socket (or not a socket). Keeps errno. */
+int shim_track(int fd, struct vsock *v);
+
+/* Turns on the overlay keepalive (best effort; keeps errno). */
+void shim_keepalive(int fd);
+
+/* The socket's real local port (0 if unbound or on error). Keeps errno. */
+uint16_t shim_real_port(int fd);
+
+/* pthread_atfork registration of every lock of the shim (called once at load). */
+void shim_register_atfork(void);

@@ -1,0 +1,147 @@
+/* connect() to an address inside the virtual network. The program's own socket is the one that connects
+ * (epoll registrations belong to the open file, so nothing may be swapped in afterwards):
+ *   - own virtual address: the real connect goes to 127.0.0.1:PORT (from 127.66.0.1 when the socket was
+ *     unbound, so the accepting side can show the member's virtual address); kernel semantics throughout.
+ *   - another member: bind to port 0 if unbound, CONNECT (vaddr, vport, local port) to the agent, which
+ *     answers at once where to connect (real_ip:real_port); then the kernel connect. Non-blocking: the
+ *     kernel's EINPROGRESS is returned (one local round trip to the agent, no network wait); SO_ERROR
+ *     (sockopt.c) reports the outcome. Blocking: after the kernel connect returns, CONNECT_RESULT gives the
+ *     virtual outcome (ECONNREFUSED when nothing listens on the far port). SO_SNDTIMEO expiry and EINTR give
+ *     the kernel's EINPROGRESS / EINTR, and the connect goes on.
+ * Returns 0, or -1 with errno (docs/shim-protocol.md, "Errors the program sees"); addresses outside the
+ * virtual network and non-TCP sockets pass through untouched. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "common/addr.h"
+#include "common/config.h"
+#include "common/fdtable.h"
+#include "common/frame.h"
+#include "common/ipc.h"
+#include "common/libc.h"
+#include "common/log.h"
+#include "common/sockutil.h"
+
+static int real_connect_to(int fd, int family, uint32_t ip, uint16_t port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = addr_make(family, ip, port, &ss);
+	return REAL(connect)(fd, (struct sockaddr *)&ss, len);
+}
+
+/* The agent's view of a connect whose kernel part ended: its errno if it knows one, else 0. */
+static int connect_result(uint64_t conn_id, uint32_t wait_ms)
+{
+	uint8_t body[16], reply[16];
+	size_t n = body_connect_result(body, conn_id, wait_ms);
+	int32_t err;
+	if (ipc_request(MSG_CONNECT_RESULT, body, n, reply, sizeof reply, &n, NULL) < 0 ||
+	    parse_errno_reply(reply, n, &err) < 0 || err == EINPROGRESS)
+		return 0;
+	return err;
+}
+
+static int connect_self(int fd, struct vsock *v, uint16_t port)
+{
+	if (shim_real_port(fd) == 0) {
+		struct sockaddr_storage ss;
+		socklen_t len = addr_make(v->family, SHIM_SELF_MARK_IP, 0, &ss);
+		int saved = errno;
+		if (REAL(bind)(fd, (struct sockaddr *)&ss, len) < 0)
+			errno = saved; /* fine: the peer then sees 127.0.0.1 */
+	}
+	v->has_peer = 1;
+	v->vpeer_ip = shim_cfg.self;
+	v->vpeer_port = port;
+	v->has_local = 1;
+	v->vlocal_ip = shim_cfg.self;
+	v->vlocal_port = 0;
+	v->state = VS_DONE;
+	v->real_ip = SHIM_LOOPBACK_IP;
+	v->real_port = port;
+	fdt_set(fd, v);
+	return real_connect_to(fd, v->family, SHIM_LOOPBACK_IP, port);
+}
+
+static int connect_remote(int fd, struct vsock *v, uint32_t ip, uint16_t port)
+{
+	int nonblock = (REAL(fcntl)(fd, F_GETFL) & O_NONBLOCK) != 0;
+	uint16_t local = shim_real_port(fd);
+	if (local == 0) {
+		struct sockaddr_storage ss;
+		socklen_t len = addr_make(AF_INET, 0, 0, &ss);
+		if (v->family == AF_INET6) {
+			memset(&ss, 0, sizeof ss);
+			((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
+			len = sizeof(struct sockaddr_in6);
+		}
+		if (REAL(bind)(fd, (struct sockaddr *)&ss, len) < 0)
+			return -1; /* EADDRINUSE / EADDRNOTAVAIL: no local port left, as a native connect says */
+		local = shim_real_port(fd);
+	}
+	uint8_t body[16], reply[64];
+	size_t n = body_connect(body, ip, port, local, nonblock ? CONNECT_FLAG_NONBLOCK : 0);
+	struct connect_reply r;
+	if (ipc_request(MSG_CONNECT, body, n, reply, sizeof reply, &n, NULL) < 0 ||
+	    parse_connect_reply(reply, n, &r) < 0) {
+		shim_debug("CONNECT failed: %s", strerror(errno));
+		errno = ENETUNREACH;
+		return -1;
+	}
+	if (r.err) {
+		errno = r.err;
+		return -1;
+	}
+	if (!v->user_keepalive)
+		shim_keepalive(fd);
+	v->has_peer = 1;
+	v->vpeer_ip = ip;
+	v->vpeer_port = port;
+	v->has_local = 1;
+	v->vlocal_ip = shim_cfg.self;
+	v->vlocal_port = local;
+	v->state = VS_PENDING;
+	v->conn_id = r.conn_id;
+	v->real_ip = r.real_ip;
+	v->real_port = r.real_port;
+	fdt_set(fd, v);
+
+	int rc = real_connect_to(fd, v->family, r.real_ip, r.real_port);
+	int err = rc < 0 ? errno : 0;
+	if (err == EINPROGRESS || err == EINTR || err == EALREADY)
+		return rc; /* in progress: SO_ERROR (or the next connect) reports the outcome */
+	if (rc == 0 && nonblock) {
+		v->state = VS_DONE;
+		fdt_set(fd, v);
+		return 0;
+	}
+	/* The kernel's connect ended: the agent may know the virtual outcome (e.g. nothing listens there). */
+	int verr = connect_result(r.conn_id, rc == 0 ? SHIM_CONNECT_RESULT_WAIT_MS : 0);
+	v->state = VS_DONE;
+	fdt_set(fd, v);
+	if (verr) {
+		errno = verr;
+		return -1;
+	}
+	if (rc < 0)
+		errno = err;
+	return rc;
+}
+
+int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	uint32_t ip;
+	uint16_t port;
+	struct vsock v;
+	if (!shim_enabled() || addr_get_v4(addr, len, &ip, &port) < 0 ||
+	    !addr_in_net(ip, shim_cfg.net, shim_cfg.mask) || !shim_track(fd, &v))
+		return REAL(connect)(fd, addr, len);
+	if (v.state != VS_NONE) /* again on a socket already connecting: the kernel says EALREADY/EISCONN */
+		return real_connect_to(fd, v.family, v.real_ip, v.real_port);
+	if (ip == shim_cfg.self)
+		return connect_self(fd, &v, port);
+	return connect_remote(fd, &v, ip, port);
+}
