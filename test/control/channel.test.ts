@@ -40,15 +40,13 @@ function closed(ch: Channel): Promise<string | null> {
 
 test('messages flow both ways and the static keys are authenticated', async (t) => {
   const { ca, cb } = await pair();
-  const got: string[] = [];
-  cb.on('message', (m) => got.push(m.t));
-  ca.on('message', (m) => got.push(m.t));
+  const atB = new Promise<string>((r) => cb.on('message', (m) => r(m.t)));
+  const atA = new Promise<string>((r) => ca.on('message', (m) => r(m.t)));
   ca.start();
   cb.start();
   ca.sendMessage({ t: 'ping', n: 1 });
   cb.sendMessage({ t: 'pong', n: 1 });
-  await new Promise((r) => setTimeout(r, 20));
-  t.deepEqual(got.sort(), ['ping', 'pong']);
+  t.deepEqual(await Promise.all([atB, atA]), ['ping', 'pong']);
   t.is(ca.remoteStatic.length, 32);
 });
 
