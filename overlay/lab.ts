@@ -106,6 +106,8 @@ export interface LabOptions {
   prefix?: string;
   /** Leave the lab running when this process exits (`boxer lab up`): `down --stale` does not sweep it. */
   persistent?: boolean;
+  /** Called as each part is built (`namespaces`, `internet`, `host seed`, `gateway pres`, ...); a throw aborts up. */
+  onProgress?: (step: string) => void;
 }
 
 export interface SpawnOptions {
@@ -143,6 +145,7 @@ export class Lab {
     private readonly state: LabState,
     readonly plan: Plan,
     private readonly user: UserIds,
+    private readonly progress: (step: string) => void = () => undefined,
   ) {
     for (const n of describeNodes(state.prefix, plan)) this.nodeMap.set(n.name, n);
   }
@@ -209,7 +212,7 @@ export class Lab {
     }
     if (!state) throw new BoxerError('INTERNAL', `no free lab prefix after ${PREFIX_ATTEMPTS} attempts`);
 
-    const lab = new Lab(state, plan, user);
+    const lab = new Lab(state, plan, user, opts.onProgress);
     try {
       await lab.build();
     } catch (e) {
@@ -370,10 +373,12 @@ export class Lab {
 
   private async build(): Promise<void> {
     const { plan } = this;
+    this.progress('namespaces');
     for (const ns of this.state.namespaces) {
       await run('ip', ['netns', 'add', ns]);
       await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
     }
+    this.progress('internet');
     const net = this.ns(INTERNET_NODE);
     await this.sysctl(INTERNET_NODE, ['net.bridge.bridge-nf-call-iptables=0']);
     await run('ip', ['-n', net, 'link', 'add', INTERNET_BRIDGE, 'type', 'bridge']);
@@ -381,10 +386,12 @@ export class Lab {
     const cidr = (a: string, len: number) => `${a}/${len}`;
 
     for (const h of plan.hosts) {
+      this.progress(`host ${h.name}`);
       await this.sysctl(h.name, ['net.ipv4.ping_group_range=0 2147483647']);
       await this.wireToInternet(h.name, 'eth0', cidr(h.address, plan.internetPrefixLen));
     }
     for (const g of plan.gateways) {
+      this.progress(`gateway ${g.name}`);
       // Before any interface exists, so that `default` applies to them (rp_filter: replies of the stateless
       // translation arrive on an interface the reverse path would not choose).
       await this.sysctl(g.name, [
@@ -418,6 +425,7 @@ export class Lab {
       if (g.idleTimeout !== undefined) await this.setIdleTimeout(g.name, g.idleTimeout);
       if (g.rate !== undefined) await this.setRate(g.name, g.rate);
     }
+    this.progress('directories');
     for (const dir of this.state.tmpDirs) {
       fs.rmSync(dir, { recursive: true, force: true });
       fs.mkdirSync(dir, { mode: 0o700 });

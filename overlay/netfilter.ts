@@ -111,9 +111,14 @@ export function gatewayRuleset(gw: PlannedGateway): string {
   return lines.join('\n') + '\n';
 }
 
+/** Loss is drawn out of this many buckets: percentages to two decimals (0.05% loss is a real link). */
+const LOSS_BUCKETS = 10000;
+
 /** The rule the loss chain holds for a loss of `pct` percent (both directions through the gateway). */
 export function lossRule(pct: number): string {
-  return `numgen random mod 100 < ${Math.round(pct)} drop`;
+  const buckets = Math.round((pct / 100) * LOSS_BUCKETS);
+  // numgen's result is below the modulus, so "< modulus" is rejected: total loss is a plain drop.
+  return buckets >= LOSS_BUCKETS ? 'drop' : `numgen random mod ${LOSS_BUCKETS} < ${buckets} drop`;
 }
 
 function translatedLocalSet(gw: PlannedGateway): string {

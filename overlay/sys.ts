@@ -44,10 +44,12 @@ export class LabCommandError extends Error {
   }
 }
 
-/** Absolute path of a tool, or undefined. */
+/**
+ * Absolute path of a system tool, or undefined. Only the system directories are searched, never $PATH:
+ * under `npx`, node_modules/.bin comes first and holds an unrelated `nft` (@vercel/nft, an ava dependency).
+ */
 export function findTool(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), ...TOOL_DIRS];
-  for (const d of dirs) {
+  for (const d of TOOL_DIRS) {
     const p = path.join(d, name);
     try {
       fs.accessSync(p, fs.constants.X_OK);

@@ -383,7 +383,7 @@ export function isLoss(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v) && v >= 0 && v <= 100;
 }
 export function isRate(v: unknown): v is string {
-  return typeof v === 'string' && RATE_RE.test(v);
+  return typeof v === 'string' && RATE_RE.test(v) && parseFloat(v) > 0;
 }
 
 /** Where the default topology lives: the source file, read at run time from dist/overlay/../../overlay. */
