@@ -57,3 +57,55 @@ export const NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 export const MAX_SERVICES = 16;
 /** Most private address candidates a member may announce. */
 export const MAX_CANDIDATES = 8;
+
+// ---- NAT traversal (src/traversal, docs/nat-traversal.md) -----------------------------------------------
+/** The seed's discovery port is its control port plus this, unless `boxer seed --discovery-port` says otherwise. */
+export const DISCOVERY_PORT_OFFSET = 1;
+/**
+ * The seed's connect-back test (is the agent reachable from outside?) gives up after this. A NAT drops the
+ * unsolicited SYN silently, so a NATed agent always costs the full timeout at join: short, but several cloud
+ * round trips (tens of ms) long.
+ */
+export const CONNECT_BACK_TIMEOUT_MS = 700;
+/** One discovery probe (connect, handshake, reflect) must finish within this, else the NAT is `unknown`. */
+export const PROBE_TIMEOUT_MS = 3_000;
+/**
+ * Most peer links an agent keeps open (documented bound; a Lambda function has 1024 descriptors). Beyond it
+ * the least recently used link that is not a home link is closed. Links are opened on demand.
+ */
+export const MAX_LINKS = 64;
+/**
+ * Keepalive on every peer link, also its RTT measurement: far inside the 30 s idle timeout of the strictest
+ * NATs and the 350 s of AWS NAT gateways, and frequent enough for LINK_DEAD_AFTER_MS.
+ */
+export const LINK_KEEPALIVE_MS = 1_000;
+/** A link silent this long is dead ("within a few seconds"; tolerates 3 lost keepalives). */
+export const LINK_DEAD_AFTER_MS = 4_000;
+/** A link that carried no traffic of its own (keepalives do not count) for this long is closed, home links excepted. */
+export const LINK_IDLE_MS = 120_000;
+/** Connecting to a private (LAN) candidate: a LAN answers in well under a millisecond; a wrong guess is dropped silently. */
+export const LAN_CONNECT_TIMEOUT_MS = 400;
+/** Connecting to an `open` member's listener: a few cloud round trips, with room for one SYN loss (1 s RTO). */
+export const DIRECT_CONNECT_TIMEOUT_MS = 2_500;
+/**
+ * Simultaneous open: both sides start their connect within one signalling round trip of each other; the
+ * connection completes with the second SYN (no retransmission needed), so this only bounds a failed punch.
+ */
+export const PUNCH_TIMEOUT_MS = 2_500;
+/** Waiting for the peer's answer to a punch or dial request carried by the seed or a member. */
+export const SIGNAL_TIMEOUT_MS = 3_000;
+/** The whole opening of a link (every path tried in turn) is bounded by this; `boxer ping` waits for it. */
+export const LINK_OPEN_TIMEOUT_MS = 8_000;
+/** A relayed link retries its direct path this often (it is upgraded when the direct path works). */
+export const RELAY_UPGRADE_MS = 15_000;
+/** Relay payloads are cut into pieces of at most this size (below MAX_PAYLOAD, so a frame never overflows). */
+export const RELAY_CHUNK = 16 * 1024;
+/** An application ping (`boxer ping`) over an open link waits this long for its answer. */
+export const PING_TIMEOUT_MS = 3_000;
+/**
+ * While the seed is down, the home of a member declares it dead when its home link has been gone this long
+ * without the member linking again (it retries within RECONNECT_MAX_MS).
+ */
+export const HOME_DEATH_GRACE_MS = 3_000;
+/** Pause between attempts to reopen a lost home link. */
+export const HOME_RETRY_MS = 1_000;

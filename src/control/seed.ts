@@ -64,6 +64,8 @@ export interface SeedStats {
   joins: number;
   handshakeFailures: number;
   droppedConnections: number;
+  /** Bytes of peer links relayed. */
+  relayed: number;
 }
 
 export class Seed extends EventEmitter<SeedEvents> {
@@ -77,7 +79,7 @@ export class Seed extends EventEmitter<SeedEvents> {
   private sweeper: NodeJS.Timeout | null = null;
   private relearnTimer: NodeJS.Timeout | null = null;
   private readonly sockets = new Set<Duplex>();
-  readonly stats: SeedStats = { joins: 0, handshakeFailures: 0, droppedConnections: 0 };
+  readonly stats: SeedStats = { joins: 0, handshakeFailures: 0, droppedConnections: 0, relayed: 0 };
   selfId: number | null = null;
 
   constructor(private readonly opts: SeedOptions) {
@@ -103,6 +105,7 @@ export class Seed extends EventEmitter<SeedEvents> {
         priv: [],
         nat: 'open',
         key: opts.keys.publicKey,
+        lport: 0,
       };
       const why = nameConflict(this.owners(), id, info.name, info.services);
       if (why) throw new BoxerError('NAME_TAKEN', why);
@@ -156,6 +159,11 @@ export class Seed extends EventEmitter<SeedEvents> {
     }, HANDSHAKE_TIMEOUT_MS);
     ch.on('message', (m) => {
       if (!entry) {
+        if (m.t === 'probe') {
+          // NAT discovery: reflect the endpoint of the control connection (src/traversal/discovery.ts).
+          ch.sendMessage({ t: 'reflect', observed: remote, open: false });
+          return;
+        }
         if (m.t !== 'join') return ch.close(`expected join, got ${m.t}`);
         clearTimeout(firstTimer);
         const admit = () => {
@@ -207,6 +215,9 @@ export class Seed extends EventEmitter<SeedEvents> {
         known.grace = null;
         known.lastSeen = Date.now();
         known.info.ext = remote;
+        known.info.nat = m.nat;
+        known.info.priv = m.priv;
+        if (m.lport !== undefined) known.info.lport = m.lport;
         if (old && old !== ch) old.close();
         ch.sendMessage(this.welcome(known.info, remote));
         this.saveState();
@@ -225,7 +236,7 @@ export class Seed extends EventEmitter<SeedEvents> {
     const why = nameConflict(this.owners(), id, name, m.services);
     if (why) return refuse('name-taken', `${why}; choose another with --name`);
     this.maxId = Math.max(this.maxId, id);
-    const info: MemberInfo = { id, name, addr, services: m.services, ext: remote, priv: m.priv, nat: m.nat as NatKind, key: ch.remoteStatic };
+    const info: MemberInfo = { id, name, addr, services: m.services, ext: remote, priv: m.priv, nat: m.nat as NatKind, key: ch.remoteStatic, lport: m.lport ?? 0 };
     const entry: Entry = { info, channel: ch, lastSeen: Date.now(), grace: null };
     this.members.set(id, entry);
     this.stats.joins++;
@@ -262,6 +273,21 @@ export class Seed extends EventEmitter<SeedEvents> {
         break;
       case 'pong':
         break;
+      case 'fwd': {
+        // Signalling between members (src/traversal): the seed vouches for the sender.
+        const to = this.members.get(m.to);
+        if (to?.channel) to.channel.sendMessage({ t: 'fwd', to: m.to, from: entry.info.id, body: m.body });
+        break;
+      }
+      case 'relay': {
+        // Relay of an end-to-end encrypted peer link: the seed sees only ciphertext.
+        const to = this.members.get(m.peer);
+        if (to?.channel && m.peer !== entry.info.id) {
+          this.stats.relayed += m.data.length;
+          to.channel.sendMessage({ t: 'relay', peer: entry.info.id, sid: m.sid, data: m.data, end: m.end, hop: false });
+        } else if (!m.end) entry.channel?.sendMessage({ t: 'relay', peer: m.peer, sid: m.sid, data: new Uint8Array(0), end: true, hop: false });
+        break;
+      }
       default:
         entry.channel?.close(`unexpected ${m.t} from member ${entry.info.id}`);
     }

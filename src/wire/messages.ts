@@ -31,7 +31,16 @@ export interface MemberInfo {
   nat: NatKind;
   /** The member's static X25519 public key (32 bytes), as authenticated by its handshake with the seed. */
   key: Uint8Array;
+  /** Local TCP port of its peer-link listener (0: none). Reachable at ext.ip when `open`, at priv on a LAN. */
+  lport: number;
 }
+
+/** How a peer link reaches the other member (docs/nat-traversal.md). */
+export type PathKind = 'direct' | 'punched' | 'lan' | 'hairpin' | 'relay';
+export const PATH_KINDS: readonly PathKind[] = ['direct', 'punched', 'lan', 'hairpin', 'relay'];
+/** Steps of the punch coordination (src/traversal/peers.ts). */
+export type PunchPhase = 'req' | 'ack' | 'dial' | 'fail';
+const PUNCH_PHASES: readonly PunchPhase[] = ['req', 'ack', 'dial', 'fail'];
 
 export interface Rejoin {
   id: number;
@@ -44,7 +53,7 @@ export interface Rejoin {
 }
 
 export type Message =
-  | { t: 'join'; name?: string; services: string[]; priv: Endpoint[]; nat: NatKind; rejoin?: Rejoin }
+  | { t: 'join'; name?: string; services: string[]; priv: Endpoint[]; nat: NatKind; rejoin?: Rejoin; lport?: number }
   | { t: 'welcome'; id: number; addr: string; name: string; network: string; observed: Endpoint; members: MemberInfo[]; relearning: boolean }
   | { t: 'joined'; m: MemberInfo }
   | { t: 'left'; id: number; reason: 'leave' | 'dead' }
@@ -52,7 +61,25 @@ export type Message =
   | { t: 'ping'; n: number }
   | { t: 'pong'; n: number }
   | { t: 'leave' }
-  | { t: 'error'; code: string; message: string };
+  | { t: 'error'; code: string; message: string }
+  // ---- NAT traversal (src/traversal, docs/nat-traversal.md) ----
+  /** Agent -> seed (either port), before join: reflect my endpoint; `listen` > 0 asks for a connect-back test. */
+  | { t: 'probe'; listen: number }
+  /** Seed -> agent: the endpoint the probe came from; `open` when the connect-back test succeeded. */
+  | { t: 'reflect'; observed: Endpoint; open: boolean }
+  /** First message each way on a peer link: who I am (checked against my key), the path, a home link? */
+  | { t: 'hello'; id: number; path: PathKind | 'probe'; home: boolean }
+  /** A message for member `to`, carried by the seed or a member both are linked to; `from` set by the carrier. */
+  | { t: 'fwd'; to: number; from: number; body: Uint8Array }
+  /** Link set-up signalling (carried in `fwd` or on a link). */
+  | { t: 'punch'; sid: number; phase: PunchPhase; ep: Endpoint | null; path: PathKind }
+  /**
+   * Bytes of an end-to-end encrypted inner link carried through a relay. `hop`: to the relay, "carry this to
+   * member `peer`"; from the relay (hop false), "this comes from member `peer`". The seed always carries.
+   */
+  | { t: 'relay'; peer: number; sid: number; data: Uint8Array; end: boolean; hop: boolean }
+  /** An opaque payload of the virtual-network layer. */
+  | { t: 'vnet'; payload: Uint8Array };
 
 export type MessageType = Message['t'];
 
@@ -127,8 +154,21 @@ function member(v: unknown): MemberInfo {
     priv: arr(v, 'priv', MAX_CANDIDATES).map((e) => endpoint(e, 'member priv')),
     nat: natKind(v, 'nat'),
     key: new Uint8Array(key),
+    lport: v.lport === undefined || v.lport === null ? 0 : int(v, 'lport', 0, 65535),
   };
 }
+function blob(o: Obj, k: string, max: number): Uint8Array {
+  const v = o[k];
+  if (!(v instanceof Uint8Array) || v.length > max) throw new MessageError(`field ${k}: expected at most ${max} bytes`);
+  return new Uint8Array(v);
+}
+function oneOf<T extends string>(o: Obj, k: string, allowed: readonly T[]): T {
+  const v = o[k];
+  if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) throw new MessageError(`field ${k}: expected one of ${allowed.join(', ')}`);
+  return v as T;
+}
+/** Largest opaque payload (relay data, vnet, forwarded message): well inside MAX_FRAME with its envelope. */
+export const MAX_PAYLOAD = 64 * 1024;
 /** Generous bound on list lengths in one message; the frame limit bounds the bytes anyway. */
 const MAX_MEMBERS_PER_MESSAGE = 65_536;
 
@@ -157,6 +197,7 @@ export function decodeMessage(bytes: Uint8Array): Message {
         priv: arr(v, 'priv', MAX_CANDIDATES).map((e) => endpoint(e, 'priv')),
         nat: natKind(v, 'nat'),
         rejoin,
+        lport: v.lport === undefined || v.lport === null ? undefined : int(v, 'lport', 0, 65535),
       };
     }
     case 'welcome':
@@ -186,6 +227,26 @@ export function decodeMessage(bytes: Uint8Array): Message {
       return { t };
     case 'error':
       return { t, code: str(v, 'code', 64), message: str(v, 'message', 1024) };
+    case 'probe':
+      return { t, listen: int(v, 'listen', 0, 65535) };
+    case 'reflect':
+      return { t, observed: endpoint(v.observed, 'observed'), open: v.open === true };
+    case 'hello':
+      return { t, id: int(v, 'id'), path: oneOf(v, 'path', [...PATH_KINDS, 'probe'] as const), home: v.home === true };
+    case 'fwd':
+      return { t, to: int(v, 'to', 1), from: int(v, 'from'), body: blob(v, 'body', MAX_PAYLOAD + 1024) };
+    case 'punch':
+      return {
+        t,
+        sid: int(v, 'sid'),
+        phase: oneOf(v, 'phase', PUNCH_PHASES),
+        ep: v.ep === null || v.ep === undefined ? null : endpoint(v.ep, 'ep'),
+        path: oneOf(v, 'path', PATH_KINDS),
+      };
+    case 'relay':
+      return { t, peer: int(v, 'peer', 1), sid: int(v, 'sid'), data: blob(v, 'data', MAX_PAYLOAD), end: v.end === true, hop: v.hop === true };
+    case 'vnet':
+      return { t, payload: blob(v, 'payload', MAX_PAYLOAD) };
     default:
       throw new MessageError(`unknown message type ${JSON.stringify(t)}`);
   }

@@ -1,0 +1,142 @@
+/**
+ * The socket operations NAT traversal needs, behind one narrow interface (`PeerIo`) so that tests can
+ * substitute an in-memory network. The real implementation uses the native addon (native/index.d.ts):
+ * Node.js 20 cannot bind a client socket to a chosen port with SO_REUSEPORT, which both the discovery probe
+ * (same local port as the control connection) and the simultaneous open (connect from a known local port)
+ * need.
+ */
+import net from 'node:net';
+import dns from 'node:dns/promises';
+import path from 'node:path';
+import type { Duplex } from 'node:stream';
+import type { Endpoint } from '../wire/messages';
+
+type NativeApi = typeof import('../../native/index');
+
+let nativeApi: NativeApi | null = null;
+/** The addon, loaded on first use (throws with code ENOADDON when it is not built). */
+export function native(): NativeApi {
+  // dist/src/traversal/io.js -> <root>/native
+  if (!nativeApi) nativeApi = require(path.resolve(__dirname, '../../../native')) as NativeApi;
+  return nativeApi;
+}
+
+/** A socket bound to a local port, not yet connected. */
+export interface BoundSocket {
+  port: number;
+  close(): void;
+}
+
+export interface Listener {
+  port: number;
+  close(): Promise<void>;
+}
+
+export interface PeerIo {
+  /** Listens for peer links on all addresses, port chosen by the system. */
+  listen(onStream: (s: Duplex, remote: Endpoint) => void): Promise<Listener>;
+  /** Connects from a fresh local port (or `fromPort`, shared with SO_REUSEPORT); rejects on failure or timeout. */
+  dial(to: Endpoint, timeoutMs: number, fromPort?: number): Promise<{ stream: Duplex; local: Endpoint }>;
+  /** Binds a fresh socket (kernel-chosen port), for a simultaneous open whose endpoint we first announce. */
+  bindFresh(): BoundSocket;
+  /** Connects `sock` to `to` (both sides do it at once: simultaneous open). Consumes `sock`. */
+  connectBound(sock: BoundSocket, to: Endpoint, timeoutMs: number): Promise<Duplex>;
+  /** Resolves a host name to an IPv4 address. */
+  resolve(host: string): Promise<string>;
+}
+
+class NativeBound implements BoundSocket {
+  closed = false;
+  constructor(
+    readonly fd: number,
+    readonly port: number,
+  ) {}
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      native().close(this.fd);
+    } catch {
+      /* already closed */
+    }
+  }
+}
+
+function wrap(fd: number): net.Socket {
+  const s = new net.Socket({ fd, readable: true, writable: true });
+  s.setNoDelay(true);
+  return s;
+}
+
+/** The real network, through the addon. */
+export const nativeIo: PeerIo = {
+  listen(onStream) {
+    return new Promise((resolve, reject) => {
+      const server = net.createServer((sock) => {
+        sock.setNoDelay(true);
+        const ip = (sock.remoteAddress ?? '0.0.0.0').replace(/^::ffff:/, '');
+        onStream(sock, { ip, port: sock.remotePort ?? 0 });
+      });
+      server.once('error', reject);
+      server.listen(0, '0.0.0.0', () => {
+        const port = (server.address() as net.AddressInfo).port;
+        resolve({
+          port,
+          close: () =>
+            new Promise<void>((r) => {
+              server.close(() => r());
+            }),
+        });
+      });
+    });
+  },
+
+  async dial(to, timeoutMs, fromPort = 0) {
+    const n = native();
+    const fd = n.tcpSocket();
+    try {
+      n.bind(fd, '0.0.0.0', fromPort);
+      if (!n.connectStart(fd, to.ip, to.port)) await n.connectWait(fd, timeoutMs);
+      const la = n.localAddress(fd);
+      return { stream: wrap(fd), local: { ip: la.address, port: la.port } };
+    } catch (e) {
+      try {
+        n.close(fd);
+      } catch {
+        /* closed */
+      }
+      throw e;
+    }
+  },
+
+  bindFresh() {
+    const n = native();
+    const fd = n.tcpSocket();
+    try {
+      n.bind(fd, '0.0.0.0', 0);
+      return new NativeBound(fd, n.localAddress(fd).port);
+    } catch (e) {
+      n.close(fd);
+      throw e;
+    }
+  },
+
+  async connectBound(sock, to, timeoutMs) {
+    const n = native();
+    const b = sock as NativeBound;
+    try {
+      if (!n.connectStart(b.fd, to.ip, to.port)) await n.connectWait(b.fd, timeoutMs);
+    } catch (e) {
+      b.close();
+      throw e;
+    }
+    b.closed = true; // the net.Socket owns the descriptor now
+    return wrap(b.fd);
+  },
+
+  async resolve(host) {
+    if (net.isIPv4(host)) return host;
+    const r = await dns.lookup(host, { family: 4 });
+    return r.address;
+  },
+};
