@@ -53,12 +53,10 @@ int listen(int fd, int backlog)
 	v.listening = 1;
 	v.listen_port = port;
 	fdt_set(fd, &v);
-	uint8_t body[8], reply[16];
-	size_t n = body_port(body, port);
 	int32_t err = 0;
-	if (ipc_request(MSG_LISTEN, body, n, reply, sizeof reply, &n, NULL) < 0)
+	if (ipc_report_listen(port, &err) < 0)
 		shim_debug("LISTEN %u not reported (%s); re-reported when the channel reopens", port, strerror(errno));
-	else if (parse_errno_reply(reply, n, &err) == 0 && err)
+	else if (err)
 		shim_debug("LISTEN %u: agent answered %s", port, strerror(err));
 out:
 	errno = saved;

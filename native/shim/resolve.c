@@ -110,7 +110,7 @@ static int build_addrinfo(const char *node, const char *service, const struct ad
 		int type, proto;
 	} kinds[] = {{SOCK_STREAM, IPPROTO_TCP}, {SOCK_DGRAM, IPPROTO_UDP}, {SOCK_RAW, 0}};
 	struct addrinfo *head = NULL, **tail = &head;
-	int err = 0;
+	int err = 0, service_err = 0;
 	for (int i = 0; i < n && !err; i++) {
 		for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
 			if (want_type && want_type != kinds[k].type)
@@ -120,8 +120,11 @@ static int build_addrinfo(const char *node, const char *service, const struct ad
 			if (want_proto && kinds[k].proto && want_proto != kinds[k].proto)
 				continue;
 			uint16_t port;
-			if ((err = service_port(service, kinds[k].type, flags, &port)) != 0)
-				break;
+			int serr = service_port(service, kinds[k].type, flags, &port);
+			if (serr) { /* like glibc: skip socket types the service does not exist for */
+				service_err = serr;
+				continue;
+			}
 			struct addrinfo *ai = calloc(1, sizeof *ai + sizeof(struct sockaddr_in6));
 			if (!ai) {
 				err = EAI_MEMORY;
@@ -140,7 +143,7 @@ static int build_addrinfo(const char *node, const char *service, const struct ad
 		}
 	}
 	if (!err && !head)
-		err = EAI_SOCKTYPE;
+		err = service_err ? service_err : EAI_SOCKTYPE;
 	if (!err && (flags & AI_CANONNAME) && !(head->ai_canonname = strdup(node)))
 		err = EAI_MEMORY;
 	if (err) {

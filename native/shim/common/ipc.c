@@ -257,6 +257,32 @@ out:
 	return rc;
 }
 
+int ipc_report_listen(uint16_t port, int32_t *err)
+{
+	int saved = errno, rc = -1;
+	*err = 0;
+	if (!shim_enabled()) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	pthread_mutex_lock(&ipc_lock);
+	if (ch_fd >= 0 && (ch_pid != getpid() || !channel_is_ours()))
+		channel_drop();
+	if (ch_fd < 0) {
+		rc = channel_open(); /* reports every listener in the table, this one included */
+	} else {
+		uint8_t body[8], reply[16];
+		size_t n = body_port(body, port);
+		rc = transact(MSG_LISTEN, body, n, reply, sizeof reply, &n, NULL);
+		if (rc == 0 && parse_errno_reply(reply, n, err) < 0)
+			*err = 0;
+	}
+	if (rc == 0)
+		errno = saved;
+	pthread_mutex_unlock(&ipc_lock);
+	return rc;
+}
+
 int ipc_is_open(void)
 {
 	pthread_mutex_lock(&ipc_lock);

@@ -18,6 +18,10 @@
 int ipc_request(uint16_t type, const uint8_t *body, size_t body_len, uint8_t *reply, size_t cap,
 		size_t *reply_len, int *rfd);
 
+/* Reports a new listener (already marked listening in the fd table): opens the channel if needed (which
+ * reports every listener), else sends LISTEN. *err gets the agent's errno. Returns 0, or -1 with errno. */
+int ipc_report_listen(uint16_t port, int32_t *err);
+
 /* 1 if this process currently has an open channel (used to skip UNLISTEN when none was ever sent). */
 int ipc_is_open(void);
 
