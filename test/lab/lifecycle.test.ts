@@ -1,0 +1,253 @@
+/**
+ * The lab's life cycle and its contracts that need no NAT behaviour: topology validation and the generated
+ * rulesets (pure, always run), then, when a lab can be built, that `down` leaves nothing behind, that a
+ * failure midway through `up` is undone, that `down --stale` sweeps labs whose owner died, that
+ * `boxer lab up` leaves a lab another process finds, and that the prerequisite check refuses a non-root user.
+ */
+
+import test, { type ExecutionContext } from 'ava';
+import { execFileSync, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  checkLabPrerequisites,
+  DEFAULT_TOPOLOGY_FILE,
+  FUNCTION_USER,
+  Lab,
+  loadTopologyFile,
+  NAT_KINDS,
+  planTopology,
+  TopologyError,
+  type Topology,
+} from '../../overlay';
+import { gatewayRuleset } from '../../overlay/netfilter';
+import { readState, statePath } from '../../overlay/state';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+/** Bound on a child `node` process driving the lab (building one takes about a second). */
+const CHILD_TIMEOUT_MS = 60_000;
+
+// ------------------------------------------------------------------ pure: topology and rulesets
+
+test('the default topology is valid and has every NAT kind, hairpin, lan and shared gateways', (t) => {
+  const plan = planTopology(loadTopologyFile(DEFAULT_TOPOLOGY_FILE));
+  t.deepEqual([...new Set(plan.gateways.map((g) => g.kind))].sort(), [...NAT_KINDS].sort());
+  t.deepEqual(plan.hosts.map((h) => h.name), ['seed', 'vm1', 'vm2']);
+  t.true(plan.gateways.some((g) => g.kind === 'preserving' && g.functions.length === 1));
+  t.true(plan.gateways.some((g) => g.kind === 'preserving' && g.functions.length >= 2 && g.hairpin && !g.lan));
+  t.true(plan.gateways.some((g) => g.kind === 'translating' && g.functions.length >= 2));
+  t.true(plan.gateways.some((g) => g.kind === 'preserving' && g.lan));
+  for (const g of plan.gateways) {
+    t.regex(g.address, /^198\.1[89]\./);
+    t.regex(g.subnet, /^10\./);
+    // Port blocks of one gateway are disjoint.
+    const blocks = g.functions.map((f) => f.portRange).sort((a, b) => a.low - b.low);
+    for (let i = 1; i < blocks.length; i++) t.true(blocks[i].low > blocks[i - 1].high);
+  }
+});
+
+const base = (): Topology => ({
+  hosts: [{ name: 'seed' }],
+  gateways: [{ name: 'g', kind: 'preserving', subnet: '10.9.0.0/24', functions: ['f1', 'f2'] }],
+});
+
+test('addresses are assigned when omitted', (t) => {
+  const plan = planTopology(base());
+  t.is(plan.internet, '198.18.0.0/15');
+  t.is(plan.hosts[0].address, '198.18.0.2');
+  t.is(plan.gateways[0].address, '198.18.0.3');
+  t.deepEqual(plan.gateways[0].functions.map((f) => f.address), ['10.9.0.2', '10.9.0.3']);
+  t.is(plan.gateways[0].lanAddress, '10.9.0.1');
+});
+
+const invalid: [string, (t: Topology) => void, RegExp][] = [
+  ['a name too long for an interface', (x) => (x.hosts[0].name = 'averylongname'), /name "averylongname"|must match/],
+  ['a duplicate name', (x) => (x.gateways[0].functions = ['f1', 'f1']), /used twice/],
+  ['a reserved name', (x) => (x.hosts[0].name = 'net'), /reserved/],
+  ['an unknown kind', (x) => ((x.gateways[0] as { kind: string }).kind = 'symmetric'), /kind must be one of/],
+  ['an unknown key', (x) => ((x.gateways[0] as unknown as Record<string, unknown>).hairpinn = true), /unknown key "hairpinn"/],
+  ['hairpin on a random gateway', (x) => Object.assign(x.gateways[0], { kind: 'random', hairpin: true }), /hairpin/],
+  ['a subnet in 100.64.0.0/10', (x) => (x.gateways[0].subnet = '100.96.0.0/16'), /private range|100\.64\.0\.0\/10/],
+  ['a public subnet behind a NAT', (x) => (x.gateways[0].subnet = '8.8.8.0/24'), /private range/],
+  ['an internet in 100.64.0.0/10', (x) => (x.internet = '100.64.0.0/16'), /100\.64\.0\.0\/10/],
+  ['an address outside the internet', (x) => (x.hosts[0].address = '10.0.0.1'), /not a host address in 198\.18/],
+  ['a loss over 100%', (x) => (x.gateways[0].loss = 150), /loss/],
+  ['a malformed rate', (x) => (x.gateways[0].rate = 'fast'), /rate/],
+  ['a zero rate', (x) => (x.gateways[0].rate = '0mbit'), /rate/],
+  ['a fractional idle timeout', (x) => (x.gateways[0].idleTimeout = 1.5), /idleTimeout/],
+  ['too many translated functions', (x) => Object.assign(x.gateways[0], { kind: 'translating', subnet: '10.9.0.0/16', functions: Array.from({ length: 17 }, (_, i) => `f${i}`) }), /too many functions/],
+];
+for (const [what, mutate, re] of invalid)
+  test(`validation rejects ${what}`, (t) => {
+    const topo = base();
+    mutate(topo);
+    const e = t.throws(() => planTopology(topo), { instanceOf: TopologyError });
+    t.regex(e!.message, re);
+  });
+
+test('validation lists every problem at once', (t) => {
+  const e = t.throws(() => planTopology({ hosts: [{ name: 'BAD' }], gateways: [{ name: 'g', kind: 'x', subnet: 'y', functions: [] }] }), {
+    instanceOf: TopologyError,
+  });
+  t.true(e!.problems.length >= 4, e!.message);
+});
+
+test('translating ruleset: one XOR rule per function block, TCP outside the blocks dropped', (t) => {
+  const plan = planTopology({
+    hosts: [],
+    gateways: [{ name: 't', kind: 'translating', address: '198.18.1.4', subnet: '10.4.0.0/24', functions: ['a', 'b'] }],
+  });
+  const rs = gatewayRuleset(plan.gateways[0]);
+  t.regex(rs, /tcp dport 49152-57343 ip daddr set 10\.4\.0\.2 tcp dport set tcp dport \^ 0x8000/);
+  t.regex(rs, /tcp dport 57344-65535 ip daddr set 10\.4\.0\.3 tcp dport set tcp dport \^ 0x8000/);
+  t.regex(rs, /tcp sport != \{ 16384-24575, 24576-32767 \} drop/);
+  t.regex(rs, /ct state established,related accept/);
+  t.notRegex(rs, /oifname "wan" masquerade\n/);
+});
+
+test('random ruleset uses masquerade random; preserving with hairpin learns mappings', (t) => {
+  const plan = planTopology({
+    hosts: [],
+    gateways: [
+      { name: 'r', kind: 'random', subnet: '10.3.0.0/24', functions: ['a'] },
+      { name: 'p', kind: 'preserving', subnet: '10.2.0.0/24', hairpin: true, functions: ['b', 'c'] },
+    ],
+  });
+  t.regex(gatewayRuleset(plan.gateways[0]), /masquerade random/);
+  const p = gatewayRuleset(plan.gateways[1]);
+  t.regex(p, /update @hairpin/);
+  t.regex(p, /dnat ip to tcp dport map @hairpin/);
+});
+
+// ------------------------------------------------------------------ with a lab
+
+const pre = checkLabPrerequisites();
+if (!pre.ok) console.log(`lab tests not run: ${pre.reason}`);
+const labOnly = pre.ok ? test.serial : test.serial.skip;
+
+const tiny = (): Topology => ({
+  hosts: [{ name: 'h' }],
+  gateways: [{ name: 'g', kind: 'translating', subnet: '10.8.0.0/24', functions: ['f'], rate: '10mbit', loss: 1, idleTimeout: 60 }],
+});
+
+function leftovers(prefix: string): string[] {
+  const found: string[] = [];
+  const netns = execFileSync('ip', ['netns', 'list']).toString();
+  if (netns.includes(`${prefix}-`)) found.push(`namespaces: ${netns.trim()}`);
+  const links = execFileSync('ip', ['-o', 'link']).toString();
+  if (links.includes(prefix)) found.push(`links: ${links}`);
+  const rules = spawnSync('nft', ['list', 'ruleset']).stdout?.toString() ?? '';
+  if (rules.includes(prefix)) found.push('nft rules');
+  const tmp = fs.readdirSync('/tmp').filter((n) => n.startsWith(`${prefix}-`));
+  if (tmp.length) found.push(`dirs: ${tmp.join(', ')}`);
+  if (fs.existsSync(statePath(prefix))) found.push('state file');
+  return found;
+}
+
+labOnly('down removes every namespace, link, rule, directory and the state file', async (t) => {
+  const lab = await Lab.up(tiny());
+  try {
+    t.true(execFileSync('ip', ['netns', 'list']).toString().includes(`${lab.prefix}-g`));
+    t.truthy(readState(lab.prefix));
+    t.deepEqual(lab.knobs('g'), { loss: 1, rate: '10mbit', idleTimeout: 60 });
+    const r = await lab.exec('g', 'sysctl', ['-n', 'net.netfilter.nf_conntrack_tcp_timeout_established'], { timeoutMs: 5000 });
+    t.is(r.stdout.trim(), '60');
+    // A process left running must not keep anything alive.
+    lab.spawn('f', 'sleep', ['60']);
+  } finally {
+    await lab.down();
+  }
+  t.deepEqual(leftovers(lab.prefix), []);
+  t.throws(() => lab.spawn('f', 'true'), { message: /is down/ });
+});
+
+labOnly('a failure midway through up removes what was built', async (t) => {
+  let prefix = '';
+  await t.throwsAsync(
+    Lab.up(tiny(), {
+      onProgress: (step) => {
+        if (step === 'namespaces') prefix = readStateFromDir();
+        if (step === 'gateway g') throw new Error('injected failure');
+      },
+    }),
+    { message: /injected failure/ },
+  );
+  t.regex(prefix, /^bx/);
+  t.deepEqual(leftovers(prefix), []);
+});
+
+/** The newest state file's prefix (the lab being built by this process). */
+function readStateFromDir(): string {
+  const mine = Lab.list().filter((s) => s.owner?.pid === process.pid);
+  return mine[mine.length - 1]?.prefix ?? '';
+}
+
+function runNode(t: ExecutionContext, script: string, args: string[] = []): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ['-e', script, ...args], { cwd: ROOT, timeout: CHILD_TIMEOUT_MS, encoding: 'utf8' });
+  t.log(`node -e ... ${args.join(' ')}: exit ${r.status}`);
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+labOnly('down --stale sweeps a lab whose owner process died, and only that one', async (t) => {
+  const mine = await Lab.up(tiny());
+  try {
+    const child = runNode(
+      t,
+      `require('./dist/overlay').Lab.up(${JSON.stringify(tiny())}).then((l) => { console.log(l.prefix); process.exit(0); })`,
+    );
+    const orphan = child.stdout.trim();
+    t.regex(orphan, /^bx[a-z0-9]{4}$/, child.stderr);
+    t.true(execFileSync('ip', ['netns', 'list']).toString().includes(`${orphan}-g`), 'the dead owner left its lab');
+    const swept = Lab.sweepStale();
+    t.true(swept.includes(orphan));
+    t.false(swept.includes(mine.prefix), 'a live owner keeps its lab');
+    t.deepEqual(leftovers(orphan), []);
+    t.true(execFileSync('ip', ['netns', 'list']).toString().includes(`${mine.prefix}-g`));
+  } finally {
+    await mine.down();
+  }
+});
+
+const CLI = `
+const { labCommand } = require('./dist/overlay');
+const i = process.argv.indexOf('--');
+const argv = process.argv.slice(1, i < 0 ? undefined : i);
+require('yargs/yargs')(argv).command('lab <cmd>', 'lab', labCommand).strict().demandCommand(1).parseAsync()
+  .catch((e) => { console.error(e.message); process.exit(e.exitCode ?? 70); });
+`;
+
+labOnly('boxer lab up leaves a lab that later processes exec in, list and take down', async (t) => {
+  const topoFile = path.join(fs.mkdtempSync(path.join(process.env.TMPDIR ?? '/tmp', 'bxtopo-')), 'topo.json');
+  fs.writeFileSync(topoFile, JSON.stringify(tiny()));
+  const prefix = 'bxcli' + String.fromCharCode(97 + (process.pid % 26));
+  try {
+    const up = runNode(t, CLI, ['lab', 'up', '--topology', topoFile, '--prefix', prefix]);
+    t.is(up.code, 0, up.stderr);
+    t.regex(up.stdout, /is up/);
+    const status = runNode(t, CLI, ['lab', 'status', '--json']);
+    const parsed = JSON.parse(status.stdout) as { labs: { prefix: string; stale: boolean }[] };
+    t.true(parsed.labs.some((l) => l.prefix === prefix && !l.stale));
+    const ex = runNode(t, CLI, ['lab', 'exec', '--prefix', prefix, 'f', '--', 'sh', '-c', 'id -un; exit 7']);
+    t.is(ex.code, 7);
+    t.is(ex.stdout.trim(), FUNCTION_USER);
+    t.deepEqual(Lab.sweepStale().filter((p) => p === prefix), [], '--stale leaves a lab left running on purpose');
+    const down = runNode(t, CLI, ['lab', 'down', '--prefix', prefix]);
+    t.is(down.code, 0, down.stderr);
+  } finally {
+    if (readState(prefix)) Lab.destroy(prefix);
+    fs.rmSync(path.dirname(topoFile), { recursive: true, force: true });
+  }
+  t.deepEqual(leftovers(prefix), []);
+});
+
+labOnly('the prerequisite check says what a non-root user lacks', (t) => {
+  const r = spawnSync(
+    'setpriv',
+    ['--reuid', FUNCTION_USER, '--regid', FUNCTION_USER, '--clear-groups', '--', process.execPath, '-e',
+      "console.log(JSON.stringify(require('./dist/overlay').checkLabPrerequisites()))"],
+    { cwd: ROOT, timeout: CHILD_TIMEOUT_MS, encoding: 'utf8' },
+  );
+  const res = JSON.parse(r.stdout) as { ok: boolean; reason?: string };
+  t.false(res.ok);
+  t.regex(res.reason ?? '', /need root/);
+});
