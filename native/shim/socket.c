@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/config.h"
@@ -125,7 +126,12 @@ int fcntl64(int fd, int cmd, ...)
 
 int close_range(unsigned int first, unsigned int last, int flags)
 {
-	int rc = REAL(close_range)(first, last, flags);
+	__typeof__(&close_range) real = REAL(close_range);
+	if (!real) {
+		errno = ENOSYS;
+		return -1;
+	}
+	int rc = real(first, last, flags);
 	if (rc == 0 && !(flags & CLOSE_RANGE_CLOEXEC) && shim_enabled())
 		fdt_remove_range(first, last, unlisten);
 	return rc;
@@ -133,7 +139,11 @@ int close_range(unsigned int first, unsigned int last, int flags)
 
 void closefrom(int lowfd)
 {
-	REAL(closefrom)(lowfd);
+	__typeof__(&closefrom) real = REAL(closefrom);
+	if (real)
+		real(lowfd);
+	else if (lowfd >= 0)
+		syscall(SYS_close_range, (unsigned)lowfd, ~0u, 0);
 	if (lowfd >= 0 && shim_enabled())
 		fdt_remove_range((unsigned)lowfd, ~0u, unlisten);
 }
