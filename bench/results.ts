@@ -1,0 +1,124 @@
+/**
+ * The shape of bench/results.json, and `--compare`: the per-figure change between two results files.
+ * Pure; tested in test/bench.
+ */
+import type { Summary } from './stats';
+
+export type VariantName = 'native' | 'boxer';
+
+export interface Measured {
+  status: 'measured';
+  summary: Summary;
+  /** What the summary is over: the repetitions' values, or the samples of one long run (rtt, ttfb). */
+  over: string;
+  /** eCDF points (x, F(x)) where a distribution is plotted. */
+  ecdf?: [number, number][];
+  note?: string;
+}
+
+export interface NotMeasured {
+  status: 'not measured';
+  reason: string;
+}
+
+export type Variant = Measured | NotMeasured;
+
+export interface CaseResult {
+  id: string;
+  /** Table the case belongs to: throughput, rtt, ttfb, aggregate, membership, cost, connect. */
+  group: string;
+  title: string;
+  unit: string;
+  /** Whether a higher value is better (throughput) or a lower one (latency, size, memory). */
+  better: 'higher' | 'lower';
+  native?: Variant;
+  boxer?: Variant;
+  /** For a Boxer variant without a native counterpart: the native cases (ids) to compare it with. */
+  baselines?: string[];
+}
+
+export interface MachineInfo {
+  cpu: string;
+  cores: number;
+  kernel: string;
+  node: string;
+  memGiB: number;
+  hostname: string;
+}
+
+export interface Results {
+  version: 1;
+  date: string;
+  quick: boolean;
+  durationS: number;
+  machine: MachineInfo;
+  boxerDataPath: { available: boolean; reason: string };
+  cases: CaseResult[];
+}
+
+export interface Figure {
+  value: number;
+  unit: string;
+  better: 'higher' | 'lower';
+}
+
+/** Every measured number worth comparing, by a stable key: `<case id> <variant> median` (and p99 for distributions). */
+export function flattenFigures(r: Pick<Results, 'cases'>): Map<string, Figure> {
+  const out = new Map<string, Figure>();
+  for (const c of r.cases) {
+    for (const v of ['native', 'boxer'] as const) {
+      const x = c[v];
+      if (!x || x.status !== 'measured') continue;
+      out.set(`${c.id} ${v} median`, { value: x.summary.median, unit: c.unit, better: c.better });
+      if (x.ecdf) out.set(`${c.id} ${v} p99`, { value: x.summary.p99, unit: c.unit, better: c.better });
+    }
+  }
+  return out;
+}
+
+export interface ComparisonRow {
+  key: string;
+  unit: string;
+  old?: number;
+  new?: number;
+  /** (new - old) / old in percent. */
+  changePct?: number;
+  /** better / worse / same (within thresholdPct) / added / removed. */
+  verdict: 'better' | 'worse' | 'same' | 'added' | 'removed';
+}
+
+export function compareResults(oldR: Pick<Results, 'cases'>, newR: Pick<Results, 'cases'>, thresholdPct = 5): ComparisonRow[] {
+  const a = flattenFigures(oldR);
+  const b = flattenFigures(newR);
+  const keys = [...new Set([...a.keys(), ...b.keys()])];
+  return keys.map((key) => {
+    const o = a.get(key);
+    const n = b.get(key);
+    if (!o && n) return { key, unit: n.unit, new: n.value, verdict: 'added' };
+    if (o && !n) return { key, unit: o.unit, old: o.value, verdict: 'removed' };
+    const ov = o!.value;
+    const nv = n!.value;
+    const changePct = ov !== 0 ? ((nv - ov) / Math.abs(ov)) * 100 : nv === 0 ? 0 : Infinity;
+    let verdict: ComparisonRow['verdict'] = 'same';
+    if (Math.abs(changePct) > thresholdPct) verdict = (changePct > 0) === (n!.better === 'higher') ? 'better' : 'worse';
+    return { key, unit: n!.unit, old: ov, new: nv, changePct, verdict };
+  });
+}
+
+function num(v: number | undefined): string {
+  if (v === undefined) return '-';
+  return Math.abs(v) >= 100 ? v.toFixed(0) : v.toPrecision(3);
+}
+
+export function formatComparison(rows: readonly ComparisonRow[]): string {
+  const w = Math.max(10, ...rows.map((r) => r.key.length));
+  const lines = [`${'figure'.padEnd(w)}  ${'old'.padStart(10)}  ${'new'.padStart(10)}  unit      change`];
+  for (const r of rows) {
+    const ch = r.changePct === undefined ? '' : `${r.changePct >= 0 ? '+' : ''}${r.changePct.toFixed(1)}%`;
+    lines.push(`${r.key.padEnd(w)}  ${num(r.old).padStart(10)}  ${num(r.new).padStart(10)}  ${r.unit.padEnd(8)}  ${ch.padStart(7)} ${r.verdict}`);
+  }
+  const worse = rows.filter((r) => r.verdict === 'worse').length;
+  const better = rows.filter((r) => r.verdict === 'better').length;
+  lines.push(`${rows.length} figures: ${better} better, ${worse} worse (beyond 5%), ${rows.length - better - worse} same/added/removed`);
+  return lines.join('\n');
+}
