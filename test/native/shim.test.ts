@@ -193,7 +193,7 @@ out(blocking=tryc('${B}', 80), nonblocking=tryc('${B}', 80, False), local=tryc('
     const g = JSON.parse(gone.stdout);
     t.is(g.blocking[0], 'ENETUNREACH');
     t.is(g.nonblocking[0], 'ENETUNREACH');
-    t.true(g.blocking[1] < 0.5);
+    t.true(g.blocking[1] < 1.5, `took ${g.blocking[1]} s`);
     t.is(g.local[0], 'ok');
 
     await withAgent(async (fake) => {
@@ -203,7 +203,7 @@ out(blocking=tryc('${B}', 80), nonblocking=tryc('${B}', 80, False), local=tryc('
       t.is(hung.code, 0, hung.stderr);
       const h = JSON.parse(hung.stdout);
       t.is(h.blocking[0], 'ENETUNREACH');
-      t.true(h.blocking[1] >= 1.5 && h.blocking[1] < 4, `blocking took ${h.blocking[1]} s`);
+      t.true(h.blocking[1] >= 1.5 && h.blocking[1] < 6, `blocking took ${h.blocking[1]} s`);
       t.is(h.nonblocking[0], 'ENETUNREACH');
       t.is(h.local[0], 'ok');
     });
