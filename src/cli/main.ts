@@ -9,6 +9,7 @@ import { seedCommand } from './commands/seed';
 import { runCommandCli } from './commands/run';
 import { statusCommand } from './commands/status';
 import { demoCommand } from './commands/demo';
+import { pingCommand } from './commands/ping';
 import { labCommand } from '../../overlay/cli';
 import { DEFAULT_NETWORK, DEFAULT_SEED_PORT } from '../constants';
 
@@ -48,8 +49,13 @@ export function buildCli(argv: string[], cmd: string[]): Argv {
           .option('network', { type: 'string', default: DEFAULT_NETWORK, description: 'virtual network (CIDR)' })
           .option('secret-file', { type: 'string', description: 'file holding the network secret (else $BOXER_SECRET; else one is generated)' })
           .option('name', { type: 'string', description: "this member's name when running CMD (default node-ID)" })
-          .option('service', { type: 'string', array: true, default: [] as string[], description: 'a service name this member provides (repeatable)' }),
-      (a) => seedCommand({ listen: a.listen, network: a.network, secretFile: a['secret-file'], name: a.name, services: a.service, cmd }),
+          .option('service', { type: 'string', array: true, default: [] as string[], description: 'a service name this member provides (repeatable)' })
+          .option('discovery-port', {
+            type: 'number',
+            description: 'second port for NAT discovery, on the --listen address (default: the --listen port + 1; agents then need BOXER_DISCOVERY_PORT)',
+          }),
+      (a) =>
+        seedCommand({ listen: a.listen, network: a.network, secretFile: a['secret-file'], name: a.name, services: a.service, discoveryPort: a['discovery-port'], cmd }),
     )
     .command(
       'run',
@@ -81,6 +87,16 @@ export function buildCli(argv: string[], cmd: string[]): Argv {
           .option('agent', { type: 'string', description: "the agent's control socket (default $BOXER_AGENT, else the only one running)" })
           .option('json', { type: 'boolean', default: false, description: 'machine-readable output' }),
       (a) => statusCommand({ agent: a.agent, json: a.json }),
+    )
+    .command(
+      'ping <name>',
+      'open (or use) the link to a member and print its path and round-trip time',
+      (y) =>
+        y
+          .positional('name', { type: 'string', demandOption: true, description: 'member name, virtual address or id' })
+          .option('agent', { type: 'string', description: "the agent's control socket (default $BOXER_AGENT, else the only one running)" })
+          .option('json', { type: 'boolean', default: false, description: 'machine-readable output' }),
+      (a) => pingCommand({ name: String(a.name), agent: a.agent, json: a.json }),
     )
     .command(
       'demo',

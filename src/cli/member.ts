@@ -18,6 +18,25 @@ export interface MemberView {
   handle?(req: ControlRequest): Promise<ControlReply> | undefined;
 }
 
+/** What `boxer ping` needs from an agent. */
+export interface Pinger {
+  list(): MemberInfo[];
+  ping(id: number): Promise<{ path: string; endpoint: string; rttMs: number }>;
+}
+
+/** Answers a control-socket `{op: "ping", name}` (name, virtual address or id). */
+export async function pingReply(agent: Pinger, req: ControlRequest): Promise<ControlReply> {
+  const name = String((req as { name?: unknown }).name ?? '');
+  const m = agent.list().find((x) => x.name === name || x.addr === name || String(x.id) === name);
+  if (!m) return { ok: false, error: `no member named ${JSON.stringify(name)} in the network`, code: 'unknown' } as ControlReply;
+  try {
+    const r = await agent.ping(m.id);
+    return { ok: true, id: m.id, name: m.name, path: r.path, endpoint: r.endpoint, rttMs: r.rttMs };
+  } catch (e) {
+    return { ok: false, error: `cannot reach ${m.name}: ${(e as Error).message}`, code: 'unreachable' } as ControlReply;
+  }
+}
+
 export function nodesFileText(members: MemberInfo[]): string {
   return members
     .slice()
@@ -48,19 +67,28 @@ export class LocalMember {
   }
 
   status(): Record<string, unknown> {
+    const extra = this.view.statusExtra();
+    const links = new Map<number, { path: string; endpoint: string; rttMs: number | null }>();
+    for (const l of (extra.links as { id: number; path: string; endpoint: string; rttMs: number | null }[] | undefined) ?? []) links.set(l.id, l);
     return {
       self: this.view.self,
       seed: this.seedAddr,
       nodesFile: this.nodesFile,
-      members: this.view.list().map((m) => ({
-        id: m.id,
-        name: m.name,
-        addr: m.addr,
-        services: m.services,
-        ext: m.ext ? `${m.ext.ip}:${m.ext.port}` : null,
-        nat: m.nat,
-      })),
-      ...this.view.statusExtra(),
+      members: this.view.list().map((m) => {
+        const l = links.get(m.id);
+        return {
+          id: m.id,
+          name: m.name,
+          addr: m.addr,
+          services: m.services,
+          ext: m.ext ? `${m.ext.ip}:${m.ext.port}` : null,
+          nat: m.id === this.view.self?.id && typeof extra.nat === 'string' ? extra.nat : m.nat,
+          link: l ? l.path : undefined,
+          endpoint: l ? l.endpoint : undefined,
+          rttMs: l ? l.rttMs : undefined,
+        };
+      }),
+      ...extra,
     };
   }
 

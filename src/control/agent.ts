@@ -23,6 +23,11 @@ import {
 } from '../constants';
 import { logger } from '../util/log';
 import { BoxerError, WIRE_ERRORS, type WireErrorCode } from '../util/errors';
+import { Peers, type LinkStatus } from '../traversal/peers';
+import { discover, predictEndpoint, UNKNOWN_MAPPING, type NatMapping } from '../traversal/discovery';
+import type { PeerIo } from '../traversal/io';
+import type { PathKind } from '../wire/messages';
+import { DISCOVERY_PORT_OFFSET } from '../constants';
 
 export type Connector = (host: string, port: number) => Promise<Duplex>;
 
@@ -52,6 +57,26 @@ export interface AgentOptions {
   joinTimeoutMs?: number;
   /** Label for logs when several agents share a process. */
   label?: string;
+  /** Peer links and NAT discovery (src/traversal); without it the agent only talks to the seed. */
+  traversal?: TraversalOptions;
+}
+
+export interface TraversalOptions {
+  io: PeerIo;
+  /** The seed's discovery port (default: seed port + DISCOVERY_PORT_OFFSET). */
+  discoveryPort?: number;
+  /** Skip discovery and take this NAT kind (in-memory tests). */
+  natOverride?: NatKind;
+  /** Bound on open peer links (default MAX_LINKS). */
+  maxLinks?: number;
+}
+
+/** A Connector through the traversal I/O, so that the control connection's local port is known. */
+export function ioConnector(io: PeerIo): Connector {
+  return async (host, port) => {
+    const ip = await io.resolve(host);
+    return (await io.dial({ ip, port }, JOIN_TIMEOUT_MS)).stream;
+  };
 }
 
 export interface Self {
@@ -67,6 +92,8 @@ export interface AgentEvents {
   change: [];
   /** The connection to the seed was lost (the agent keeps trying) or regained. */
   seed: [connected: boolean];
+  /** A `vnet` payload from another member (any path). */
+  vnet: [from: number, payload: Uint8Array];
 }
 
 export class Agent extends EventEmitter<AgentEvents> {
@@ -82,11 +109,62 @@ export class Agent extends EventEmitter<AgentEvents> {
   private maxAddr = 0;
   private readonly connect: Connector;
   private readonly log;
+  /** Peer links (null without traversal). */
+  readonly peers: Peers | null = null;
+  /** What NAT discovery concluded (`unknown` until it ran). */
+  mapping: NatMapping = UNKNOWN_MAPPING;
+  private discovered = false;
 
   constructor(private readonly opts: AgentOptions) {
     super();
-    this.connect = opts.connect ?? tcpConnector;
+    this.connect = opts.connect ?? (opts.traversal ? ioConnector(opts.traversal.io) : tcpConnector);
     this.log = logger('agent', opts.label ? { agent: opts.label } : {});
+    if (opts.traversal) {
+      this.peers = new Peers(
+        {
+          selfId: () => this.self?.id ?? 0,
+          member: (id) => this.members.get(id),
+          members: () => this.members.values(),
+          toSeed: (m) => !!this.channel && !this.channel.isClosed && (this.channel.sendMessage(m) || true),
+          seedConnected: () => this.seedConnected,
+          forget: (id, reason) => this.forget(id, reason),
+        },
+        { psk: opts.psk, keys: opts.keys, io: opts.traversal.io, maxLinks: opts.traversal.maxLinks, label: opts.label },
+      );
+      this.peers.on('vnet', (from, payload) => this.emit('vnet', from, payload));
+    }
+  }
+
+  /** This agent's predicted external endpoint for a local port (null for `random`/`unknown` NATs). */
+  predictEndpoint(localPort: number): Endpoint | null {
+    return predictEndpoint(this.mapping, localPort);
+  }
+
+  /** Sends an opaque `vnet` payload to a member over whatever path reaches it (link, relay, seed). */
+  sendTo(memberId: number, payload: Uint8Array): Promise<void> {
+    if (!this.peers) return Promise.reject(new Error('peer links are off in this agent'));
+    return this.peers.sendTo(memberId, payload);
+  }
+
+  /** Opens (or uses) the link to a member and measures its round-trip time. */
+  ping(memberId: number): Promise<{ path: PathKind; endpoint: string; rttMs: number }> {
+    if (!this.peers) return Promise.reject(new Error('peer links are off in this agent'));
+    return this.peers.ping(memberId);
+  }
+
+  /** The open peer links. */
+  links(): LinkStatus[] {
+    return this.peers?.status() ?? [];
+  }
+
+  /** A member learnt gone over a peer link (the seed is down). */
+  private forget(id: number, reason: 'leave' | 'dead'): boolean {
+    if (!this.members.has(id) || id === this.self?.id) return false;
+    this.members.delete(id);
+    this.log.info(reason === 'leave' ? 'member left (heard from a peer)' : 'member died (heard from a peer)', { id });
+    this.peers?.memberGone(id);
+    this.emit('change');
+    return true;
   }
 
   get seedConnected(): boolean {
@@ -103,6 +181,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     let attempts = 0;
     let lastErr = '';
     let pause = RECONNECT_MIN_MS;
+    await this.peers?.start();
     for (;;) {
       attempts++;
       try {
@@ -139,9 +218,41 @@ export class Agent extends EventEmitter<AgentEvents> {
       }
       throw e;
     }
+    const localPort = (stream as { localPort?: number }).localPort;
+    const tr = this.opts.traversal;
+    const probing = !!tr && !this.discovered && !tr.natOverride && !!localPort;
+    let reflected = false;
+    const sendJoin = () =>
+      ch.sendMessage({
+        t: 'join',
+        name: this.self ? undefined : this.opts.name,
+        services: this.opts.services,
+        priv: this.opts.priv ?? this.privCandidates(stream),
+        nat: tr ? this.mapping.kind : this.opts.nat ?? 'unknown',
+        lport: this.peers?.lport,
+        rejoin: this.self
+          ? { id: this.self.id, addr: this.self.addr, name: this.self.name, maxId: this.maxId, maxAddr: this.maxAddr }
+          : undefined,
+      });
     await new Promise<void>((resolve, reject) => {
       let welcomed = false;
       ch.on('message', (m) => {
+        if (probing && !reflected && m.t === 'reflect') {
+          reflected = true;
+          const ip = (stream as { remoteAddress?: string }).remoteAddress ?? seedHost;
+          discover(
+            { io: tr!.io, psk: this.opts.psk, keys: this.opts.keys, seed: { ip: ip.replace(/^::ffff:/, ''), port: tr!.discoveryPort ?? seedPort + DISCOVERY_PORT_OFFSET } },
+            localPort!,
+            m.observed,
+            this.peers!.lport,
+          ).then((mapping) => {
+            this.mapping = mapping;
+            this.peers!.mapping = mapping;
+            this.discovered = true;
+            sendJoin();
+          });
+          return;
+        }
         if (!welcomed) {
           if (m.t === 'error') {
             const code = (m.code in WIRE_ERRORS ? WIRE_ERRORS[m.code as WireErrorCode] : 'INTERNAL');
@@ -167,22 +278,26 @@ export class Agent extends EventEmitter<AgentEvents> {
         else this.onSeedLost(ch);
       });
       ch.start();
-      ch.sendMessage({
-        t: 'join',
-        name: this.self ? undefined : this.opts.name,
-        services: this.opts.services,
-        priv: this.opts.priv ?? [],
-        nat: this.opts.nat ?? 'unknown',
-        rejoin: this.self
-          ? { id: this.self.id, addr: this.self.addr, name: this.self.name, maxId: this.maxId, maxAddr: this.maxAddr }
-          : undefined,
-      });
+      if (probing) ch.sendMessage({ t: 'probe', listen: 0 });
+      else sendJoin();
     });
+  }
+
+  /** Private address candidates for same-NAT peers: the control connection's local address, our listener's port. */
+  private privCandidates(stream: Duplex): Endpoint[] {
+    const ip = (stream as { localAddress?: string }).localAddress?.replace(/^::ffff:/, '');
+    const port = this.peers?.lport;
+    return ip && port && /^\d+\.\d+\.\d+\.\d+$/.test(ip) ? [{ ip, port }] : [];
   }
 
   private onWelcome(ch: Channel, m: Extract<Message, { t: 'welcome' }>): void {
     const rejoined = !!this.self;
     this.self = { id: m.id, name: m.name, addr: m.addr, network: m.network, observed: m.observed };
+    if (this.opts.traversal?.natOverride && !this.discovered) {
+      this.mapping = { kind: this.opts.traversal.natOverride, ip: m.observed.ip, xor: null, offset: null };
+      this.peers!.mapping = this.mapping;
+      this.discovered = true;
+    }
     this.channel = ch;
     this.lastHeard = Date.now();
     if (rejoined && m.relearning) {
@@ -213,7 +328,14 @@ export class Agent extends EventEmitter<AgentEvents> {
         break;
       case 'left':
         if (m.id === this.self?.id) return; // the acknowledgement of our own leave
+        this.peers?.memberGone(m.id);
         if (this.members.delete(m.id)) this.emit('change');
+        break;
+      case 'fwd':
+        this.peers?.onFwd(m, null);
+        break;
+      case 'relay':
+        this.peers?.onRelay(m, null);
         break;
       case 'members':
         this.members.clear();
@@ -311,6 +433,10 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.stopping = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     const ch = this.channel;
+    if (this.peers) {
+      if (!ch || ch.isClosed) this.peers.announceLeave();
+      await this.peers.close();
+    }
     if (!ch || ch.isClosed) return;
     await new Promise<void>((resolve) => {
       const t = setTimeout(resolve, LEAVE_TIMEOUT_MS);
@@ -328,6 +454,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   stop(): void {
     this.stopping = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
+    void this.peers?.close();
     this.channel?.close();
   }
 }

@@ -31,8 +31,8 @@ export interface MemberInfo {
   nat: NatKind;
   /** The member's static X25519 public key (32 bytes), as authenticated by its handshake with the seed. */
   key: Uint8Array;
-  /** Local TCP port of its peer-link listener (0: none). Reachable at ext.ip when `open`, at priv on a LAN. */
-  lport: number;
+  /** Local TCP port of its peer-link listener (0 or absent: none). Reachable at ext.ip when `open`, at priv on a LAN. */
+  lport?: number;
 }
 
 /** How a peer link reaches the other member (docs/nat-traversal.md). */

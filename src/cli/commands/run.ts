@@ -7,6 +7,8 @@ import { LocalMember, type MemberView } from '../member';
 import { runCommand } from '../process';
 import { BoxerError } from '../../util/errors';
 import { logger } from '../../util/log';
+import { nativeIo } from '../../traversal/io';
+import { pingReply } from '../member';
 
 const log = logger('run');
 
@@ -17,6 +19,8 @@ export interface RunArgs {
   services: string[];
   secretFile?: string;
   joinTimeoutMs: number;
+  /** The seed's discovery port (default: seed port + 1). */
+  discoveryPort?: number;
   cmd: string[];
 }
 
@@ -28,7 +32,16 @@ export async function runCommandCli(a: RunArgs): Promise<void> {
   if (a.nodes !== undefined && !(Number.isInteger(a.nodes) && a.nodes >= 1)) throw new BoxerError('USAGE', '--nodes: expected a whole number of members, at least 1');
   const secret = readSecret(a.secretFile);
   const { psk, keys } = await networkKeys(secret);
-  const agent = new Agent({ seedHost: host, seedPort: port, psk, keys, name: a.name, services: a.services, joinTimeoutMs: a.joinTimeoutMs });
+  const agent = new Agent({
+    seedHost: host,
+    seedPort: port,
+    psk,
+    keys,
+    name: a.name,
+    services: a.services,
+    joinTimeoutMs: a.joinTimeoutMs,
+    traversal: { io: nativeIo, discoveryPort: a.discoveryPort ?? envPort(process.env.BOXER_DISCOVERY_PORT) },
+  });
   const self = await agent.join();
   const view: MemberView = {
     get self() {
@@ -36,7 +49,8 @@ export async function runCommandCli(a: RunArgs): Promise<void> {
     },
     list: () => agent.list(),
     on: (ev, fn) => agent.on(ev, fn),
-    statusExtra: () => ({ role: 'member', seedConnected: agent.seedConnected }),
+    statusExtra: () => ({ role: 'member', seedConnected: agent.seedConnected, nat: agent.mapping.kind, links: agent.links() }),
+    handle: (req) => (req.op === 'ping' ? pingReply(agent, req) : undefined),
   };
   const member = new LocalMember(view, `${host}:${port}`);
   await member.start();
@@ -81,4 +95,9 @@ export async function runCommandCli(a: RunArgs): Promise<void> {
   }
   await leave();
   process.exit(code);
+}
+
+function envPort(v: string | undefined): number | undefined {
+  const n = Number(v);
+  return v && Number.isInteger(n) && n > 0 && n < 65536 ? n : undefined;
 }

@@ -8,6 +8,9 @@ import { LocalMember, type MemberView } from '../member';
 import { runCommand } from '../process';
 import { runtimeDir } from '../../util/paths';
 import { parseCidr } from '../../control/addresses';
+import { DiscoveryServer } from '../../traversal/discovery';
+import { DISCOVERY_PORT_OFFSET } from '../../constants';
+import { BoxerError } from '../../util/errors';
 
 export interface SeedArgs {
   listen: string;
@@ -15,6 +18,8 @@ export interface SeedArgs {
   secretFile?: string;
   name?: string;
   services: string[];
+  /** NAT discovery port (default: the listen port + DISCOVERY_PORT_OFFSET). */
+  discoveryPort?: number;
   cmd: string[];
 }
 
@@ -35,7 +40,11 @@ export async function seedCommand(a: SeedArgs): Promise<void> {
   });
   const bound = await seed.listen(host, port);
   const where = `${bound.address}:${bound.port}`;
-  console.log(`boxer seed listening on ${where} (virtual network ${cidr.text})`);
+  const dport = a.discoveryPort ?? bound.port + DISCOVERY_PORT_OFFSET;
+  if (!(Number.isInteger(dport) && dport > 0 && dport < 65536)) throw new BoxerError('USAGE', `--discovery-port ${dport}: expected a port number`);
+  const discovery = new DiscoveryServer({ psk, keys });
+  await discovery.listen(host, dport);
+  console.log(`boxer seed listening on ${where} (virtual network ${cidr.text}; NAT discovery on port ${dport})`);
   const seedArg = `--seed ${host === '0.0.0.0' ? 'THIS_HOST' : host}:${bound.port}`;
   if (generated) console.log(`network secret written to ${file} (readable only by you); copy it to the members`);
   console.log(
@@ -50,6 +59,7 @@ export async function seedCommand(a: SeedArgs): Promise<void> {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
+    await discovery.close();
     await seed.close();
     return;
   }
@@ -65,6 +75,7 @@ export async function seedCommand(a: SeedArgs): Promise<void> {
   await member.start();
   const code = await runCommand(a.cmd[0], a.cmd.slice(1), member.env(process.env));
   await member.close();
+  await discovery.close();
   await seed.close();
   process.exit(code);
 }

@@ -9,12 +9,24 @@ export interface StatusMember {
   ext: string | null;
   nat: string;
   link?: string;
+  endpoint?: string;
+  rttMs?: number | null;
 }
 
 export function formatStatus(s: { self: { id: number } | null; members: StatusMember[]; seed?: string }): string {
-  const rows = [['ID', 'NAME', 'ADDRESS', 'EXTERNAL', 'NAT', 'LINK']];
+  const rows = [['ID', 'NAME', 'ADDRESS', 'EXTERNAL', 'NAT', 'LINK', 'ENDPOINT', 'RTT']];
   for (const m of s.members) {
-    rows.push([String(m.id), m.name, m.addr, m.ext ?? '-', m.nat, m.id === s.self?.id ? 'self' : m.link ?? '-']);
+    const self = m.id === s.self?.id;
+    rows.push([
+      String(m.id),
+      m.name,
+      m.addr,
+      m.ext ?? '-',
+      m.nat,
+      self ? 'self' : m.link ?? '-',
+      self ? '-' : m.endpoint ?? '-',
+      self || m.rttMs === undefined || m.rttMs === null ? '-' : `${m.rttMs} ms`,
+    ]);
   }
   const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd()).join('\n');
