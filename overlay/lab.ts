@@ -299,7 +299,7 @@ export class Lab {
 
   /** Runs `cmd args` in the node to completion, or kills it after `timeoutMs`; collects its output. */
   exec(name: string, cmd: string, args: readonly string[], opts: ExecOptions): Promise<ExecResult> {
-    if (!(opts.timeoutMs > 0)) throw new BoxerError('USAGE', 'Lab.exec needs a positive timeoutMs');
+    if (!(opts.timeoutMs > 0)) return Promise.reject(new BoxerError('USAGE', 'Lab.exec needs a positive timeoutMs'));
     const { timeoutMs, input, ...spawnOpts } = opts;
     return new Promise((resolve, reject) => {
       const child = this.spawn(name, cmd, args, { ...spawnOpts, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -340,7 +340,7 @@ export class Lab {
     if (rate !== null && !isRate(rate)) throw new BoxerError('USAGE', `rate must be like "10mbit", got ${JSON.stringify(rate)}`);
     const devs = [WAN_IF, ...gw.functions.map((f) => portName(f.name))];
     for (const dev of devs) {
-      if (rate === null) runSync('tc', ['-n', this.ns(gw.name), 'qdisc', 'del', 'dev', dev, 'root']);
+      if (rate === null) await run('tc', ['-n', this.ns(gw.name), 'qdisc', 'del', 'dev', dev, 'root']).catch(() => undefined); // none set
       else
         await run('tc', ['-n', this.ns(gw.name), 'qdisc', 'replace', 'dev', dev, 'root', 'tbf', 'rate', rate, 'burst', String(tbfBurst(rate)), 'latency', TBF_LATENCY]);
     }

@@ -13,6 +13,8 @@ import * as path from 'node:path';
  * seconds means the kernel or a lock is stuck, and the lab fails instead of hanging.
  */
 export const COMMAND_TIMEOUT_MS = 10_000;
+/** Output kept from one administrative command (`nft list ruleset` of a busy gateway is the largest). */
+const OUTPUT_LIMIT_BYTES = 16 << 20;
 /** The unprivileged user functions run as, created by .ci/setup (or by the lab itself when root). */
 export const FUNCTION_USER = 'boxerfn';
 /** Where tools live on Debian; a root shell's PATH does not always have the sbin directories. */
@@ -83,7 +85,7 @@ export function run(cmd: string, args: readonly string[], input?: string): Promi
     const child = execFile(
       tool(cmd),
       args,
-      { timeout: COMMAND_TIMEOUT_MS, killSignal: 'SIGKILL', maxBuffer: 16 << 20, env: { ...process.env, PATH: LAB_PATH } },
+      { timeout: COMMAND_TIMEOUT_MS, killSignal: 'SIGKILL', maxBuffer: OUTPUT_LIMIT_BYTES, env: { ...process.env, PATH: LAB_PATH } },
       (err, stdout, stderr) => {
         if (err) {
           const detail = err.killed ? `timed out after ${COMMAND_TIMEOUT_MS} ms` : `exit ${err.code ?? err.signal}`;

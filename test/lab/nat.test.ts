@@ -16,6 +16,14 @@ const FUNCTIONS = ['fp', 'fsa', 'fsb', 'fr', 'fta', 'ftb', 'fla', 'flb'];
 const CONNECT_S = 5;
 /** Lifetime of a server probe: longer than any test using it; stopped as soon as the test is done. */
 const SERVE_S = 20;
+/** Bound on a quick command (id, tc show) run with lab.exec. */
+const EXEC_MS = 5000;
+/** How long a hairpin probe holds its mapping open and waits for the neighbour. */
+const HAIRPIN_HOLD_S = 5;
+/** Delay before a server writes on a connection that must still be mapped (well under IDLE_S). */
+const EARLY_WRITE_S = 0.5;
+/** Connections each translated function opens at once: enough to see two blocks side by side. */
+const PER_FUNCTION = 20;
 
 lt.test('outbound works from every function, seen as its gateway address', async (t, lab) => {
   const seed = lab.node('seed');
@@ -49,7 +57,7 @@ lt.test('a mapping only admits the destination it was opened to (stateful filter
   for (const fn of ['fp', 'fta']) {
     const n = lab.node(fn);
     const lport = n.portRange!.low + 150;
-    const hold = background(lab, fn, 'hairpin', [lport, seed.address, 7002, 4]); // opens the mapping, listens
+    const hold = background(lab, fn, 'hairpin', [lport, seed.address, 7002, HAIRPIN_HOLD_S]); // opens the mapping, listens
     await hold.ready;
     const r = await probe(lab, 'vm1', 'connect', [n.publicAddress, lab.publicPort(fn, lport)!, DROP_WAIT_S]);
     t.deepEqual(r, ['timeout'], `${fn}: vm1 must not get through a mapping opened toward seed`);
@@ -94,7 +102,6 @@ lt.test('translating: ports map by XOR 0x8000 and two functions on one address n
   const fta = lab.node('fta');
   const lport = fta.portRange!.low + 400;
   t.regex((await probe(lab, 'fta', 'connect', [seed.address, 7005, CONNECT_S, lport]))[0], /^ok /);
-  const PER_FUNCTION = 20;
   const [ra, rb] = await Promise.all(['fta', 'ftb'].map((fn) => probe(lab, fn, 'multi', [seed.address, 7005, PER_FUNCTION, CONNECT_S])));
   t.is(ra.filter((l) => l.startsWith('ok ')).length, PER_FUNCTION);
   t.is(rb.filter((l) => l.startsWith('ok ')).length, PER_FUNCTION);
@@ -137,7 +144,7 @@ lt.test('hairpin: a function reaches a neighbour through the shared public addre
   // share has hairpin: fsb opens a mapping from port L, fsa connects to share's address at L.
   const share = lab.node('share');
   const l = lab.node('fsb').portRange!.low + 500;
-  const hp = background(lab, 'fsb', 'hairpin', [l, seed.address, 7007, 5]);
+  const hp = background(lab, 'fsb', 'hairpin', [l, seed.address, 7007, HAIRPIN_HOLD_S]);
   await hp.ready;
   const r = await probe(lab, 'fsa', 'connect', [share.address, l, CONNECT_S]);
   t.regex(r[0], /^ok /, `fsa -> ${share.address}:${l}: ${r.join(' | ')}`);
@@ -147,7 +154,7 @@ lt.test('hairpin: a function reaches a neighbour through the shared public addre
   // lan has no hairpin: the same attempt is dropped.
   const lanGw = lab.node('lan');
   const l2 = lab.node('flb').portRange!.low + 500;
-  const hp2 = background(lab, 'flb', 'hairpin', [l2, seed.address, 7007, 3]);
+  const hp2 = background(lab, 'flb', 'hairpin', [l2, seed.address, 7007, HAIRPIN_HOLD_S]);
   await hp2.ready;
   const r2 = await probe(lab, 'fla', 'connect', [lanGw.address, l2, DROP_WAIT_S]);
   t.notRegex(r2[0], /^ok /, 'no hairpin on the lan gateway');
@@ -181,7 +188,7 @@ lt.serial('idle timeout knob: a mapping idle longer than it is gone, a busier on
   await lab.setIdleTimeout('pres', IDLE_S);
   try {
     t.is(lab.knobs('pres').idleTimeout, IDLE_S);
-    const quick = background(lab, 'seed', 'serve', [7009, SERVE_S, 0.5]);
+    const quick = background(lab, 'seed', 'serve', [7009, SERVE_S, EARLY_WRITE_S]);
     const late = background(lab, 'seed', 'serve', [7010, SERVE_S, IDLE_WRITE_AFTER_S]);
     await Promise.all([quick.ready, late.ready]);
     const [rq, rl] = await Promise.all([
@@ -207,10 +214,10 @@ lt.serial('loss and rate knobs apply at run time', async (t, lab) => {
     await lab.setLoss('rand', 0);
     t.regex((await probe(lab, 'fr', 'connect', [seed.address, 7011, CONNECT_S]))[0], /^ok /, 'loss off');
     await lab.setRate('rand', '1mbit');
-    const q = await lab.exec('rand', 'tc', ['qdisc', 'show', 'dev', 'wan'], { timeoutMs: 5000 });
+    const q = await lab.exec('rand', 'tc', ['qdisc', 'show', 'dev', 'wan'], { timeoutMs: EXEC_MS });
     t.regex(q.stdout, /tbf .*rate 1Mbit/);
     await lab.setRate('rand', null);
-    const q2 = await lab.exec('rand', 'tc', ['qdisc', 'show', 'dev', 'wan'], { timeoutMs: 5000 });
+    const q2 = await lab.exec('rand', 'tc', ['qdisc', 'show', 'dev', 'wan'], { timeoutMs: EXEC_MS });
     t.notRegex(q2.stdout, /tbf/);
   } finally {
     await lab.setLoss('rand', 0);
@@ -221,10 +228,10 @@ lt.serial('loss and rate knobs apply at run time', async (t, lab) => {
 
 lt.test('spawned processes run as boxerfn with their own HOME and TMPDIR; gateways as root', async (t, lab) => {
   const fp = lab.node('fp');
-  const r = await lab.exec('fp', 'sh', ['-c', 'id -un; echo "$HOME $TMPDIR"; touch "$TMPDIR/x" && echo writable'], { timeoutMs: 5000 });
+  const r = await lab.exec('fp', 'sh', ['-c', 'id -un; echo "$HOME $TMPDIR"; touch "$TMPDIR/x" && echo writable'], { timeoutMs: EXEC_MS });
   t.deepEqual(r.stdout.trim().split('\n'), ['boxerfn', `${fp.tmpdir} ${fp.tmpdir}`, 'writable']);
-  const g = await lab.exec('pres', 'id', ['-un'], { timeoutMs: 5000 });
+  const g = await lab.exec('pres', 'id', ['-un'], { timeoutMs: EXEC_MS });
   t.is(g.stdout.trim(), 'root');
-  const hung = await lab.exec('seed', 'sleep', ['10'], { timeoutMs: 200 });
+  const hung = await lab.exec('seed', 'sleep', ['10'], { timeoutMs: 200 }); // killed long before it ends
   t.true(hung.timedOut);
 });
