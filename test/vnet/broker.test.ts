@@ -19,8 +19,8 @@ async function twoMembers(natOfB: NatKind) {
   ensureBuilt();
   const dir = tmpDir('boxer-vnet-');
   const infos: MemberInfo[] = [
-    { id: 1, name: 'a', addr: '100.96.0.1', services: [], ext: { ip: '127.0.0.1', port: 1 }, priv: [], nat: 'preserving', key: new Uint8Array(32) },
-    { id: 2, name: 'b', addr: '100.96.0.2', services: ['web'], ext: { ip: '127.0.0.1', port: 2 }, priv: [], nat: natOfB, key: new Uint8Array(32) },
+    { id: 1, name: 'a', addr: '100.96.0.1', services: [], ext: { ip: '127.0.0.1', port: 1 }, priv: [], lport: 0, nat: 'preserving', key: new Uint8Array(32) },
+    { id: 2, name: 'b', addr: '100.96.0.2', services: ['web'], ext: { ip: '127.0.0.1', port: 2 }, priv: [], lport: 0, nat: natOfB, key: new Uint8Array(32) },
   ];
   const nodes: Node[] = [];
   for (const info of infos) {
@@ -133,7 +133,7 @@ except OSError as e:
 });
 
 test('names and services resolve through the agent, rotating', (t) => {
-  const infos = [1, 2, 3].map((id) => ({ id, name: `n${id}`, addr: `100.96.0.${id}`, services: id > 1 ? ['web'] : [], ext: null, priv: [], nat: 'open' as const, key: new Uint8Array(32) }));
+  const infos = [1, 2, 3].map((id) => ({ id, name: `n${id}`, addr: `100.96.0.${id}`, services: id > 1 ? ['web'] : [], ext: null, priv: [], lport: 0, nat: 'open' as const, key: new Uint8Array(32) }));
   const broker = new Broker(
     { self: () => infos[0], members: () => infos, predictOwn: () => null, predictFor: () => null, portRange: () => [1, 2], send: () => undefined },
     native(),
