@@ -22,6 +22,7 @@ import {
 } from '../../overlay';
 import { gatewayRuleset } from '../../overlay/netfilter';
 import { readState, statePath } from '../../overlay/state';
+import { ensureFunctionUser, readabilityProblem } from '../../overlay/sys';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 /** Bound on a child `node` process driving the lab (building one takes about a second). */
@@ -250,4 +251,20 @@ labOnly('the prerequisite check says what a non-root user lacks', (t) => {
   const res = JSON.parse(r.stdout) as { ok: boolean; reason?: string };
   t.false(res.ok);
   t.regex(res.reason ?? '', /need root/);
+});
+
+labOnly('the readability check names what the function user cannot read, and how to fix it', (t) => {
+  const ids = ensureFunctionUser();
+  t.is(readabilityProblem(ids), undefined, 'this project is readable by the function user');
+  const dir = fs.mkdtempSync('/tmp/bxro-');
+  try {
+    fs.mkdirSync(path.join(dir, 'dist'));
+    fs.mkdirSync(path.join(dir, 'node_modules'));
+    fs.chmodSync(dir, 0o700);
+    const msg = readabilityProblem(ids, dir);
+    t.regex(msg ?? '', new RegExp(`cannot read ${dir}`));
+    t.regex(msg ?? '', /chmod -R a\+rX/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
