@@ -17,7 +17,7 @@
  * This module is pure: no I/O, no timers; src/control/channel.ts drives it over a stream.
  */
 import { sodium } from './sodium';
-import type { KeyPair } from './keys';
+import { generateKeyPair, type KeyPair } from './keys';
 import { PROTOCOL_VERSION, HANDSHAKE_MAGIC } from '../constants';
 
 const PROTOCOL_NAME = 'Noise_XXpsk0_25519_ChaChaPoly_BLAKE2b256_boxer';
@@ -152,19 +152,20 @@ function dh(priv: Uint8Array, pub: Uint8Array): Uint8Array {
   return sodium().crypto_scalarmult(priv, pub);
 }
 
-/** The initiator's side: message 1 out, message 2 in, message 3 out. */
-export class Initiator {
-  private ss = new SymmetricState();
-  private e: KeyPair;
-  private re: Uint8Array | null = null;
+/** What both sides of a handshake hold: the transcript, a fresh ephemeral key, the peer's ephemeral key. */
+abstract class HandshakeParty {
+  protected ss = new SymmetricState();
+  protected e: KeyPair = generateKeyPair();
+  protected re: Uint8Array | null = null;
 
   constructor(
-    private readonly psk: Uint8Array,
-    private readonly s: KeyPair,
-  ) {
-    const kp = sodium().crypto_box_keypair();
-    this.e = { publicKey: kp.publicKey, privateKey: kp.privateKey };
-  }
+    protected readonly psk: Uint8Array,
+    protected readonly s: KeyPair,
+  ) {}
+}
+
+/** The initiator's side: message 1 out, message 2 in, message 3 out. */
+export class Initiator extends HandshakeParty {
 
   message1(): Uint8Array {
     const ss = this.ss;
@@ -217,18 +218,7 @@ export class Initiator {
 }
 
 /** The responder's side: message 1 in, message 2 out, message 3 in. */
-export class Responder {
-  private ss = new SymmetricState();
-  private e: KeyPair;
-  private re: Uint8Array | null = null;
-
-  constructor(
-    private readonly psk: Uint8Array,
-    private readonly s: KeyPair,
-  ) {
-    const kp = sodium().crypto_box_keypair();
-    this.e = { publicKey: kp.publicKey, privateKey: kp.privateKey };
-  }
+export class Responder extends HandshakeParty {
 
   /** Reads message 1; returns message 2. Throws HandshakeError (send `reject(err.reason)` then close). */
   message1(msg: Uint8Array, payload2: Uint8Array): Uint8Array {

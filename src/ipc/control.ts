@@ -7,6 +7,7 @@
  * `{"ok": false, "error": "what happened and what to do"}`.
  */
 import net from 'node:net';
+import { listenUnix, closeUnix } from './unix';
 import fs from 'node:fs';
 import path from 'node:path';
 import { runtimeDir } from '../util/paths';
@@ -32,17 +33,7 @@ export class ControlServer {
   ) {}
 
   async start(): Promise<void> {
-    try {
-      fs.unlinkSync(this.path);
-    } catch {
-      /* not there */
-    }
-    this.server = net.createServer((sock) => this.serve(sock));
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(this.path, () => resolve());
-    });
-    fs.chmodSync(this.path, 0o600);
+    this.server = await listenUnix(this.path, (sock) => this.serve(sock));
   }
 
   private serve(sock: net.Socket): void {
@@ -77,12 +68,7 @@ export class ControlServer {
   }
 
   async close(): Promise<void> {
-    if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
-    try {
-      fs.unlinkSync(this.path);
-    } catch {
-      /* gone */
-    }
+    await closeUnix(this.server, this.path);
   }
 }
 

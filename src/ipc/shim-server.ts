@@ -8,7 +8,7 @@
  * the addon, with Node's own write queue empty so that the bytes keep their order.
  */
 import net from 'node:net';
-import fs from 'node:fs';
+import { listenUnix, closeUnix } from './unix';
 import os from 'node:os';
 import type { Broker } from '../vnet/broker';
 import { logger } from '../util/log';
@@ -61,17 +61,7 @@ export class ShimServer {
   ) {}
 
   async start(): Promise<void> {
-    try {
-      fs.unlinkSync(this.path);
-    } catch {
-      /* not there */
-    }
-    this.server = net.createServer((s) => this.serve(s));
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(this.path, () => resolve());
-    });
-    fs.chmodSync(this.path, 0o600);
+    this.server = await listenUnix(this.path, (s) => this.serve(s));
   }
 
   private serve(sock: net.Socket): void {
@@ -188,11 +178,6 @@ export class ShimServer {
 
   async close(): Promise<void> {
     for (const s of this.conns) s.destroy();
-    if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
-    try {
-      fs.unlinkSync(this.path);
-    } catch {
-      /* gone */
-    }
+    await closeUnix(this.server, this.path);
   }
 }
