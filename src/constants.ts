@@ -109,3 +109,5 @@ export const PING_TIMEOUT_MS = 3_000;
 export const HOME_DEATH_GRACE_MS = 3_000;
 /** Pause between attempts to reopen a lost home link. */
 export const HOME_RETRY_MS = 1_000;
+/** The priming connection of a hairpin punch (see Peers.prime): one round trip to a public member, at most. */
+export const HAIRPIN_PRIME_MS = 500;

@@ -219,6 +219,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       throw e;
     }
     const localPort = (stream as { localPort?: number }).localPort;
+    const seedIp = ((stream as { remoteAddress?: string }).remoteAddress ?? seedHost).replace(/^::ffff:/, '');
+    if (this.peers) this.peers.primeTo = { ip: seedIp, port: this.opts.traversal?.discoveryPort ?? seedPort + DISCOVERY_PORT_OFFSET };
     const tr = this.opts.traversal;
     const probing = !!tr && !this.discovered && !tr.natOverride && !!localPort;
     let reflected = false;

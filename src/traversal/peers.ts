@@ -20,6 +20,7 @@ import type { KeyPair } from '../crypto/keys';
 import { encodeMessage, decodeMessage, type Endpoint, type MemberInfo, type Message, type PathKind } from '../wire/messages';
 import {
   DIRECT_CONNECT_TIMEOUT_MS,
+  HAIRPIN_PRIME_MS,
   HOME_DEATH_GRACE_MS,
   HOME_RETRY_MS,
   LAN_CONNECT_TIMEOUT_MS,
@@ -131,6 +132,8 @@ export class Peers extends EventEmitter<PeersEvents> {
   private listener: Listener | null = null;
   private timer: NodeJS.Timeout | null = null;
   private homeId: number | null = null;
+  /** A public endpoint to send a priming SYN to (the seed's discovery port), set by the agent. */
+  primeTo: Endpoint | null = null;
   private nextHomeTry = 0;
   private closed = false;
   private readonly maxLinks: number;
@@ -275,6 +278,7 @@ export class Peers extends EventEmitter<PeersEvents> {
     try {
       const mine = this.predict(sock.port);
       if (!mine) throw new Error('cannot predict our external endpoint');
+      if (path === 'hairpin') await this.prime(sock.port);
       const sid = (Math.random() * 2 ** 32) >>> 0;
       const ack = new Promise<Endpoint>((resolve, reject) => this.acks.set(sid, { resolve, reject }));
       try {
@@ -628,6 +632,7 @@ export class Peers extends EventEmitter<PeersEvents> {
       return;
     }
     try {
+      if (path === 'hairpin') await this.prime(sock.port);
       await this.signal(b.id, { t: 'punch', sid, phase: 'ack', ep: mine, path });
       // Our SYN goes first: the far NAT drops it, but it opens our mapping for theirs (no retransmission).
       const stream = await this.opts.io.connectBound(sock, theirs, PUNCH_TIMEOUT_MS);
@@ -636,6 +641,27 @@ export class Peers extends EventEmitter<PeersEvents> {
       this.log.info('punch failed', { peer: b.name, path, reason: (e as Error).message });
     } finally {
       sock.close();
+    }
+  }
+
+  /**
+   * Hairpin: a gateway maps a public port back to us only once it has seen traffic from that port leave
+   * toward the internet; until then a neighbour's SYN to our public endpoint meets the gateway itself (a
+   * reset). So before announcing the port, send one connection from it to a public member and drop it.
+   */
+  private async prime(port: number): Promise<void> {
+    let target = this.host.seedConnected() ? this.primeTo : null;
+    if (!target) {
+      const h = this.homeOf(this.host.selfId());
+      const m = h !== null ? this.host.member(h) : undefined;
+      if (m?.ext && m.lport) target = { ip: m.ext.ip, port: m.lport };
+    }
+    if (!target) return;
+    try {
+      const { stream } = await this.opts.io.dial(target, HAIRPIN_PRIME_MS, port);
+      stream.destroy();
+    } catch {
+      /* the SYN left: that is all the gateway needed */
     }
   }
 
@@ -674,6 +700,13 @@ export class Peers extends EventEmitter<PeersEvents> {
   announceLeave(): void {
     const self = this.host.selfId();
     for (const l of this.links.values()) l.ch.sendMessage({ t: 'left', id: self, reason: 'leave' });
+  }
+
+  /** Closes every link (tests: links must reopen, e.g. without the seed). Home links come back by themselves. */
+  closeLinks(): number {
+    const n = this.links.size;
+    for (const l of [...this.links.values()]) l.ch.close();
+    return n;
   }
 
   /** The seed said a member is gone: drop its link. */

@@ -50,7 +50,12 @@ export async function runCommandCli(a: RunArgs): Promise<void> {
     list: () => agent.list(),
     on: (ev, fn) => agent.on(ev, fn),
     statusExtra: () => ({ role: 'member', seedConnected: agent.seedConnected, nat: agent.mapping.kind, links: agent.links() }),
-    handle: (req) => (req.op === 'ping' ? pingReply(agent, req) : undefined),
+    handle: (req) => {
+      if (req.op === 'ping') return pingReply(agent, req);
+      // For tests: drop every peer link, so that the next ping opens a new one (e.g. once the seed is gone).
+      if (req.op === 'close-links') return Promise.resolve({ ok: true, closed: agent.peers?.closeLinks() ?? 0 });
+      return undefined;
+    },
   };
   const member = new LocalMember(view, `${host}:${port}`);
   await member.start();
