@@ -92,7 +92,7 @@ def rtt(host, port, n, size, max_s):
 
 def ttfb(host, port, n, max_s):
     deadline = time.monotonic() + max_s
-    us, errors, truncated = [], 0, False
+    us, errors, truncated, first = [], 0, False, None
     for _ in range(n):
         if time.monotonic() > deadline:
             truncated = True
@@ -107,11 +107,12 @@ def ttfb(host, port, n, max_s):
             finally:
                 s.close()
             us.append((t1 - t0) / 1000)
-        except OSError:
+        except OSError as e:
             errors += 1
+            first = first or f"{host}:{port}: {e}"
             if errors > 10:
                 break
-    return {"us": us, "errors": errors, "truncated": truncated}
+    return {"us": us, "errors": errors, "truncated": truncated, "error": first}
 
 
 def resolve(name, max_s):

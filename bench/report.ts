@@ -15,9 +15,15 @@ export function num(v: number | undefined): string {
 
 const measured = (v?: Variant): v is Measured => v?.status === 'measured';
 
+/** Reasons for "not measured", numbered in order of appearance and listed under "Not measured yet". */
+let REASONS = new Map<string, number>();
+
 function cell(v: Variant | undefined, withP99 = false): string {
   if (!v) return 'n/a';
-  if (!measured(v)) return `not measured: ${v.reason.replace(/\|/g, '\\|')}`;
+  if (!measured(v)) {
+    if (!REASONS.has(v.reason)) REASONS.set(v.reason, REASONS.size + 1);
+    return `not measured [${REASONS.get(v.reason)}]`;
+  }
   const s = v.summary;
   const spread = Number.isFinite(s.min) && Number.isFinite(s.max) ? ` (${num(s.min)}–${num(s.max)})` : '';
   return withP99 ? `${num(s.median)} / ${num(s.p99)}` : `${num(s.median)}${spread}`;
@@ -88,6 +94,7 @@ export function charts(r: Results): Chart[] {
 }
 
 export function markdown(r: Results, chartFiles: string[]): string {
+  REASONS = new Map();
   const byId = new Map(r.cases.map((c) => [c.id, c]));
   const group = (g: string) => r.cases.filter((c) => c.group === g);
   const L: string[] = [];
@@ -211,7 +218,7 @@ export function markdown(r: Results, chartFiles: string[]): string {
         const v = c[k];
         if (v && v.status === 'not measured') reasons.set(v.reason, [...(reasons.get(v.reason) ?? []), `${c.id} ${k}`]);
       }
-    for (const [reason, ids] of reasons) L.push(`- ${ids.length} figure(s): ${reason}\n  (${ids.join(', ')})`);
+    for (const [reason, ids] of reasons) L.push(`- [${REASONS.get(reason) ?? '-'}] ${ids.length} figure(s): ${reason}\n  (${ids.join(', ')})`);
   } else L.push('Everything above was measured.');
   L.push('');
 

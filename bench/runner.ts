@@ -161,8 +161,8 @@ export async function boxerDataPathAvailable(runner: Runner): Promise<{ availabl
     const srv = await runner.server('boxer', 'vm2', [PY, NETBENCH, 'serve-byte', String(port), '20'], port, 20);
     try {
       const out = await runner.client('boxer', 'vm1', [PY, NETBENCH, 'ttfb', HOST, String(port), '1', '5'], { node: 'vm2', name: srv.name }, 20_000);
-      const r = JSON.parse(out.trim().split('\n').pop() ?? '{}') as { us?: number[] };
-      if (!r.us || r.us.length !== 1) return { available: false, reason: `a Boxer connect vm1 → vm2 (virtual address) got no byte back: ${out.trim().slice(-300)}` };
+      const r = JSON.parse(out.trim().split('\n').pop() ?? '{}') as { us?: number[]; error?: string };
+      if (!r.us || r.us.length !== 1) return { available: false, reason: `a Boxer application on vm1 could not connect to one on vm2 by its virtual address (${r.error ?? out.trim().slice(-200)})` };
       return { available: true, reason: `a Boxer connect vm1 → vm2 by virtual address took ${r.us[0].toFixed(0)} us` };
     } finally {
       await srv.stop();
