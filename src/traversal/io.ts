@@ -37,8 +37,8 @@ export interface PeerIo {
   listen(onStream: (s: Duplex, remote: Endpoint) => void): Promise<Listener>;
   /** Connects from a fresh local port (or `fromPort`, shared with SO_REUSEPORT); rejects on failure or timeout. */
   dial(to: Endpoint, timeoutMs: number, fromPort?: number): Promise<{ stream: Duplex; local: Endpoint }>;
-  /** Binds a fresh socket (kernel-chosen port), for a simultaneous open whose endpoint we first announce. */
-  bindFresh(): BoundSocket;
+  /** Binds a fresh socket (kernel-chosen port, or `port` shared with SO_REUSEPORT), for a simultaneous open. */
+  bindFresh(port?: number): BoundSocket;
   /** Connects `sock` to `to` (both sides do it at once: simultaneous open). Consumes `sock`. */
   connectBound(sock: BoundSocket, to: Endpoint, timeoutMs: number): Promise<Duplex>;
   /** Resolves a host name to an IPv4 address. */
@@ -109,11 +109,11 @@ export const nativeIo: PeerIo = {
     }
   },
 
-  bindFresh() {
+  bindFresh(port = 0) {
     const n = native();
     const fd = n.tcpSocket();
     try {
-      n.bind(fd, '0.0.0.0', 0);
+      n.bind(fd, '0.0.0.0', port);
       return new NativeBound(fd, n.localAddress(fd).port);
     } catch (e) {
       n.close(fd);

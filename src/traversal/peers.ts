@@ -21,12 +21,14 @@ import { encodeMessage, decodeMessage, type Endpoint, type MemberInfo, type Mess
 import {
   DIRECT_CONNECT_TIMEOUT_MS,
   HAIRPIN_PRIME_MS,
+  HAIRPIN_RETRY_MS,
   HOME_DEATH_GRACE_MS,
   HOME_RETRY_MS,
   LAN_CONNECT_TIMEOUT_MS,
   LINK_DEAD_AFTER_MS,
   LINK_IDLE_MS,
   LINK_KEEPALIVE_MS,
+  LINK_MIN_AGE_MS,
   LINK_OPEN_TIMEOUT_MS,
   MAX_LINKS,
   PING_TIMEOUT_MS,
@@ -36,7 +38,7 @@ import {
 } from '../constants';
 import { logger, type Logger } from '../util/log';
 import { predictEndpoint, type NatMapping } from './discovery';
-import type { Listener, PeerIo } from './io';
+import type { BoundSocket, Listener, PeerIo } from './io';
 import { RelayStream } from './relay';
 
 /** What the link layer needs from the agent. */
@@ -185,10 +187,17 @@ export class Peers extends EventEmitter<PeersEvents> {
 
   /** Opens (or reuses) the link to member `id` and measures one round trip over it. */
   async ping(id: number): Promise<{ path: PathKind; endpoint: string; rttMs: number }> {
-    const l = await this.ensure(id);
-    l.lastUsed = Date.now();
-    const rttMs = await withTimeout(this.pingLink(l), PING_TIMEOUT_MS, `ping of member ${id}`);
-    return { path: l.path, endpoint: l.endpoint, rttMs };
+    // Once more on a new link if the far side closed this one meanwhile (its own bound, an upgrade).
+    for (let attempt = 0; ; attempt++) {
+      const l = await this.ensure(id);
+      l.lastUsed = Date.now();
+      try {
+        const rttMs = await withTimeout(this.pingLink(l), PING_TIMEOUT_MS, `ping of member ${id}`);
+        return { path: l.path, endpoint: l.endpoint, rttMs };
+      } catch (e) {
+        if (attempt >= 1 || !l.ch.isClosed) throw e;
+      }
+    }
   }
 
   /** Sends an opaque vnet payload to member `id`: over a link when one can be had, else through the seed/home. */
@@ -284,7 +293,7 @@ export class Peers extends EventEmitter<PeersEvents> {
       try {
         await this.signal(b.id, { t: 'punch', sid, phase: 'req', ep: mine, path });
         const theirs = await withTimeout(ack, SIGNAL_TIMEOUT_MS, 'punch answer');
-        const stream = await this.opts.io.connectBound(sock, theirs, PUNCH_TIMEOUT_MS);
+        const stream = await this.connectPunch(sock, theirs, path);
         return await this.establish(stream, this.host.selfId() < b.id ? 'init' : 'resp', b.id, path, epText(theirs), false);
       } finally {
         this.acks.delete(sid);
@@ -428,8 +437,8 @@ export class Peers extends EventEmitter<PeersEvents> {
     }
     l.ch.on('close', () => this.onLinkClosed(l));
     if (old && !old.ch.isClosed) old.ch.close();
-    this.stats.maxOpen = Math.max(this.stats.maxOpen, this.links.size);
     this.enforceBound(l);
+    this.stats.maxOpen = Math.max(this.stats.maxOpen, this.links.size);
     this.wake(l);
     this.emit('change');
     return l;
@@ -481,12 +490,13 @@ export class Peers extends EventEmitter<PeersEvents> {
     }
   }
 
-  private enforceBound(keep: Link): void {
+  private enforceBound(keep: Link | null): void {
     let guard = this.links.size;
+    const now = Date.now();
     while (this.links.size > this.maxLinks && guard-- > 0) {
       let victim: Link | null = null;
       for (const l of this.links.values()) {
-        if (l === keep || l.home) continue;
+        if (l === keep || l.home || now - l.since < LINK_MIN_AGE_MS) continue;
         if (!victim || l.lastUsed < victim.lastUsed) victim = l;
       }
       if (!victim) return;
@@ -635,12 +645,34 @@ export class Peers extends EventEmitter<PeersEvents> {
       if (path === 'hairpin') await this.prime(sock.port);
       await this.signal(b.id, { t: 'punch', sid, phase: 'ack', ep: mine, path });
       // Our SYN goes first: the far NAT drops it, but it opens our mapping for theirs (no retransmission).
-      const stream = await this.opts.io.connectBound(sock, theirs, PUNCH_TIMEOUT_MS);
+      const stream = await this.connectPunch(sock, theirs, path);
       await this.establish(stream, this.host.selfId() < b.id ? 'init' : 'resp', b.id, path, epText(theirs), false);
     } catch (e) {
       this.log.info('punch failed', { peer: b.name, path, reason: (e as Error).message });
     } finally {
       sock.close();
+    }
+  }
+
+  /**
+   * The connect of a simultaneous open. Across two NATs the first SYN is dropped by the far NAT and the
+   * second completes the open. Through one hairpinning gateway the primed mapping delivers the first SYN to
+   * the neighbour before its socket connects, which resets it: then reconnect from the same port (a new
+   * socket, SO_REUSEPORT) until the two connects overlap, within PUNCH_TIMEOUT_MS.
+   */
+  private async connectPunch(sock: BoundSocket, to: Endpoint, path: PathKind): Promise<Duplex> {
+    const deadline = Date.now() + PUNCH_TIMEOUT_MS;
+    const port = sock.port;
+    let s: BoundSocket | null = sock;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.opts.io.connectBound(s ?? this.opts.io.bindFresh(port), to, Math.max(1, deadline - Date.now()));
+      } catch (e) {
+        s = null;
+        const code = (e as NodeJS.ErrnoException).code;
+        if (path !== 'hairpin' || (code !== 'ECONNREFUSED' && code !== 'ECONNRESET') || Date.now() + HAIRPIN_RETRY_MS >= deadline) throw e;
+        await new Promise((r) => setTimeout(r, HAIRPIN_RETRY_MS + Math.random() * HAIRPIN_RETRY_MS));
+      }
     }
   }
 
@@ -780,6 +812,7 @@ export class Peers extends EventEmitter<PeersEvents> {
       l.ch.sendMessage({ t: 'ping', n });
       if (l.path === 'relay' && now - l.since > RELAY_UPGRADE_MS && !this.upgrading.has(l.member)) void this.upgrade(l);
     }
+    this.enforceBound(null);
     this.maintainHome();
   }
 

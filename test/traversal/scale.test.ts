@@ -1,0 +1,85 @@
+/**
+ * 200+ agents in this process, on loopback, with real sockets (the addon), NAT discovery and peer links:
+ * every member learns every other, links open on demand, and no agent holds more links than its bound.
+ */
+import test from 'ava';
+import { Seed } from '../../src/control/seed';
+import { Agent } from '../../src/control/agent';
+import { DiscoveryServer } from '../../src/traversal/discovery';
+import { nativeIo } from '../../src/traversal/io';
+import { sodiumReady } from '../../src/crypto/sodium';
+import { deriveNetworkKey, generateKeyPair } from '../../src/crypto/keys';
+import { setSink } from '../../src/util/log';
+import { freePort, until } from '../support/procs';
+import { LINK_MIN_AGE_MS } from '../../src/constants';
+
+const N = 210;
+/** A low bound, so that each agent must close links to stay within it. */
+const BOUND = 6;
+/** Pings per agent toward random members: more than the bound. */
+const PINGS = 10;
+const BATCH = 30;
+
+test.before(async () => {
+  await sodiumReady();
+  setSink(() => {});
+});
+
+test(`${N} agents join one seed: everyone learns everyone, links stay within the bound`, async (t) => {
+  t.timeout(180_000);
+  const psk = deriveNetworkKey('scale test secret of enough length');
+  const seedKeys = generateKeyPair();
+  const seed = new Seed({ network: '100.96.0.0/16', psk, keys: seedKeys, stateFile: null });
+  const port = await freePort();
+  await seed.listen('127.0.0.1', port);
+  const discovery = new DiscoveryServer({ psk, keys: seedKeys });
+  await discovery.listen('127.0.0.1', port + 1);
+  const agents: Agent[] = [];
+  try {
+    for (let i = 0; i < N; i += BATCH) {
+      const batch = Array.from({ length: Math.min(BATCH, N - i) }, (_, j) =>
+        new Agent({ seedHost: '127.0.0.1', seedPort: port, psk, keys: generateKeyPair(), services: [], label: `a${i + j}`, traversal: { io: nativeIo, maxLinks: BOUND }, joinTimeoutMs: 60_000 }),
+      );
+      agents.push(...batch);
+      await Promise.all(batch.map((a) => a.join()));
+    }
+    await until(() => agents.every((a) => a.members.size === N), 60_000, 'every agent to see every member');
+    t.is(seed.size, N);
+    t.true(agents.every((a) => a.mapping.kind === 'open'), 'loopback members are open (connect-back works)');
+    // Random pings, many more than the bound per agent.
+    const ids = agents.map((a) => a.self!.id);
+    let ok = 0;
+    const failures: string[] = [];
+    await Promise.all(
+      agents.map(async (a, i) => {
+        for (let k = 0; k < PINGS; k++) {
+          const to = ids[(i * 7 + k * 13 + 1) % N];
+          if (to === a.self!.id) continue;
+          try {
+            const r = await a.ping(to);
+            if (r.path === 'direct') ok++;
+          } catch (e) {
+            failures.push(`${a.self!.id} -> ${to}: ${(e as Error).message}`);
+          }
+        }
+      }),
+    );
+    t.deepEqual(failures.slice(0, 5), []);
+    t.true(ok > N * (PINGS - 1) * 0.95, `${ok} direct pings`);
+    // Links younger than LINK_MIN_AGE_MS may exceed the bound briefly; the next keepalive tick trims them.
+    await new Promise((r) => setTimeout(r, LINK_MIN_AGE_MS + 1_500));
+    const worst = Math.max(...agents.map((a) => a.peers!.stats.maxOpen));
+    // Each agent's own links are bounded; an open member may also serve as the home of others (documented).
+    const overBound = agents.filter((a) => a.peers!.size > BOUND + homesServed(a));
+    t.deepEqual(overBound.map((a) => a.self!.id), [], `links per agent: max ${worst}`);
+    t.log(`${N} agents, ${ok} pings, at most ${worst} links at once in one agent (bound ${BOUND} + homes served)`);
+  } finally {
+    agents.forEach((a) => a.stop());
+    await discovery.close();
+    await seed.close();
+  }
+});
+
+function homesServed(a: Agent): number {
+  return a.links().filter((l) => l.home).length;
+}
