@@ -7,10 +7,11 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import fs from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { Channel } from './channel';
 import { ipToInt } from './addresses';
-import type { Endpoint, MemberInfo, Message, NatKind } from '../wire/messages';
+import type { Endpoint, MemberInfo, Message, NatKind, PortMap } from '../wire/messages';
 import type { KeyPair } from '../crypto/keys';
 import { HandshakeError } from '../crypto/noise';
 import {
@@ -132,6 +133,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         { psk: opts.psk, keys: opts.keys, io: opts.traversal.io, maxLinks: opts.traversal.maxLinks, label: opts.label },
       );
       this.peers.on('vnet', (from, payload) => this.emit('vnet', from, payload));
+      if (opts.traversal.natOverride) this.mapping = this.peers.mapping = { ...UNKNOWN_MAPPING, kind: opts.traversal.natOverride };
     }
   }
 
@@ -232,6 +234,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         priv: this.opts.priv ?? this.privCandidates(stream),
         nat: tr ? this.mapping.kind : this.opts.nat ?? 'unknown',
         lport: this.peers?.lport,
+        map: tr ? portMapOf(this.mapping) : undefined,
         rejoin: this.self
           ? { id: this.self.id, addr: this.self.addr, name: this.self.name, maxId: this.maxId, maxAddr: this.maxAddr }
           : undefined,
@@ -296,7 +299,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const rejoined = !!this.self;
     this.self = { id: m.id, name: m.name, addr: m.addr, network: m.network, observed: m.observed };
     if (this.opts.traversal?.natOverride && !this.discovered) {
-      this.mapping = { kind: this.opts.traversal.natOverride, ip: m.observed.ip, xor: null, offset: null };
+      this.mapping = { kind: this.opts.traversal.natOverride, ip: m.observed.ip, xor: null, offset: null }; // the seed's view
       this.peers!.mapping = this.mapping;
       this.discovered = true;
     }
@@ -463,4 +466,21 @@ export class Agent extends EventEmitter<AgentEvents> {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** This host's ip_local_port_range (per network namespace): where its sockets bound to port 0 land. */
+export function localPortRange(): [number, number] {
+  try {
+    const [lo, hi] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    if (lo > 0 && hi >= lo && hi < 65536) return [lo, hi];
+  } catch {
+    /* not Linux, or /proc hidden: the kernel default */
+  }
+  return [32768, 60999];
+}
+
+/** The port map announced at join: how the data path predicts this member's external ports. */
+export function portMapOf(m: NatMapping): PortMap {
+  const [lo, hi] = localPortRange();
+  return { xor: m.xor ?? 0, offset: m.kind === 'translating' && m.xor === null ? m.offset ?? 0 : 0, lo, hi };
 }
