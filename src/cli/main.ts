@@ -67,9 +67,11 @@ export function buildCli(argv: string[], cmd: string[]): Argv {
           .option('name', { type: 'string', description: "this member's name (default node-ID)" })
           .option('service', { type: 'string', array: true, default: [] as string[], description: 'a service name this member provides (repeatable)' })
           .option('secret-file', { type: 'string', description: 'file holding the network secret (else $BOXER_SECRET)' })
-          .option('join-timeout', { type: 'number', default: 15, description: 'seconds to keep trying an unreachable seed' }),
+          .option('join-timeout', { type: 'number', default: 15, description: 'seconds to keep trying an unreachable seed' })
+          .option('shim', { type: 'boolean', default: true, description: 'load the preload shim into CMD (--no-shim: CMD runs without the virtual network)' }),
       (a) =>
         runCommandCli({
+          shim: a.shim,
           seed: a.seed,
           nodes: a.nodes,
           name: a.name,

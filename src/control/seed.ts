@@ -218,6 +218,7 @@ export class Seed extends EventEmitter<SeedEvents> {
         known.info.nat = m.nat;
         known.info.priv = m.priv;
         if (m.lport !== undefined) known.info.lport = m.lport;
+        if (m.map) known.info.map = m.map;
         if (old && old !== ch) old.close();
         ch.sendMessage(this.welcome(known.info, remote));
         this.saveState();
@@ -236,7 +237,7 @@ export class Seed extends EventEmitter<SeedEvents> {
     const why = nameConflict(this.owners(), id, name, m.services);
     if (why) return refuse('name-taken', `${why}; choose another with --name`);
     this.maxId = Math.max(this.maxId, id);
-    const info: MemberInfo = { id, name, addr, services: m.services, ext: remote, priv: m.priv, nat: m.nat as NatKind, key: ch.remoteStatic, lport: m.lport ?? 0 };
+    const info: MemberInfo = { id, name, addr, services: m.services, ext: remote, priv: m.priv, nat: m.nat as NatKind, key: ch.remoteStatic, lport: m.lport ?? 0, ...(m.map ? { map: m.map } : {}) };
     const entry: Entry = { info, channel: ch, lastSeen: Date.now(), grace: null };
     this.members.set(id, entry);
     this.stats.joins++;

@@ -16,7 +16,7 @@ import { logger } from '../util/log';
 const log = logger('shim-ipc');
 const E = os.constants.errno;
 
-export const MSG = { HELLO: 1, CONNECT: 2, CONNECT_RESULT: 3, LISTEN: 4, UNLISTEN: 5, ACCEPTED: 6, RESOLVE: 7 } as const;
+export const MSG = { HELLO: 1, CONNECT: 2, CONNECT_RESULT: 3, LISTEN: 4, UNLISTEN: 5, ACCEPTED: 6, RESOLVE: 7, CONNECTING: 8 } as const;
 const HEADER = 12;
 /** Largest message either way (docs/shim-protocol.md). */
 const MAX_MESSAGE = 4096;
@@ -128,7 +128,7 @@ export class ShimServer {
         return this.reply(sock, type, id, errnoBody(0));
       case MSG.CONNECT: {
         need(12);
-        const a = this.broker.connect(ipAt(body, 0), body.readUInt16LE(4), body.readUInt16LE(6));
+        const a = await this.broker.connect(ipAt(body, 0), body.readUInt16LE(4), body.readUInt16LE(6));
         const r = Buffer.alloc(20);
         r.writeInt32LE(a.errno, 0);
         if (a.real) {
@@ -137,6 +137,13 @@ export class ShimServer {
           r.writeBigUInt64LE(a.connId ?? 0n, 12);
         }
         return this.reply(sock, type, id, r);
+      }
+      case MSG.CONNECTING: {
+        // No reply: the shim went on with its connect.
+        need(24);
+        const real = { ip: ipAt(body, 8), port: body.readUInt16LE(12) };
+        this.broker.connecting(ipAt(body, 0), body.readUInt16LE(4), body.readUInt16LE(6), real, body.readUInt16LE(14), body.readBigUInt64LE(16));
+        return;
       }
       case MSG.CONNECT_RESULT: {
         need(12);

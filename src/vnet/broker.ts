@@ -22,7 +22,7 @@
  */
 import net from 'node:net';
 import os from 'node:os';
-import type { Endpoint, MemberInfo } from '../wire/messages';
+import type { Endpoint, MemberInfo, NatKind, PathKind } from '../wire/messages';
 import { logger } from '../util/log';
 
 const log = logger('vnet');
@@ -52,11 +52,46 @@ export interface VnetNetwork {
   members(): MemberInfo[];
   /** This member's predicted external endpoint for its local port (null: unpredictable). */
   predictOwn(localPort: number): Endpoint | null;
-  /** Member m's predicted external endpoint for its local port (null: unpredictable, e.g. `random`). */
-  predictFor(m: MemberInfo, localPort: number): Endpoint | null;
-  /** m's local port range (where its punching sockets can bind). */
-  portRange(m: MemberInfo): [number, number];
+  /** The path of the open peer link to member `id`, if there is one. */
+  linkPath(id: number): PathKind | undefined;
+  /** Opens (or uses) the link to member `id` and returns its path (first contact: one network round trip). */
+  ensureLink(id: number): Promise<PathKind>;
   send(to: number, msg: VnetMessage): void;
+}
+
+/** How the shim connects to a member (a line of the route table, docs/shim-protocol.md). */
+export type Route =
+  | { kind: 'self' }
+  | { kind: 'direct'; ip: string }
+  | { kind: 'punch'; ip: string; xor: number; offset: number; lo: number; hi: number }
+  | { kind: 'agent' }
+  | { kind: 'none' };
+
+/** NAT kinds whose external port for a local port can be predicted. */
+function predictable(k: NatKind): boolean {
+  return k === 'open' || k === 'preserving' || k === 'translating';
+}
+
+/** The far NAT's external port for local port `m` under a route's mapping. */
+export function mappedPort(r: { xor: number; offset: number }, m: number): number {
+  return ((m ^ r.xor) + r.offset) & 0xffff;
+}
+
+/** The route table as the shim reads it: `ID VADDR KIND IP XOR OFFSET LO HI` per member. */
+export function formatRoutes(rows: Array<{ id: number; addr: string; route: Route }>): string {
+  return rows
+    .map(({ id, addr, route: r }) => {
+      switch (r.kind) {
+        case 'direct':
+          return `${id} ${addr} direct ${r.ip} 0 0 0 0`;
+        case 'punch':
+          return `${id} ${addr} punch ${r.ip} ${r.xor} ${r.offset} ${r.lo} ${r.hi}`;
+        default:
+          return `${id} ${addr} ${r.kind} 0.0.0.0 0 0 0 0`;
+      }
+    })
+    .map((l) => l + '\n')
+    .join('');
 }
 
 /** The socket operations the broker needs (the native addon; a fake in tests). */
@@ -148,36 +183,97 @@ export class Broker {
     return this.netw.members().find((m) => m.addr === vaddr);
   }
 
-  /** CONNECT: where the program's socket must connect; answers at once (no network wait). */
-  connect(vaddr: string, vport: number, localPort: number): ConnectAnswer {
-    this.stats.connects++;
+  /**
+   * How the shim should connect to member `far` now (without a network wait): the route table's line.
+   * `agent` when it takes a step the shim cannot do alone (a link to open first, a relay).
+   */
+  route(far: MemberInfo): Route {
     const self = this.netw.self();
-    const far = this.member(vaddr);
-    if (!self || !far || far.id === self.id) return { errno: E.EHOSTUNREACH };
-    if (!far.ext) return { errno: E.EHOSTUNREACH };
-    const connId = this.nextConn++;
-    const cid = `${self.id}:${connId}`;
-    const cext = this.netw.predictOwn(localPort);
+    if (!self) return { kind: 'none' };
+    if (far.id === self.id) return { kind: 'self' };
+    if (!far.ext) return { kind: 'none' };
     // `unknown`: no NAT discovery ran (a network on one host's loopback): connect straight to it.
-    const direct = far.nat === 'open' || far.nat === 'unknown';
-    if (direct) {
+    if (far.nat === 'open' || far.nat === 'unknown') return { kind: 'direct', ip: far.ext.ip };
+    const me = this.netw.members().find((m) => m.id === self.id);
+    const sameNat = !!me?.ext && me.ext.ip === far.ext.ip;
+    const link = this.netw.linkPath(far.id);
+    if (sameNat) {
+      if (link === 'lan' && far.priv.length) return { kind: 'direct', ip: far.priv[0].ip };
+      return { kind: 'agent' };
+    }
+    const mine = me?.nat ?? 'unknown';
+    if (predictable(far.nat) && predictable(mine) && far.map && this.netw.predictOwn(1) !== null) {
+      const { xor, offset, lo, hi } = far.map;
+      return { kind: 'punch', ip: far.ext.ip, xor, offset, lo, hi };
+    }
+    return { kind: 'agent' };
+  }
+
+  /** The route table for the shim (rewritten by the caller whenever members or links change). */
+  routes(): string {
+    return formatRoutes(this.netw.members().map((m) => ({ id: m.id, addr: m.addr, route: this.route(m) })));
+  }
+
+  /**
+   * CONNECT: where the program's socket must connect. Direct and punched routes are answered at once; a member
+   * on the same NAT first gets a link (so its path, `lan` or not, is known: first contact costs a round trip).
+   */
+  async connect(vaddr: string, vport: number, localPort: number): Promise<ConnectAnswer> {
+    this.stats.connects++;
+    const far = this.member(vaddr);
+    if (!far) return { errno: E.EHOSTUNREACH };
+    let r = this.route(far);
+    if (r.kind === 'agent' && !this.netw.linkPath(far.id)) {
+      try {
+        await this.netw.ensureLink(far.id);
+      } catch (e) {
+        log.info('cannot reach the member', { member: far.name, reason: (e as Error).message });
+        return { errno: E.EHOSTUNREACH };
+      }
+      r = this.route(far);
+    }
+    const connId = this.nextConn++;
+    switch (r.kind) {
+      case 'direct':
+        this.connecting(far, vport, localPort, { ip: r.ip, port: vport }, 0, connId);
+        return { errno: 0, real: { ip: r.ip, port: vport }, connId };
+      case 'punch': {
+        const m = r.lo + Math.floor(Math.random() * (r.hi - r.lo + 1));
+        const real = { ip: r.ip, port: mappedPort(r, m) };
+        this.connecting(far, vport, localPort, real, m, connId);
+        return { errno: 0, real, connId };
+      }
+      default:
+        log.info('no direct path to the member for a connection (relay of connections not available yet)', { member: far.name });
+        return { errno: E.EHOSTUNREACH };
+    }
+  }
+
+  /**
+   * CONNECTING: the shim connected from the route table (or we answered CONNECT): tell the far member, so that
+   * it names the connection (direct) or punches back from port `punch` (punched).
+   */
+  connecting(far: MemberInfo | string, vport: number, localPort: number, real: Endpoint, punch: number, connId: bigint): void {
+    const self = this.netw.self();
+    const m = typeof far === 'string' ? this.member(far) : far;
+    if (!self || !m) return;
+    const cid = `${self.id}:${connId}`;
+    const cext = this.netw.predictOwn(localPort) ?? (punch ? null : { ip: this.ownExtIp() ?? '0.0.0.0', port: 0 });
+    if (punch) {
+      this.stats.punched++;
+      this.outcomes.set(connId, { errno: null, waiters: [], at: Date.now() });
+      this.byCid.set(cid, connId);
+    } else {
       this.stats.direct++;
       this.outcomes.set(connId, { errno: 0, waiters: [], at: Date.now() });
-      this.netw.send(far.id, { k: 'open', cid, vport, cport: localPort, cext, punch: null });
-      return { errno: 0, real: { ip: far.ext.ip, port: vport }, connId };
     }
-    const [lo, hi] = this.netw.portRange(far);
-    const punch = lo + Math.floor(Math.random() * (hi - lo + 1));
-    const target = this.netw.predictFor(far, punch);
-    if (!target || !cext) {
-      log.info('no direct path to the member (port-randomizing NAT); relay not available yet', { member: far.name });
-      return { errno: E.EHOSTUNREACH };
-    }
-    this.stats.punched++;
-    this.outcomes.set(connId, { errno: null, waiters: [], at: Date.now() });
-    this.byCid.set(cid, connId);
-    this.netw.send(far.id, { k: 'open', cid, vport, cport: localPort, cext, punch });
-    return { errno: 0, real: target, connId };
+    void real;
+    this.netw.send(m.id, { k: 'open', cid, vport, cport: localPort, cext, punch: punch || null });
+  }
+
+  private ownExtIp(): string | null {
+    const self = this.netw.self();
+    return this.netw.members().find((m) => m.id === self?.id)?.ext?.ip ?? null;
   }
 
   /** CONNECT_RESULT: the outcome, once known or after waitMs (EINPROGRESS: not known). */
@@ -221,8 +317,13 @@ export class Broker {
       });
       exp = this.expected.get(key);
     }
+    if (!exp) {
+      // A client whose external port could not be predicted announced its address only.
+      const anyKey = `${peer.ip}:0`;
+      exp = this.expected.get(anyKey);
+      if (exp) this.expected.delete(anyKey);
+    } else this.expected.delete(key);
     if (!exp) return { errno: E.ENOENT };
-    this.expected.delete(key);
     void listenPort;
     return { errno: 0, vaddr: exp.vaddr, vport: exp.vport };
   }

@@ -33,6 +33,20 @@ export interface MemberInfo {
   key: Uint8Array;
   /** Local TCP port of its peer-link listener (0 or absent: none). Reachable at ext.ip when `open`, at priv on a LAN. */
   lport?: number;
+  /** How its NAT maps local ports, for the data path's punched connections (absent: unknown). */
+  map?: PortMap;
+}
+
+/**
+ * A member's port mapping: its NAT's external port for local port p is `(p ^ xor) + offset` (both 0 for a
+ * port-preserving NAT or none), and its local ports are in [lo, hi] (its ip_local_port_range), so another
+ * member can predict where to find a socket it asks this member to bind.
+ */
+export interface PortMap {
+  xor: number;
+  offset: number;
+  lo: number;
+  hi: number;
 }
 
 /** How a peer link reaches the other member (docs/nat-traversal.md). */
@@ -53,7 +67,7 @@ export interface Rejoin {
 }
 
 export type Message =
-  | { t: 'join'; name?: string; services: string[]; priv: Endpoint[]; nat: NatKind; rejoin?: Rejoin; lport?: number }
+  | { t: 'join'; name?: string; services: string[]; priv: Endpoint[]; nat: NatKind; rejoin?: Rejoin; lport?: number; map?: PortMap }
   | { t: 'welcome'; id: number; addr: string; name: string; network: string; observed: Endpoint; members: MemberInfo[]; relearning: boolean }
   | { t: 'joined'; m: MemberInfo }
   | { t: 'left'; id: number; reason: 'leave' | 'dead' }
@@ -141,6 +155,14 @@ function strings(o: Obj, k: string, max: number): string[] {
     return s;
   });
 }
+function portMap(v: unknown): PortMap | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!isObj(v)) throw new MessageError('map: expected a map');
+  const m = { xor: int(v, 'xor', 0, 65535), offset: int(v, 'offset', -65535, 65535), lo: int(v, 'lo', 1, 65535), hi: int(v, 'hi', 1, 65535) };
+  if (m.lo > m.hi) throw new MessageError('map: lo above hi');
+  return m;
+}
+
 function member(v: unknown): MemberInfo {
   if (!isObj(v)) throw new MessageError('member: expected a map');
   const key = v.key;
@@ -155,6 +177,7 @@ function member(v: unknown): MemberInfo {
     nat: natKind(v, 'nat'),
     key: new Uint8Array(key),
     lport: v.lport === undefined || v.lport === null ? 0 : int(v, 'lport', 0, 65535),
+    map: portMap(v.map),
   };
 }
 function blob(o: Obj, k: string, max: number): Uint8Array {
@@ -198,6 +221,7 @@ export function decodeMessage(bytes: Uint8Array): Message {
         nat: natKind(v, 'nat'),
         rejoin,
         lport: v.lport === undefined || v.lport === null ? undefined : int(v, 'lport', 0, 65535),
+        map: portMap(v.map),
       };
     }
     case 'welcome':

@@ -28,8 +28,8 @@ async function twoMembers(natOfB: NatKind) {
       self: () => ({ id: info.id, addr: info.addr }),
       members: () => infos,
       predictOwn: (p) => ({ ip: '127.0.0.1', port: p }),
-      predictFor: (_m, p) => ({ ip: '127.0.0.1', port: p }),
-      portRange: () => [42000, 44000],
+      linkPath: () => undefined,
+      ensureLink: async () => 'direct',
       send: (to: number, msg: VnetMessage) => setImmediate(() => nodes.find((n) => n.info.id === to)!.broker.onMessage(info.id, msg)),
     };
     const broker = new Broker(netw, native());
@@ -135,7 +135,7 @@ except OSError as e:
 test('names and services resolve through the agent, rotating', (t) => {
   const infos = [1, 2, 3].map((id) => ({ id, name: `n${id}`, addr: `100.96.0.${id}`, services: id > 1 ? ['web'] : [], ext: null, priv: [], lport: 0, nat: 'open' as const, key: new Uint8Array(32) }));
   const broker = new Broker(
-    { self: () => infos[0], members: () => infos, predictOwn: () => null, predictFor: () => null, portRange: () => [1, 2], send: () => undefined },
+    { self: () => infos[0], members: () => infos, predictOwn: () => null, linkPath: () => undefined, ensureLink: async () => 'direct' as const, send: () => undefined },
     native(),
   );
   t.deepEqual(broker.resolve('n2.boxer'), ['100.96.0.2']);

@@ -9,6 +9,7 @@ import { BoxerError } from '../../util/errors';
 import { logger } from '../../util/log';
 import { nativeIo } from '../../traversal/io';
 import { pingReply } from '../member';
+import { VirtualNetwork, SHIM_REPORT_WAIT_MS } from '../../vnet/service';
 
 const log = logger('run');
 
@@ -19,6 +20,8 @@ export interface RunArgs {
   services: string[];
   secretFile?: string;
   joinTimeoutMs: number;
+  /** Load the preload shim into CMD (default); false: CMD runs without the virtual network. */
+  shim?: boolean;
   /** The seed's discovery port (default: seed port + 1). */
   discoveryPort?: number;
   cmd: string[];
@@ -43,13 +46,14 @@ export async function runCommandCli(a: RunArgs): Promise<void> {
     traversal: { io: nativeIo, discoveryPort: a.discoveryPort ?? envPort(process.env.BOXER_DISCOVERY_PORT) },
   });
   const self = await agent.join();
+  const vnet = a.shim === false ? null : new VirtualNetwork(agent);
   const view: MemberView = {
     get self() {
       return agent.self;
     },
     list: () => agent.list(),
     on: (ev, fn) => agent.on(ev, fn),
-    statusExtra: () => ({ role: 'member', seedConnected: agent.seedConnected, nat: agent.mapping.kind, links: agent.links() }),
+    statusExtra: () => ({ role: 'member', seedConnected: agent.seedConnected, nat: agent.mapping.kind, links: agent.links(), vnet: vnet?.status() ?? null }),
     handle: (req) => {
       if (req.op === 'ping') return pingReply(agent, req);
       // For tests: drop every peer link, so that the next ping opens a new one (e.g. once the seed is gone).
@@ -59,11 +63,13 @@ export async function runCommandCli(a: RunArgs): Promise<void> {
   };
   const member = new LocalMember(view, `${host}:${port}`);
   await member.start();
+  await vnet?.start();
   let leaving = false;
   const leave = async () => {
     if (leaving) return;
     leaving = true;
     await agent.leave();
+    await vnet?.close();
     await member.close();
   };
 
@@ -93,7 +99,18 @@ export async function runCommandCli(a: RunArgs): Promise<void> {
   log.info('starting the command', { id: self.id, name: self.name, addr: self.addr, cmd: a.cmd.join(' ') });
   let code: number;
   try {
-    code = await runCommand(a.cmd[0], a.cmd.slice(1), member.env(process.env));
+    const env = member.env(process.env);
+    const running = runCommand(a.cmd[0], a.cmd.slice(1), vnet ? vnet.env(env) : env);
+    if (vnet) {
+      void vnet.shimReported().then((loaded) => {
+        if (!loaded && !leaving) {
+          process.stderr.write(
+            `boxer: ${a.cmd[0]} did not load the Boxer shim within ${SHIM_REPORT_WAIT_MS / 1000} s (a static binary such as a Go program, a setuid program, or an unreadable library?): it runs WITHOUT the virtual network\n`,
+          );
+        }
+      });
+    }
+    code = await running;
   } catch (e) {
     await leave();
     throw e;

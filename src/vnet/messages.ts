@@ -1,0 +1,47 @@
+/**
+ * The brokers' messages to each other, carried as the opaque payload of the control plane's `vnet` message
+ * (end-to-end encrypted on peer links, relays and the seed's forwarding). CBOR maps with a kind `k`:
+ *
+ * | k | fields | meaning |
+ * |---|---|---|
+ * | `open` | `cid`, `vport`, `cport`, `cext` (endpoint or null), `punch` (port or null) | a program of the sender connects to the receiver's `vport` from its virtual port `cport`, its socket seen at `cext`; with `punch`, bind that port and connect to `cext` (simultaneous open) |
+ * | `result` | `cid`, `errno` | the outcome of a punched `open` (0, ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH) |
+ */
+import { Encoder } from 'cbor-x';
+import type { VnetMessage } from './broker';
+import type { Endpoint } from '../wire/messages';
+
+const cbor = new Encoder({ useRecords: false, mapsAsObjects: true, structuredClone: false });
+
+export function encodeVnet(m: VnetMessage): Uint8Array {
+  return cbor.encode(m);
+}
+
+function port(v: unknown, what: string, allowNull = false): number | null {
+  if (allowNull && (v === null || v === undefined)) return null;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 65535) throw new Error(`${what}: expected a port`);
+  return v;
+}
+
+function endpoint(v: unknown): Endpoint | null {
+  if (v === null || v === undefined) return null;
+  if (typeof v !== 'object') throw new Error('cext: expected an endpoint');
+  const o = v as Record<string, unknown>;
+  if (typeof o.ip !== 'string' || !/^\d{1,3}(\.\d{1,3}){3}$/.test(o.ip)) throw new Error('cext.ip: expected an IPv4 address');
+  return { ip: o.ip, port: port(o.port, 'cext.port') as number };
+}
+
+/** Decodes and validates a broker message; throws saying what is wrong. */
+export function decodeVnet(bytes: Uint8Array): VnetMessage {
+  const v = cbor.decode(bytes) as Record<string, unknown>;
+  if (typeof v !== 'object' || v === null) throw new Error('expected a map');
+  if (typeof v.cid !== 'string' || v.cid.length > 64) throw new Error('cid: expected a short string');
+  if (v.k === 'open') {
+    return { k: 'open', cid: v.cid, vport: port(v.vport, 'vport') as number, cport: port(v.cport, 'cport') as number, cext: endpoint(v.cext), punch: port(v.punch, 'punch', true) };
+  }
+  if (v.k === 'result') {
+    if (typeof v.errno !== 'number' || !Number.isInteger(v.errno) || v.errno < 0 || v.errno > 4095) throw new Error('errno: expected an errno');
+    return { k: 'result', cid: v.cid, errno: v.errno };
+  }
+  throw new Error(`unknown kind ${JSON.stringify(v.k)}`);
+}

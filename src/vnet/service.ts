@@ -1,0 +1,133 @@
+/**
+ * A member's virtual network: the broker, the shim's channel and the route table, wired to the agent, plus
+ * the environment that loads the shim into the user's program. Owned by `boxer run`.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Broker, type VnetNetwork } from './broker';
+import { encodeVnet, decodeVnet } from './messages';
+import { ShimServer } from '../ipc/shim-server';
+import type { Agent } from '../control/agent';
+import { uniquePath, writeFileAtomic } from '../util/paths';
+import { logger } from '../util/log';
+
+const log = logger('vnet');
+
+/** The route table is compared and rewritten this often, so link changes (a new `lan` link) reach the shim. */
+export const ROUTES_REFRESH_MS = 1_000;
+/** How long `boxer run` waits for the program's shim to report in before it warns that it did not load. */
+export const SHIM_REPORT_WAIT_MS = 3_000;
+
+interface NativeApi {
+  tcpSocket(): number;
+  bind(fd: number, ip: string, port: number): void;
+  connectStart(fd: number, ip: string, port: number): boolean;
+  connectWait(fd: number, timeoutMs: number): Promise<void>;
+  setLinger0(fd: number): void;
+  close(fd: number): void;
+  sendFd(unixFd: number, fd: number, data: Buffer): number;
+  SHIM_PATH: string;
+}
+
+function loadNative(): NativeApi {
+  // The repository's native/ (this file runs from dist/src/vnet).
+  return require(path.resolve(__dirname, '../../../native')) as NativeApi;
+}
+
+/** The Agent as the broker sees it. */
+export function agentNetwork(agent: Agent): VnetNetwork {
+  return {
+    self: () => agent.self,
+    members: () => agent.list(),
+    predictOwn: (p) => {
+      if (agent.mapping.kind === 'unknown') {
+        const ext = agent.list().find((m) => m.id === agent.self?.id)?.ext;
+        return ext ? { ip: ext.ip, port: p } : null;
+      }
+      return agent.predictEndpoint(p);
+    },
+    linkPath: (id) => agent.links().find((l) => l.id === id)?.path,
+    ensureLink: async (id) => (await agent.ping(id)).path,
+    send: (to, msg) => {
+      agent.sendTo(to, encodeVnet(msg)).catch((e: Error) => log.info('cannot reach a member for a connection', { to, reason: e.message }));
+    },
+  };
+}
+
+export class VirtualNetwork {
+  readonly broker: Broker;
+  readonly shim: ShimServer;
+  readonly routesFile = uniquePath('routes', '.txt');
+  private lastRoutes = '';
+  private timer: NodeJS.Timeout | null = null;
+  private readonly nat: NativeApi;
+
+  constructor(private readonly agent: Agent) {
+    this.nat = loadNative();
+    this.broker = new Broker(agentNetwork(agent), this.nat);
+    this.shim = new ShimServer(uniquePath('shim', '.sock'), this.broker, this.nat);
+    agent.on('vnet', (from: number, payload: Uint8Array) => {
+      let m;
+      try {
+        m = decodeVnet(payload);
+      } catch (e) {
+        log.warn('malformed connection message from a member: ignored', { from, reason: (e as Error).message });
+        return;
+      }
+      this.broker.onMessage(from, m);
+    });
+    agent.on('change', () => this.writeRoutes());
+  }
+
+  async start(): Promise<void> {
+    await this.shim.start();
+    this.writeRoutes();
+    this.timer = setInterval(() => this.writeRoutes(), ROUTES_REFRESH_MS);
+    this.timer.unref();
+  }
+
+  private writeRoutes(): void {
+    const text = this.broker.routes();
+    if (text === this.lastRoutes) return;
+    this.lastRoutes = text;
+    try {
+      writeFileAtomic(this.routesFile, text);
+    } catch (e) {
+      log.warn('cannot write the route table', { file: this.routesFile, reason: (e as Error).message });
+    }
+  }
+
+  /** What loads the shim into the program and tells it where everything is. */
+  env(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+    const preload = [this.nat.SHIM_PATH, ...(base.LD_PRELOAD ? [base.LD_PRELOAD] : [])].join(' ');
+    return { ...base, LD_PRELOAD: preload, BOXER_SHIM_SOCK: this.shim.path, BOXER_ROUTES_FILE: this.routesFile };
+  }
+
+  /** Resolves true once a program's shim has reported in, false after `ms`. */
+  shimReported(ms = SHIM_REPORT_WAIT_MS): Promise<boolean> {
+    return new Promise((resolve) => {
+      const start = Date.now();
+      const tick = () => {
+        if (this.broker.shims.size > 0) return resolve(true);
+        if (Date.now() - start > ms) return resolve(false);
+        setTimeout(tick, 50).unref();
+      };
+      tick();
+    });
+  }
+
+  status(): Record<string, unknown> {
+    return { connections: { ...this.broker.stats }, shims: [...this.broker.shims.entries()].map(([pid, name]) => ({ pid, name })) };
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.broker.close();
+    await this.shim.close();
+    try {
+      fs.unlinkSync(this.routesFile);
+    } catch {
+      /* gone */
+    }
+  }
+}
