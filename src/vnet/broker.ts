@@ -1,28 +1,27 @@
 /**
  * The connection broker of the virtual network: it answers the shim's requests (docs/shim-protocol.md) so that
  * a program's own kernel socket connects end to end to the far member, and plays the far side of those
- * connections for the programs of this member.
+ * connections for this member's programs. The route to each member is decided in routes.ts.
  *
- * Paths, decided by the client's broker from the far member's NAT kind:
- *  - direct (the far member is `open`, or `unknown`: no NAT discovery, e.g. all on one host): the program's socket connects to
- *    the member's external address at the virtual port; the far program's listener accepts it. The client's
- *    broker tells the far broker which external endpoint the connection comes from (`open`), so that the far
- *    program's accept()/getpeername() show the client's virtual address and port.
- *  - punched (the far member is behind a port-preserving or port-translating NAT): the client's broker picks a
- *    port M in the far member's local port range and answers the shim at once with the far NAT's predicted
- *    external endpoint for M (no network wait inside connect()); it tells the far broker, which binds M and
- *    connects to the client's predicted external endpoint: a TCP simultaneous open through both NATs. The far
- *    broker then wakes the far program's accept() with a loopback connection and hands it the punched socket
- *    (SCM_RIGHTS) in place of the loopback one, before accept() returns. Nothing listening: the far broker
- *    resets the punched connection and reports ECONNREFUSED, which the shim gives as the socket's error.
- *  - none (a port-randomizing NAT on the far side): EHOSTUNREACH; the relay path is not built yet.
+ *  - direct: the program's socket connects to the far member's address at the virtual port; the far program's
+ *    listener accepts it. The client's broker tells the far broker (`open`) which endpoint the connection
+ *    comes from, so the far program's accept()/getpeername() show the client's virtual address and port.
+ *  - punched: the client picks a port M in the far member's local range and connects to the far NAT's
+ *    predicted external port for M, at once (no network wait inside connect()); the far broker binds M and
+ *    connects back to the client's predicted external endpoint: a TCP simultaneous open through both NATs.
+ *    The far broker hands the punched socket into its program's accept() (handoff.ts). Nothing listening: it
+ *    resets the connection and reports ECONNREFUSED, which the shim gives as the socket's error.
+ *  - relayed: through an `open` member's relay (relay.ts), when neither of the above exists.
  *
- * Everything that touches the network is behind `VnetNetwork` (messages to other members, NAT predictions)
- * and `SocketOps` (the addon), so the logic runs in memory in tests.
+ * Everything that touches the network is behind `VnetNetwork` (messages to members, predictions, links) and
+ * `SocketOps` (the addon), so the logic runs in memory in tests.
  */
-import net from 'node:net';
+import fs from 'node:fs';
 import os from 'node:os';
-import type { Endpoint, MemberInfo, NatKind, PathKind } from '../wire/messages';
+import type { Endpoint, MemberInfo, PathKind } from '../wire/messages';
+import { decideRoute, formatRoutes, mappedPort, pickPort, type Route } from './routes';
+import { Handoffs } from './handoff';
+import { DataRelay } from './relay';
 import { logger } from '../util/log';
 
 const log = logger('vnet');
@@ -37,15 +36,27 @@ export const ANNOUNCE_WAIT_MS = 1_000;
 export const LOOPBACK_ANNOUNCE_WAIT_MS = 200;
 /** How long the far side of a punched connection tries before reporting ETIMEDOUT (SYN retries are 1 s+). */
 export const PUNCH_TIMEOUT_MS = 5_000;
+/**
+ * The far side's SYN can reach an `open` client before the client's own SYN left (the announcement raced
+ * the shim's connect); the client's kernel then resets it. Punch again, this many times, this far apart.
+ */
+export const PUNCH_RETRIES = 5;
+export const PUNCH_RETRY_MS = 40;
+/** How long a client waits for a relay to open a port for it, before trying another relay. */
+export const RELAY_REQUEST_TIMEOUT_MS = 3_000;
+/** Relays tried for one connection. */
+export const RELAYS_TRIED = 2;
 /** Announcements and outcomes nobody asked for are forgotten after this long. */
 export const STALE_MS = 30_000;
-/** Linux's default ip_local_port_range: where a member's broker binds punching sockets unless told otherwise. */
-export const DEFAULT_PORT_RANGE: [number, number] = [32768, 60999];
 
-/** Messages between the brokers of two members (carried by the control plane, CBOR). */
+/** Messages between the brokers of members (carried by the control plane; see messages.ts). */
 export type VnetMessage =
   | { k: 'open'; cid: string; vport: number; cport: number; cext: Endpoint | null; punch: number | null }
-  | { k: 'result'; cid: string; errno: number };
+  | { k: 'result'; cid: string; errno: number }
+  | { k: 'relay-req'; cid: string; to: number; vport: number; cport: number }
+  | { k: 'relay-ok'; cid: string; port: number; errno: number }
+  | { k: 'relay-open'; cid: string; from: number; vport: number; cport: number; relay: Endpoint; token: Uint8Array }
+  | { k: 'relay-cancel'; cid: string };
 
 export interface VnetNetwork {
   self(): { id: number; addr: string } | null;
@@ -57,41 +68,6 @@ export interface VnetNetwork {
   /** Opens (or uses) the link to member `id` and returns its path (first contact: one network round trip). */
   ensureLink(id: number): Promise<PathKind>;
   send(to: number, msg: VnetMessage): void;
-}
-
-/** How the shim connects to a member (a line of the route table, docs/shim-protocol.md). */
-export type Route =
-  | { kind: 'self' }
-  | { kind: 'direct'; ip: string }
-  | { kind: 'punch'; ip: string; xor: number; offset: number; lo: number; hi: number }
-  | { kind: 'agent' }
-  | { kind: 'none' };
-
-/** NAT kinds whose external port for a local port can be predicted. */
-function predictable(k: NatKind): boolean {
-  return k === 'open' || k === 'preserving' || k === 'translating';
-}
-
-/** The far NAT's external port for local port `m` under a route's mapping. */
-export function mappedPort(r: { xor: number; offset: number }, m: number): number {
-  return ((m ^ r.xor) + r.offset) & 0xffff;
-}
-
-/** The route table as the shim reads it: `ID VADDR KIND IP XOR OFFSET LO HI` per member. */
-export function formatRoutes(rows: Array<{ id: number; addr: string; route: Route }>): string {
-  return rows
-    .map(({ id, addr, route: r }) => {
-      switch (r.kind) {
-        case 'direct':
-          return `${id} ${addr} direct ${r.ip} 0 0 0 0`;
-        case 'punch':
-          return `${id} ${addr} punch ${r.ip} ${r.xor} ${r.offset} ${r.lo} ${r.hi}`;
-        default:
-          return `${id} ${addr} ${r.kind} 0.0.0.0 0 0 0 0`;
-      }
-    })
-    .map((l) => l + '\n')
-    .join('');
 }
 
 /** The socket operations the broker needs (the native addon; a fake in tests). */
@@ -114,7 +90,7 @@ export interface AcceptAnswer {
   errno: number;
   vaddr?: string;
   vport?: number;
-  /** A descriptor to hand to the program (punched connection), owned by the caller once returned. */
+  /** A descriptor to hand to the program (punched or relayed connection), owned by the caller once returned. */
   fd?: number;
 }
 
@@ -124,16 +100,11 @@ interface Outcome {
   at: number;
 }
 
-interface Handoff {
-  fd: number;
-  vaddr: string;
-  vport: number;
-}
-
 export interface BrokerStats {
   connects: number;
   direct: number;
   punched: number;
+  relayed: number;
   refused: number;
   handedOff: number;
 }
@@ -142,17 +113,22 @@ function isLoopback(ip: string): boolean {
   return ip.startsWith('127.');
 }
 
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
 export class Broker {
   private readonly listens = new Map<number, number>();
   private readonly outcomes = new Map<bigint, Outcome>();
   private readonly byCid = new Map<string, bigint>();
   private readonly expected = new Map<string, { vaddr: string; vport: number; at: number }>();
   private readonly expectWaiters = new Map<string, Array<() => void>>();
-  private readonly handoffs = new Map<number, Handoff>();
-  private pendingWakes = 0;
+  private readonly relayWaiters = new Map<string, (m: Extract<VnetMessage, { k: 'relay-ok' }>) => void>();
+  private readonly handoffs: Handoffs;
+  readonly relay = new DataRelay();
   private nextConn = 1n;
   private readonly rotation = new Map<string, number>();
-  readonly stats: BrokerStats = { connects: 0, direct: 0, punched: 0, refused: 0, handedOff: 0 };
+  private readonly stat = { connects: 0, direct: 0, punched: 0, relayed: 0, refused: 0 };
   /** Programs whose shim reported in (pid -> program name). */
   readonly shims = new Map<number, string>();
   private readonly sweeper: NodeJS.Timeout;
@@ -161,8 +137,13 @@ export class Broker {
     private readonly netw: VnetNetwork,
     private readonly ops: SocketOps,
   ) {
+    this.handoffs = new Handoffs((fd) => ops.close(fd));
     this.sweeper = setInterval(() => this.sweep(), STALE_MS);
     this.sweeper.unref();
+  }
+
+  get stats(): BrokerStats {
+    return { ...this.stat, handedOff: this.handoffs.handed };
   }
 
   hello(pid: number, name: string): void {
@@ -182,31 +163,17 @@ export class Broker {
   private member(vaddr: string): MemberInfo | undefined {
     return this.netw.members().find((m) => m.addr === vaddr);
   }
-
-  /**
-   * How the shim should connect to member `far` now (without a network wait): the route table's line.
-   * `agent` when it takes a step the shim cannot do alone (a link to open first, a relay).
-   */
-  route(far: MemberInfo): Route {
+  private byId(id: number): MemberInfo | undefined {
+    return this.netw.members().find((m) => m.id === id);
+  }
+  private me(): MemberInfo | undefined {
     const self = this.netw.self();
-    if (!self) return { kind: 'none' };
-    if (far.id === self.id) return { kind: 'self' };
-    if (!far.ext) return { kind: 'none' };
-    // `unknown`: no NAT discovery ran (a network on one host's loopback): connect straight to it.
-    if (far.nat === 'open' || far.nat === 'unknown') return { kind: 'direct', ip: far.ext.ip };
-    const me = this.netw.members().find((m) => m.id === self.id);
-    const sameNat = !!me?.ext && me.ext.ip === far.ext.ip;
-    const link = this.netw.linkPath(far.id);
-    if (sameNat) {
-      if (link === 'lan' && far.priv.length) return { kind: 'direct', ip: far.priv[0].ip };
-      return { kind: 'agent' };
-    }
-    const mine = me?.nat ?? 'unknown';
-    if (predictable(far.nat) && predictable(mine) && far.map && this.netw.predictOwn(1) !== null) {
-      const { xor, offset, lo, hi } = far.map;
-      return { kind: 'punch', ip: far.ext.ip, xor, offset, lo, hi };
-    }
-    return { kind: 'agent' };
+    return self ? this.byId(self.id) : undefined;
+  }
+
+  /** The route to member `far` now, from what is known without a network wait. */
+  route(far: MemberInfo): Route {
+    return decideRoute(this.me(), far, this.netw.linkPath(far.id));
   }
 
   /** The route table for the shim (rewritten by the caller whenever members or links change). */
@@ -215,11 +182,12 @@ export class Broker {
   }
 
   /**
-   * CONNECT: where the program's socket must connect. Direct and punched routes are answered at once; a member
-   * on the same NAT first gets a link (so its path, `lan` or not, is known: first contact costs a round trip).
+   * CONNECT: where the program's socket must connect. Direct and punched routes are answered at once. A member
+   * on our NAT first gets a peer link, so that its path (`lan` or not) is known; a relayed connection waits for
+   * the relay to open a port: those cost a network round trip, the first time or every time.
    */
   async connect(vaddr: string, vport: number, localPort: number): Promise<ConnectAnswer> {
-    this.stats.connects++;
+    this.stat.connects++;
     const far = this.member(vaddr);
     if (!far) return { errno: E.EHOSTUNREACH };
     let r = this.route(far);
@@ -238,15 +206,50 @@ export class Broker {
         this.connecting(far, vport, localPort, { ip: r.ip, port: vport }, 0, connId);
         return { errno: 0, real: { ip: r.ip, port: vport }, connId };
       case 'punch': {
-        const m = r.lo + Math.floor(Math.random() * (r.hi - r.lo + 1));
+        const m = pickPort(r.lo, r.hi);
         const real = { ip: r.ip, port: mappedPort(r, m) };
         this.connecting(far, vport, localPort, real, m, connId);
         return { errno: 0, real, connId };
       }
+      case 'agent':
+        return this.connectViaRelay(far, vport, localPort, connId);
       default:
-        log.info('no direct path to the member for a connection (relay of connections not available yet)', { member: far.name });
         return { errno: E.EHOSTUNREACH };
     }
+  }
+
+  private async connectViaRelay(far: MemberInfo, vport: number, localPort: number, connId: bigint): Promise<ConnectAnswer> {
+    const self = this.netw.self()!;
+    const relays = this.netw
+      .members()
+      .filter((m) => m.nat === 'open' && m.ext && m.id !== self.id && m.id !== far.id)
+      .sort((a, b) => Number(!!this.netw.linkPath(b.id)) - Number(!!this.netw.linkPath(a.id)) || a.id - b.id)
+      .slice(0, RELAYS_TRIED);
+    const cid = `${self.id}:${connId}`;
+    for (const r of relays) {
+      const ok = await new Promise<Extract<VnetMessage, { k: 'relay-ok' }> | null>((resolve) => {
+        const t = setTimeout(() => {
+          this.relayWaiters.delete(cid);
+          resolve(null);
+        }, RELAY_REQUEST_TIMEOUT_MS);
+        this.relayWaiters.set(cid, (m) => {
+          clearTimeout(t);
+          this.relayWaiters.delete(cid);
+          resolve(m);
+        });
+        this.netw.send(r.id, { k: 'relay-req', cid, to: far.id, vport, cport: localPort });
+      });
+      if (!ok || ok.errno) {
+        log.info('a relay could not take the connection', { relay: r.name, reason: ok ? `errno ${ok.errno}` : 'no answer' });
+        continue;
+      }
+      this.stat.relayed++;
+      this.outcomes.set(connId, { errno: null, waiters: [], at: Date.now() });
+      this.byCid.set(cid, connId);
+      return { errno: 0, real: { ip: r.ext!.ip, port: ok.port }, connId };
+    }
+    log.info('no path to the member: no direct path and no relay answered', { member: far.name, relays: relays.length });
+    return { errno: E.EHOSTUNREACH };
   }
 
   /**
@@ -258,22 +261,20 @@ export class Broker {
     const m = typeof far === 'string' ? this.member(far) : far;
     if (!self || !m) return;
     const cid = `${self.id}:${connId}`;
-    const cext = this.netw.predictOwn(localPort) ?? (punch ? null : { ip: this.ownExtIp() ?? '0.0.0.0', port: 0 });
+    const me = this.me();
+    let cext: Endpoint | null;
+    const overLan = !!me?.ext && me.ext.ip === m.ext?.ip && m.priv.some((p) => p.ip === real.ip) && me.priv.length > 0;
+    if (overLan) cext = { ip: me!.priv[0].ip, port: localPort };
+    else cext = this.netw.predictOwn(localPort) ?? (punch ? null : { ip: me?.ext?.ip ?? '0.0.0.0', port: 0 });
     if (punch) {
-      this.stats.punched++;
+      this.stat.punched++;
       this.outcomes.set(connId, { errno: null, waiters: [], at: Date.now() });
       this.byCid.set(cid, connId);
     } else {
-      this.stats.direct++;
+      this.stat.direct++;
       this.outcomes.set(connId, { errno: 0, waiters: [], at: Date.now() });
     }
-    void real;
     this.netw.send(m.id, { k: 'open', cid, vport, cport: localPort, cext, punch: punch || null });
-  }
-
-  private ownExtIp(): string | null {
-    const self = this.netw.self();
-    return this.netw.members().find((m) => m.id === self?.id)?.ext?.ip ?? null;
   }
 
   /** CONNECT_RESULT: the outcome, once known or after waitMs (EINPROGRESS: not known). */
@@ -290,18 +291,11 @@ export class Broker {
     });
   }
 
-  /** ACCEPTED: who the program's new connection is from; for a punched one, the real socket. */
-  async accepted(listenPort: number, peer: Endpoint): Promise<AcceptAnswer> {
+  /** ACCEPTED: who the program's new connection is from; for a punched or relayed one, the real socket. */
+  async accepted(_listenPort: number, peer: Endpoint): Promise<AcceptAnswer> {
     if (isLoopback(peer.ip)) {
-      for (let waited = 0; !this.handoffs.has(peer.port) && this.pendingWakes > 0 && waited < ANNOUNCE_WAIT_MS; waited += 5) {
-        await new Promise((r) => setTimeout(r, 5));
-      }
-      const h = this.handoffs.get(peer.port);
-      if (h) {
-        this.handoffs.delete(peer.port);
-        this.stats.handedOff++;
-        return { errno: 0, vaddr: h.vaddr, vport: h.vport, fd: h.fd };
-      }
+      const h = await this.handoffs.claim(peer.port);
+      if (h) return { errno: 0, vaddr: h.vaddr, vport: h.vport, fd: h.fd };
     }
     const key = `${peer.ip}:${peer.port}`;
     let exp = this.expected.get(key);
@@ -323,8 +317,10 @@ export class Broker {
       exp = this.expected.get(anyKey);
       if (exp) this.expected.delete(anyKey);
     } else this.expected.delete(key);
-    if (!exp) return { errno: E.ENOENT };
-    void listenPort;
+    if (!exp) {
+      log.info('an accepted connection was not announced by any member: left as it is', { peer: key, known: [...this.expected.keys()].join(',') });
+      return { errno: E.ENOENT };
+    }
     return { errno: 0, vaddr: exp.vaddr, vport: exp.vport };
   }
 
@@ -343,22 +339,31 @@ export class Broker {
 
   /** A message from another member's broker. */
   onMessage(from: number, msg: VnetMessage): void {
-    if (msg.k === 'result') {
-      const connId = this.byCid.get(msg.cid);
-      if (connId === undefined) return;
-      this.byCid.delete(msg.cid);
-      const o = this.outcomes.get(connId);
-      if (!o) return;
-      o.errno = msg.errno;
-      for (const w of o.waiters.splice(0)) w(msg.errno);
-      return;
+    switch (msg.k) {
+      case 'result':
+        return this.settle(msg.cid, msg.errno);
+      case 'relay-ok':
+        this.relayWaiters.get(msg.cid)?.(msg);
+        return;
+      case 'relay-req':
+        void this.serveRelay(from, msg);
+        return;
+      case 'relay-open':
+        void this.acceptRelayed(from, msg);
+        return;
+      case 'relay-cancel':
+        this.relay.cancel(msg.cid);
+        return;
+      case 'open':
+        break;
     }
-    const client = this.netw.members().find((m) => m.id === from);
+    const client = this.byId(from);
     if (!client) return;
     if (msg.punch === null) {
-      // Direct: remember where it comes from so accept() can name it.
-      const ext = msg.cext ?? { ip: client.ext?.ip ?? '0.0.0.0', port: msg.cport };
+      // Direct: remember where it comes from so that accept() can name it.
+      const ext = msg.cext ?? { ip: client.ext?.ip ?? '0.0.0.0', port: 0 };
       const key = `${ext.ip}:${ext.port}`;
+      log.debug('a member announced a connection', { from: client.name, endpoint: key, vport: msg.vport });
       this.expected.set(key, { vaddr: client.addr, vport: msg.cport, at: Date.now() });
       for (const w of this.expectWaiters.get(key) ?? []) w();
       this.expectWaiters.delete(key);
@@ -367,56 +372,101 @@ export class Broker {
     void this.punch(from, client, msg);
   }
 
+  private settle(cid: string, errno: number): void {
+    const connId = this.byCid.get(cid);
+    if (connId === undefined) return;
+    this.byCid.delete(cid);
+    const o = this.outcomes.get(connId);
+    if (!o) return;
+    o.errno = errno;
+    for (const w of o.waiters.splice(0)) w(errno);
+  }
+
+  /** The far side of a punched connection: simultaneous open from port `punch`, then the hand-off. */
   private async punch(from: number, client: MemberInfo, msg: Extract<VnetMessage, { k: 'open' }>): Promise<void> {
     const reply = (errno: number) => this.netw.send(from, { k: 'result', cid: msg.cid, errno });
     if (!msg.cext || msg.punch === null) return reply(E.EHOSTUNREACH);
     let fd = -1;
-    try {
-      fd = this.ops.tcpSocket();
-      this.ops.bind(fd, '0.0.0.0', msg.punch);
-      if (!this.ops.connectStart(fd, msg.cext.ip, msg.cext.port)) await this.ops.connectWait(fd, PUNCH_TIMEOUT_MS);
-    } catch (e) {
-      if (fd >= 0) this.ops.close(fd);
-      const code = (e as NodeJS.ErrnoException).code ?? '';
-      log.info('punching toward a client failed', { client: client.name, port: msg.punch, reason: (e as Error).message });
-      return reply(code === 'ETIMEDOUT' ? E.ETIMEDOUT : E.EHOSTUNREACH);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        fd = this.ops.tcpSocket();
+        this.ops.bind(fd, '0.0.0.0', msg.punch);
+        if (!this.ops.connectStart(fd, msg.cext.ip, msg.cext.port)) await this.ops.connectWait(fd, PUNCH_TIMEOUT_MS);
+        break;
+      } catch (e) {
+        if (fd >= 0) this.ops.close(fd);
+        fd = -1;
+        const code = (e as NodeJS.ErrnoException).code ?? '';
+        if (code === 'ECONNREFUSED' && attempt < PUNCH_RETRIES) {
+          await sleep(PUNCH_RETRY_MS);
+          continue;
+        }
+        log.info('punching toward a client failed', { client: client.name, port: msg.punch, reason: (e as Error).message });
+        return reply(code === 'ETIMEDOUT' ? E.ETIMEDOUT : E.EHOSTUNREACH);
+      }
     }
+    await this.handOver(fd, msg.vport, client, msg.cport, reply);
+  }
+
+  /** Gives a connected socket to the program listening on `vport`, or resets it when nothing listens there. */
+  private async handOver(fd: number, vport: number, client: MemberInfo, cport: number, reply: (errno: number) => void): Promise<boolean> {
+    if (this.listens.has(vport)) {
+      try {
+        await this.handoffs.offer(vport, { fd, vaddr: client.addr, vport: cport });
+        reply(0);
+        return true;
+      } catch (e) {
+        log.info('the program stopped listening before the connection was handed over', { port: vport, reason: (e as Error).message });
+      }
+    }
+    // Nothing listens: reset the connection, as a closed port would, and say so.
+    this.stat.refused++;
+    this.ops.setLinger0(fd);
+    this.ops.close(fd);
+    reply(E.ECONNREFUSED);
+    return false;
+  }
+
+  /** As a relay: open a port for the client and tell the far member where to meet it. */
+  private async serveRelay(from: number, msg: Extract<VnetMessage, { k: 'relay-req' }>): Promise<void> {
+    const client = this.byId(from);
+    const far = this.byId(msg.to);
+    const me = this.me();
+    const no = (errno: number) => this.netw.send(from, { k: 'relay-ok', cid: msg.cid, port: 0, errno });
+    if (!client?.ext || !far || !me?.ext || me.nat !== 'open') return no(E.EHOSTUNREACH);
+    try {
+      const { port, relayPort, token } = await this.relay.prepare(msg.cid, client.ext.ip);
+      this.netw.send(from, { k: 'relay-ok', cid: msg.cid, port, errno: 0 });
+      this.netw.send(far.id, { k: 'relay-open', cid: msg.cid, from, vport: msg.vport, cport: msg.cport, relay: { ip: me.ext.ip, port: relayPort }, token });
+    } catch (e) {
+      log.info('cannot relay a connection', { reason: (e as Error).message });
+      no(E.EAGAIN);
+    }
+  }
+
+  /** The far side of a relayed connection: connect out to the relay, then the hand-off. */
+  private async acceptRelayed(relayId: number, msg: Extract<VnetMessage, { k: 'relay-open' }>): Promise<void> {
+    const client = this.byId(msg.from);
+    const reply = (errno: number) => this.netw.send(msg.from, { k: 'result', cid: msg.cid, errno });
+    const cancel = () => this.netw.send(relayId, { k: 'relay-cancel', cid: msg.cid });
+    if (!client) return cancel();
     if (!this.listens.has(msg.vport)) {
-      // Nothing listens: reset the connection, as a closed port would, and say so.
-      this.stats.refused++;
-      this.ops.setLinger0(fd);
-      this.ops.close(fd);
+      this.stat.refused++;
+      cancel();
       return reply(E.ECONNREFUSED);
     }
-    this.pendingWakes++;
+    let fd = -1;
     try {
-      const wake = net.connect(msg.vport, '127.0.0.1');
-      wake.on('error', () => undefined);
-      wake.on('data', () => undefined);
-      wake.on('end', () => wake.destroy());
-      await new Promise<void>((resolve, reject) => {
-        wake.once('connect', resolve);
-        wake.once('error', reject);
-      });
-      this.handoffs.set(wake.localPort!, { fd, vaddr: client.addr, vport: msg.cport });
-      setTimeout(() => {
-        // Not claimed by an accept(): drop it.
-        const h = this.handoffs.get(wake.localPort!);
-        if (h && h.fd === fd) {
-          this.handoffs.delete(wake.localPort!);
-          this.ops.close(fd);
-        }
-        wake.destroy();
-      }, STALE_MS).unref();
-      reply(0);
+      fd = this.ops.tcpSocket();
+      if (!this.ops.connectStart(fd, msg.relay.ip, msg.relay.port)) await this.ops.connectWait(fd, PUNCH_TIMEOUT_MS);
+      fs.writeSync(fd, msg.token);
     } catch (e) {
-      this.ops.setLinger0(fd);
-      this.ops.close(fd);
-      reply(E.ECONNREFUSED);
-      log.info('the program stopped listening before the connection was handed over', { port: msg.vport, reason: (e as Error).message });
-    } finally {
-      this.pendingWakes--;
+      if (fd >= 0) this.ops.close(fd);
+      log.info('cannot reach the relay', { relay: `${msg.relay.ip}:${msg.relay.port}`, reason: (e as Error).message });
+      cancel();
+      return reply(E.EHOSTUNREACH);
     }
+    if (!(await this.handOver(fd, msg.vport, client, msg.cport, reply))) cancel();
   }
 
   private sweep(): void {
@@ -427,7 +477,7 @@ export class Broker {
 
   close(): void {
     clearInterval(this.sweeper);
-    for (const h of this.handoffs.values()) this.ops.close(h.fd);
-    this.handoffs.clear();
+    this.handoffs.close();
+    this.relay.close();
   }
 }

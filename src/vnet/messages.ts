@@ -5,7 +5,11 @@
  * | k | fields | meaning |
  * |---|---|---|
  * | `open` | `cid`, `vport`, `cport`, `cext` (endpoint or null), `punch` (port or null) | a program of the sender connects to the receiver's `vport` from its virtual port `cport`, its socket seen at `cext`; with `punch`, bind that port and connect to `cext` (simultaneous open) |
- * | `result` | `cid`, `errno` | the outcome of a punched `open` (0, ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH) |
+ * | `result` | `cid`, `errno` | the outcome of a punched or relayed connection (0, ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH) |
+ * | `relay-req` | `cid`, `to`, `vport`, `cport` | to an `open` member: relay a connection from the sender to member `to` |
+ * | `relay-ok` | `cid`, `port`, `errno` | the relay's answer: the port the client's program connects to |
+ * | `relay-open` | `cid`, `from`, `vport`, `cport`, `relay`, `token` (16 bytes) | to the far member: connect to the relay, send the token, hand the socket to the program on `vport` |
+ * | `relay-cancel` | `cid` | to the relay: the far member refused (nothing listens): reset the client's half |
  */
 import { Encoder } from 'cbor-x';
 import type { VnetMessage } from './broker';
@@ -27,7 +31,7 @@ function endpoint(v: unknown): Endpoint | null {
   if (v === null || v === undefined) return null;
   if (typeof v !== 'object') throw new Error('cext: expected an endpoint');
   const o = v as Record<string, unknown>;
-  if (typeof o.ip !== 'string' || !/^\d{1,3}(\.\d{1,3}){3}$/.test(o.ip)) throw new Error('cext.ip: expected an IPv4 address');
+  if (typeof o.ip !== 'string' || !/^\d{1,3}(\.\d{1,3}){3}$/.test(o.ip)) throw new Error('endpoint ip: expected an IPv4 address');
   return { ip: o.ip, port: port(o.port, 'cext.port') as number };
 }
 
@@ -39,9 +43,29 @@ export function decodeVnet(bytes: Uint8Array): VnetMessage {
   if (v.k === 'open') {
     return { k: 'open', cid: v.cid, vport: port(v.vport, 'vport') as number, cport: port(v.cport, 'cport') as number, cext: endpoint(v.cext), punch: port(v.punch, 'punch', true) };
   }
-  if (v.k === 'result') {
+  const errno = () => {
     if (typeof v.errno !== 'number' || !Number.isInteger(v.errno) || v.errno < 0 || v.errno > 4095) throw new Error('errno: expected an errno');
-    return { k: 'result', cid: v.cid, errno: v.errno };
+    return v.errno;
+  };
+  const member = (x: unknown, what: string) => {
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < 1) throw new Error(`${what}: expected a member id`);
+    return x;
+  };
+  switch (v.k) {
+    case 'result':
+      return { k: 'result', cid: v.cid, errno: errno() };
+    case 'relay-req':
+      return { k: 'relay-req', cid: v.cid, to: member(v.to, 'to'), vport: port(v.vport, 'vport') as number, cport: port(v.cport, 'cport') as number };
+    case 'relay-ok':
+      return { k: 'relay-ok', cid: v.cid, port: port(v.port, 'port') as number, errno: errno() };
+    case 'relay-open': {
+      const relay = endpoint(v.relay);
+      if (!relay) throw new Error('relay: expected an endpoint');
+      if (!(v.token instanceof Uint8Array) || v.token.length !== 16) throw new Error('token: expected 16 bytes');
+      return { k: 'relay-open', cid: v.cid, from: member(v.from, 'from'), vport: port(v.vport, 'vport') as number, cport: port(v.cport, 'cport') as number, relay, token: new Uint8Array(v.token) };
+    }
+    case 'relay-cancel':
+      return { k: 'relay-cancel', cid: v.cid };
   }
   throw new Error(`unknown kind ${JSON.stringify(v.k)}`);
 }

@@ -1,0 +1,66 @@
+/**
+ * How a member's programs reach each other member: the route, decided from both NAT kinds and the peer link's
+ * path, and written for the shim as the route table (docs/shim-protocol.md, "The route table").
+ *
+ * | far member | route |
+ * |---|---|
+ * | this member | `self` (the shim connects over loopback) |
+ * | `open`, or `unknown` (no NAT discovery: a network on one host) | `direct` to its public address |
+ * | same NAT as us, link path `lan` | `direct` to its private address |
+ * | behind a predictable NAT (`preserving`, `translating`), we predictable too | `punch` |
+ * | anything else (a `random` NAT on either side, same NAT without a LAN) | `agent`: the broker relays |
+ */
+import type { MemberInfo, NatKind, PathKind } from '../wire/messages';
+
+export type Route =
+  | { kind: 'self' }
+  | { kind: 'direct'; ip: string }
+  | { kind: 'punch'; ip: string; xor: number; offset: number; lo: number; hi: number }
+  | { kind: 'agent' }
+  | { kind: 'none' };
+
+/** NAT kinds whose external port for a local port can be predicted. */
+export function predictable(k: NatKind): boolean {
+  return k === 'open' || k === 'preserving' || k === 'translating';
+}
+
+/** The far NAT's external port for local port `m` under a route's mapping. */
+export function mappedPort(r: { xor: number; offset: number }, m: number): number {
+  return ((m ^ r.xor) + r.offset) & 0xffff;
+}
+
+/** A uniformly random port in [lo, hi]. */
+export function pickPort(lo: number, hi: number): number {
+  return lo + Math.floor(Math.random() * (hi - lo + 1));
+}
+
+/** The route from member `me` to member `far`; `link` is the path of the peer link to it, if one is open. */
+export function decideRoute(me: MemberInfo | undefined, far: MemberInfo, link: PathKind | undefined): Route {
+  if (!me) return { kind: 'none' };
+  if (far.id === me.id) return { kind: 'self' };
+  if (!far.ext) return { kind: 'none' };
+  if (far.nat === 'open' || far.nat === 'unknown') return { kind: 'direct', ip: far.ext.ip };
+  const sameNat = !!me.ext && me.ext.ip === far.ext.ip;
+  if (sameNat) return link === 'lan' && far.priv.length ? { kind: 'direct', ip: far.priv[0].ip } : { kind: 'agent' };
+  if (predictable(far.nat) && predictable(me.nat) && far.map) {
+    const { xor, offset, lo, hi } = far.map;
+    return { kind: 'punch', ip: far.ext.ip, xor, offset, lo, hi };
+  }
+  return { kind: 'agent' };
+}
+
+/** The route table as the shim reads it: `ID VADDR KIND IP XOR OFFSET LO HI` per member. */
+export function formatRoutes(rows: Array<{ id: number; addr: string; route: Route }>): string {
+  return rows
+    .map(({ id, addr, route: r }) => {
+      switch (r.kind) {
+        case 'direct':
+          return `${id} ${addr} direct ${r.ip} 0 0 0 0\n`;
+        case 'punch':
+          return `${id} ${addr} punch ${r.ip} ${r.xor} ${r.offset} ${r.lo} ${r.hi}\n`;
+        default:
+          return `${id} ${addr} ${r.kind} 0.0.0.0 0 0 0 0\n`;
+      }
+    })
+    .join('');
+}
