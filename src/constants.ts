@@ -109,10 +109,8 @@ export const PING_TIMEOUT_MS = 3_000;
 export const HOME_DEATH_GRACE_MS = 3_000;
 /** Pause between attempts to reopen a lost home link. */
 export const HOME_RETRY_MS = 1_000;
-/** The priming connection of a hairpin punch (see Peers.prime): one round trip to a public member, at most. */
+/** The priming connection of a hairpin answer (see Peers.prime): one round trip to a public member, at most. */
 export const HAIRPIN_PRIME_MS = 500;
-/** Pause (plus as much jitter) before reconnecting a hairpin punch that met a reset (see Peers.connectPunch). */
-export const HAIRPIN_RETRY_MS = 15;
 /**
  * A link younger than this is never closed to make room (else a burst of new links, more than MAX_LINKS at
  * once, would close each other before their first message): the bound may be exceeded for this long.

@@ -41,6 +41,8 @@ export interface PeerIo {
   bindFresh(port?: number): BoundSocket;
   /** Connects `sock` to `to` (both sides do it at once: simultaneous open). Consumes `sock`. */
   connectBound(sock: BoundSocket, to: Endpoint, timeoutMs: number): Promise<Duplex>;
+  /** Accepts one connection on `port` (all addresses) within `timeoutMs`, then stops listening. */
+  acceptOnce(port: number, timeoutMs: number): Promise<Duplex>;
   /** Resolves a host name to an IPv4 address. */
   resolve(host: string): Promise<string>;
 }
@@ -132,6 +134,31 @@ export const nativeIo: PeerIo = {
     }
     b.closed = true; // the net.Socket owns the descriptor now
     return wrap(b.fd);
+  },
+
+  acceptOnce(port, timeoutMs) {
+    return new Promise((resolve, reject) => {
+      let done = false;
+      const server = net.createServer((sock) => {
+        if (done) return sock.destroy();
+        done = true;
+        clearTimeout(t);
+        server.close();
+        sock.setNoDelay(true);
+        resolve(sock);
+      });
+      const t = setTimeout(() => {
+        done = true;
+        server.close();
+        reject(Object.assign(new Error(`no connection on port ${port} within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+      }, timeoutMs);
+      server.once('error', (e) => {
+        done = true;
+        clearTimeout(t);
+        reject(e);
+      });
+      server.listen(port, '0.0.0.0');
+    });
   },
 
   async resolve(host) {

@@ -21,7 +21,6 @@ import { encodeMessage, decodeMessage, type Endpoint, type MemberInfo, type Mess
 import {
   DIRECT_CONNECT_TIMEOUT_MS,
   HAIRPIN_PRIME_MS,
-  HAIRPIN_RETRY_MS,
   HOME_DEATH_GRACE_MS,
   HOME_RETRY_MS,
   LAN_CONNECT_TIMEOUT_MS,
@@ -38,7 +37,7 @@ import {
 } from '../constants';
 import { logger, type Logger } from '../util/log';
 import { predictEndpoint, type NatMapping } from './discovery';
-import type { BoundSocket, Listener, PeerIo } from './io';
+import type { Listener, PeerIo } from './io';
 import { RelayStream } from './relay';
 
 /** What the link layer needs from the agent. */
@@ -283,17 +282,17 @@ export class Peers extends EventEmitter<PeersEvents> {
 
   /** Simultaneous open with `b`: trade predicted endpoints of fresh ports, then both connect at once. */
   private async punch(b: MemberInfo, path: PathKind): Promise<Link> {
+    if (path === 'hairpin') return this.hairpin(b);
     const sock = this.opts.io.bindFresh();
     try {
       const mine = this.predict(sock.port);
       if (!mine) throw new Error('cannot predict our external endpoint');
-      if (path === 'hairpin') await this.prime(sock.port);
       const sid = (Math.random() * 2 ** 32) >>> 0;
       const ack = new Promise<Endpoint>((resolve, reject) => this.acks.set(sid, { resolve, reject }));
       try {
         await this.signal(b.id, { t: 'punch', sid, phase: 'req', ep: mine, path });
         const theirs = await withTimeout(ack, SIGNAL_TIMEOUT_MS, 'punch answer');
-        const stream = await this.connectPunch(sock, theirs, path);
+        const stream = await this.opts.io.connectBound(sock, theirs, PUNCH_TIMEOUT_MS);
         return await this.establish(stream, this.host.selfId() < b.id ? 'init' : 'resp', b.id, path, epText(theirs), false);
       } finally {
         this.acks.delete(sid);
@@ -621,9 +620,56 @@ export class Peers extends EventEmitter<PeersEvents> {
       }
       case 'req': {
         const b = this.host.member(from);
+        if (b && m.path === 'hairpin') return void this.answerHairpin(b, m.sid);
         if (!b || !m.ep) return;
         void this.answerPunch(b, m.sid, m.ep, m.path);
       }
+    }
+  }
+
+  /**
+   * Hairpin through a shared gateway. A simultaneous open does not work here: the neighbour's SYN is
+   * delivered at once through the gateway, and a socket that is not connecting yet answers it with a reset
+   * (the two connects would have to overlap within microseconds). So the answering side listens: it opens
+   * the gateway's mapping for a fresh port (one connection from it to a public member, dropped at once),
+   * listens on that port, and the requester connects to its public endpoint.
+   */
+  private async hairpin(b: MemberInfo): Promise<Link> {
+    const sid = (Math.random() * 2 ** 32) >>> 0;
+    const ack = new Promise<Endpoint>((resolve, reject) => this.acks.set(sid, { resolve, reject }));
+    try {
+      await this.signal(b.id, { t: 'punch', sid, phase: 'req', ep: null, path: 'hairpin' });
+      const theirs = await withTimeout(ack, SIGNAL_TIMEOUT_MS, 'hairpin answer');
+      const { stream } = await this.opts.io.dial(theirs, PUNCH_TIMEOUT_MS);
+      return await this.establish(stream, 'init', b.id, 'hairpin', epText(theirs), false);
+    } finally {
+      this.acks.delete(sid);
+    }
+  }
+
+  private async answerHairpin(b: MemberInfo, sid: number): Promise<void> {
+    const fail = () => this.signal(b.id, { t: 'punch', sid, phase: 'fail', ep: null, path: 'hairpin' }).catch(() => {});
+    let port: number;
+    try {
+      const probe = this.opts.io.bindFresh();
+      port = probe.port;
+      probe.close();
+    } catch {
+      return void (await fail());
+    }
+    const mine = this.predict(port);
+    if (!mine) return void (await fail());
+    await this.prime(port);
+    const accepted = this.opts.io.acceptOnce(port, PUNCH_TIMEOUT_MS + SIGNAL_TIMEOUT_MS);
+    accepted.catch(() => {});
+    try {
+      await this.signal(b.id, { t: 'punch', sid, phase: 'ack', ep: mine, path: 'hairpin' });
+      const stream = await accepted;
+      const r = stream as { remoteAddress?: string; remotePort?: number };
+      const from = r.remoteAddress ? `${r.remoteAddress.replace(/^::ffff:/, '')}:${r.remotePort}` : epText(mine);
+      await this.establish(stream, 'resp', b.id, 'hairpin', from, false);
+    } catch (e) {
+      this.log.info('hairpin failed', { peer: b.name, reason: (e as Error).message });
     }
   }
 
@@ -642,37 +688,14 @@ export class Peers extends EventEmitter<PeersEvents> {
       return;
     }
     try {
-      if (path === 'hairpin') await this.prime(sock.port);
       await this.signal(b.id, { t: 'punch', sid, phase: 'ack', ep: mine, path });
       // Our SYN goes first: the far NAT drops it, but it opens our mapping for theirs (no retransmission).
-      const stream = await this.connectPunch(sock, theirs, path);
+      const stream = await this.opts.io.connectBound(sock, theirs, PUNCH_TIMEOUT_MS);
       await this.establish(stream, this.host.selfId() < b.id ? 'init' : 'resp', b.id, path, epText(theirs), false);
     } catch (e) {
       this.log.info('punch failed', { peer: b.name, path, reason: (e as Error).message });
     } finally {
       sock.close();
-    }
-  }
-
-  /**
-   * The connect of a simultaneous open. Across two NATs the first SYN is dropped by the far NAT and the
-   * second completes the open. Through one hairpinning gateway the primed mapping delivers the first SYN to
-   * the neighbour before its socket connects, which resets it: then reconnect from the same port (a new
-   * socket, SO_REUSEPORT) until the two connects overlap, within PUNCH_TIMEOUT_MS.
-   */
-  private async connectPunch(sock: BoundSocket, to: Endpoint, path: PathKind): Promise<Duplex> {
-    const deadline = Date.now() + PUNCH_TIMEOUT_MS;
-    const port = sock.port;
-    let s: BoundSocket | null = sock;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.opts.io.connectBound(s ?? this.opts.io.bindFresh(port), to, Math.max(1, deadline - Date.now()));
-      } catch (e) {
-        s = null;
-        const code = (e as NodeJS.ErrnoException).code;
-        if (path !== 'hairpin' || (code !== 'ECONNREFUSED' && code !== 'ECONNRESET') || Date.now() + HAIRPIN_RETRY_MS >= deadline) throw e;
-        await new Promise((r) => setTimeout(r, HAIRPIN_RETRY_MS + Math.random() * HAIRPIN_RETRY_MS));
-      }
     }
   }
 

@@ -62,6 +62,19 @@ export class MemNet {
             resolve(s);
           });
         }),
+      acceptOnce: (port, timeoutMs) =>
+        new Promise((resolve, reject) => {
+          const key = `${ip}:${port}`;
+          const t = setTimeout(() => {
+            this.listeners.delete(key);
+            reject(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' }));
+          }, timeoutMs);
+          this.listeners.set(key, (s) => {
+            clearTimeout(t);
+            this.listeners.delete(key);
+            resolve(s);
+          });
+        }),
       resolve: async (h) => h,
     };
   }

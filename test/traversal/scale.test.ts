@@ -26,7 +26,7 @@ test.before(async () => {
 });
 
 test(`${N} agents join one seed: everyone learns everyone, links stay within the bound`, async (t) => {
-  t.timeout(180_000);
+  t.timeout(300_000);
   const psk = deriveNetworkKey('scale test secret of enough length');
   const seedKeys = generateKeyPair();
   const seed = new Seed({ network: '100.96.0.0/16', psk, keys: seedKeys, stateFile: null });
@@ -43,7 +43,11 @@ test(`${N} agents join one seed: everyone learns everyone, links stay within the
       agents.push(...batch);
       await Promise.all(batch.map((a) => a.join()));
     }
-    await until(() => agents.every((a) => a.members.size === N), 60_000, 'every agent to see every member');
+    // Generous: on a loaded machine (other test files run at the same time) heartbeats may stall and agents rejoin.
+    await until(() => agents.every((a) => a.members.size === N), 150_000, 'every agent to see every member').catch((e: Error) => {
+      const short = agents.filter((a) => a.members.size !== N).map((a) => `${a.self?.id}:${a.members.size}`);
+      throw new Error(`${e.message}; short: ${short.slice(0, 20).join(' ')} (seed has ${seed.size})`);
+    });
     t.is(seed.size, N);
     t.true(agents.every((a) => a.mapping.kind === 'open'), 'loopback members are open (connect-back works)');
     // Random pings, many more than the bound per agent.
