@@ -70,6 +70,8 @@ export interface TraversalOptions {
   natOverride?: NatKind;
   /** Bound on open peer links (default MAX_LINKS). */
   maxLinks?: number;
+  /** Override of RELAY_UPGRADE_MS (tests). */
+  relayUpgradeMs?: number;
 }
 
 /** A Connector through the traversal I/O, so that the control connection's local port is known. */
@@ -130,7 +132,7 @@ export class Agent extends EventEmitter<AgentEvents> {
           seedConnected: () => this.seedConnected,
           forget: (id, reason) => this.forget(id, reason),
         },
-        { psk: opts.psk, keys: opts.keys, io: opts.traversal.io, maxLinks: opts.traversal.maxLinks, label: opts.label },
+        { psk: opts.psk, keys: opts.keys, io: opts.traversal.io, maxLinks: opts.traversal.maxLinks, relayUpgradeMs: opts.traversal.relayUpgradeMs, label: opts.label },
       );
       this.peers.on('vnet', (from, payload) => this.emit('vnet', from, payload));
       if (opts.traversal.natOverride) this.mapping = this.peers.mapping = { ...UNKNOWN_MAPPING, kind: opts.traversal.natOverride };

@@ -58,6 +58,8 @@ export interface PeersOptions {
   keys: KeyPair;
   io: PeerIo;
   maxLinks?: number;
+  /** Override of RELAY_UPGRADE_MS (tests). */
+  relayUpgradeMs?: number;
   label?: string;
 }
 
@@ -138,6 +140,7 @@ export class Peers extends EventEmitter<PeersEvents> {
   private nextHomeTry = 0;
   private closed = false;
   private readonly maxLinks: number;
+  private readonly upgradeMs: number;
   private readonly log: Logger;
   readonly stats = { opened: 0, closed: 0, maxOpen: 0 };
 
@@ -147,6 +150,7 @@ export class Peers extends EventEmitter<PeersEvents> {
   ) {
     super();
     this.maxLinks = opts.maxLinks ?? MAX_LINKS;
+    this.upgradeMs = opts.relayUpgradeMs ?? RELAY_UPGRADE_MS;
     this.log = logger('peers', opts.label ? { agent: opts.label } : {});
   }
 
@@ -833,7 +837,7 @@ export class Peers extends EventEmitter<PeersEvents> {
       const n = ++l.n;
       l.pings.set(n, { t0: now });
       l.ch.sendMessage({ t: 'ping', n });
-      if (l.path === 'relay' && now - l.since > RELAY_UPGRADE_MS && !this.upgrading.has(l.member)) void this.upgrade(l);
+      if (l.path === 'relay' && now - l.since > this.upgradeMs && !this.upgrading.has(l.member)) void this.upgrade(l);
     }
     this.enforceBound(null);
     this.maintainHome();
@@ -860,7 +864,7 @@ export class Peers extends EventEmitter<PeersEvents> {
       }
     } finally {
       // Try again only after another RELAY_UPGRADE_MS.
-      setTimeout(() => this.upgrading.delete(l.member), RELAY_UPGRADE_MS).unref();
+      setTimeout(() => this.upgrading.delete(l.member), this.upgradeMs).unref();
     }
   }
 

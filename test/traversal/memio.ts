@@ -15,6 +15,8 @@ export class MemNet {
   readonly connecting = new Map<string, (s: Duplex) => void>();
   /** Addresses whose inbound connections are dropped (a NAT without a mapping). */
   readonly unreachable = new Set<string>();
+  /** While true, every simultaneous open fails (a punch that does not get through). */
+  failPunches = false;
   private nextPort = 20000;
 
   port(): number {
@@ -43,6 +45,10 @@ export class MemNet {
       bindFresh: (port?: number): BoundSocket => ({ port: port || this.port(), close: () => {} }),
       connectBound: (sock, to, timeoutMs) =>
         new Promise((resolve, reject) => {
+          if (this.failPunches) {
+            setTimeout(() => reject(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })), 10);
+            return;
+          }
           const me = `${ip}:${sock.port}>${to.ip}:${to.port}`;
           const mirror = `${to.ip}:${to.port}>${ip}:${sock.port}`;
           const other = this.connecting.get(mirror);

@@ -45,10 +45,10 @@ function network() {
   const seed = new Seed({ network: '100.96.0.0/16', psk, keys: generateKeyPair(), stateFile: null });
   const net = new MemNet();
   let seedUp = true;
-  const agent = (name: string, ip: string, nat: NatKind) => {
+  const agent = (name: string, ip: string, nat: NatKind, relayUpgradeMs?: number) => {
     const inner = memConnector(seed, ip);
     const connect: Connector = (h, p) => (seedUp ? inner(h, p) : Promise.reject(new Error('ECONNREFUSED')));
-    return new Agent({ seedHost: 'seed', seedPort: 7070, psk, keys: generateKeyPair(), name, services: [], connect, joinTimeoutMs: 2_000, traversal: { io: net.io(ip), natOverride: nat } });
+    return new Agent({ seedHost: 'seed', seedPort: 7070, psk, keys: generateKeyPair(), name, services: [], connect, joinTimeoutMs: 2_000, traversal: { io: net.io(ip), natOverride: nat, relayUpgradeMs } });
   };
   const killSeed = async () => {
     seedUp = false;
@@ -108,4 +108,21 @@ test('without the seed: links open through a home, relays go through a public me
   await until(() => [pub, p1, p2].every((a) => !a.members.has(id(rnd))), 15_000, 'death to spread without the seed');
   t.pass();
   for (const a of [pub, p1, p2]) a.stop();
+});
+
+test('a relayed link is upgraded to a punched one when punching starts to work', async (t) => {
+  const { seed, net, agent } = network();
+  const p1 = agent('p1', '198.51.100.1', 'preserving', 300);
+  const p2 = agent('p2', '198.51.100.2', 'translating', 300);
+  await p1.join();
+  await p2.join();
+  await until(() => p1.members.size === 2 && p2.members.size === 2, 5_000, 'membership');
+  net.failPunches = true;
+  t.is((await p1.ping(p2.self!.id)).path, 'relay');
+  net.failPunches = false;
+  await until(() => p1.links().find((l) => l.id === p2.self!.id)?.path === 'punched', 10_000, 'the upgrade');
+  t.is((await p2.ping(p1.self!.id)).path, 'punched');
+  await p1.leave();
+  await p2.leave();
+  await seed.close();
 });
