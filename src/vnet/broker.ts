@@ -208,6 +208,7 @@ export class Broker {
       case 'punch': {
         const m = pickPort(r.lo, r.hi);
         const real = { ip: r.ip, port: mappedPort(r, m) };
+        log.debug('punched connection', { to: far.name, local: localPort, real: `${real.ip}:${real.port}`, farPort: m });
         this.connecting(far, vport, localPort, real, m, connId);
         return { errno: 0, real, connId };
       }
@@ -386,6 +387,7 @@ export class Broker {
   private async punch(from: number, client: MemberInfo, msg: Extract<VnetMessage, { k: 'open' }>): Promise<void> {
     const reply = (errno: number) => this.netw.send(from, { k: 'result', cid: msg.cid, errno });
     if (!msg.cext || msg.punch === null) return reply(E.EHOSTUNREACH);
+    log.debug('punching back toward a client', { client: client.name, from: msg.punch, to: `${msg.cext.ip}:${msg.cext.port}`, vport: msg.vport });
     let fd = -1;
     for (let attempt = 0; ; attempt++) {
       try {
