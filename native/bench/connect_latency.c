@@ -1,14 +1,23 @@
 /* Time spent inside a non-blocking connect() (the call only, not the handshake), p50/p99/max in
  * microseconds. Run under LD_PRELOAD of the shim against an agent (or the fake agent of the tests):
- *   connect_latency ADDR PORT [N]      e.g. connect_latency 100.96.0.3 8080 1000
- * Each iteration: socket(SOCK_NONBLOCK), time connect(), then close. Prints one line:
- *   connect_latency n=N p50_us=X p99_us=Y max_us=Z errors=E
- * connect() counts as an error unless it returns 0 or EINPROGRESS. */
+ *   connect_latency ADDR PORT [N]
+ *       e.g. connect_latency 100.96.0.3 8080 1000: N connects to ADDR:PORT; prints one line
+ *       connect_latency n=N p50_us=X p99_us=Y max_us=Z errors=E
+ *   connect_latency --routes AGENT_VADDR AGENT_VPORT REAL_IP REAL_PORT [N]
+ *       compares the paths of the shim's connect(): writes a route table to $BOXER_ROUTES_FILE with a
+ *       `direct` member (100.96.254.1 -> REAL_IP, connected at REAL_PORT) and a `punch` member (100.96.254.2 ->
+ *       REAL_IP, XOR 5, OFFSET 7, LO = HI = the M for which (M ^ 5) + 7 = REAL_PORT), then times N connects on
+ *       each path, interleaved (direct, punch, and AGENT_VADDR:AGENT_VPORT, which is not in the table: the
+ *       CONNECT round trip), after one untimed warm-up connect; prints one line per path:
+ *       connect_latency path=direct|punch|agent n=N p50_us=X p99_us=Y max_us=Z errors=E
+ * Each iteration: socket(SOCK_NONBLOCK), time connect(), then close. connect() counts as an error unless it
+ * returns 0 or EINPROGRESS. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,41 +28,119 @@ static int cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+struct target {
+	const char *name;
+	struct sockaddr_in sin;
+	double *us;
+	int errors;
+};
+
+static int make_target(struct target *t, const char *name, const char *addr, int port, int n)
+{
+	memset(t, 0, sizeof *t);
+	t->name = name;
+	t->sin.sin_family = AF_INET;
+	t->sin.sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, addr, &t->sin.sin_addr) != 1) {
+		fprintf(stderr, "bad address %s\n", addr);
+		return -1;
+	}
+	t->us = calloc((size_t)n, sizeof *t->us);
+	return t->us ? 0 : -1;
+}
+
+/* One timed connect; returns the time in microseconds (or -1 if socket() failed). */
+static double one(struct target *t, int *err_out)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		perror("socket");
+		return -1;
+	}
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	int rc = connect(fd, (struct sockaddr *)&t->sin, sizeof t->sin);
+	int err = errno;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	*err_out = rc < 0 && err != EINPROGRESS ? err : 0;
+	close(fd);
+	return (double)(b.tv_sec - a.tv_sec) * 1e6 + (double)(b.tv_nsec - a.tv_nsec) / 1e3;
+}
+
+static void report(struct target *t, int n, int with_path)
+{
+	qsort(t->us, (size_t)n, sizeof *t->us, cmp);
+	printf("connect_latency %s%s%sn=%d p50_us=%.1f p99_us=%.1f max_us=%.1f errors=%d\n", with_path ? "path=" : "",
+	       with_path ? t->name : "", with_path ? " " : "", n, t->us[n / 2], t->us[(int)((n - 1) * 0.99)],
+	       t->us[n - 1], t->errors);
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 6 && strcmp(argv[1], "--routes") == 0) {
+		const char *routes = getenv("BOXER_ROUTES_FILE");
+		if (!routes || !*routes) {
+			fprintf(stderr, "--routes needs BOXER_ROUTES_FILE\n");
+			return 2;
+		}
+		int real_port = atoi(argv[5]);
+		int n = argc > 6 ? atoi(argv[6]) : 1000;
+		if (n < 1)
+			n = 1;
+		if (real_port < 8 || real_port > 65535) {
+			fprintf(stderr, "bad port %s\n", argv[5]);
+			return 2;
+		}
+		int m = (real_port - 7) ^ 5;
+		char tmp[600];
+		snprintf(tmp, sizeof tmp, "%s.bench%d", routes, (int)getpid());
+		FILE *f = fopen(tmp, "w");
+		if (!f || fprintf(f, "bench-direct 100.96.254.1 direct %s 0 0 0 0\nbench-punch 100.96.254.2 punch %s 5 7 %d %d\n",
+				  argv[4], argv[4], m, m) < 0 || fclose(f) != 0 || rename(tmp, routes) < 0) {
+			perror(routes);
+			return 1;
+		}
+		struct target t[3];
+		if (make_target(&t[0], "direct", "100.96.254.1", real_port, n) < 0 ||
+		    make_target(&t[1], "punch", "100.96.254.2", 1, n) < 0 ||
+		    make_target(&t[2], "agent", argv[2], atoi(argv[3]), n) < 0)
+			return 2;
+		int err;
+		for (int k = 0; k < 3; k++) /* warm-up: the table is read, the channel is open */
+			one(&t[k], &err);
+		for (int i = 0; i < n; i++)
+			for (int k = 0; k < 3; k++) {
+				double us = one(&t[k], &err);
+				if (us < 0)
+					return 1;
+				t[k].us[i] = us;
+				if (err)
+					t[k].errors++;
+			}
+		for (int k = 0; k < 3; k++)
+			report(&t[k], n, 1);
+		return 0;
+	}
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s ADDR PORT [N]\n", argv[0]);
+		fprintf(stderr, "usage: %s ADDR PORT [N]\n       %s --routes AGENT_VADDR AGENT_VPORT REAL_IP REAL_PORT [N]\n",
+			argv[0], argv[0]);
 		return 2;
 	}
 	int n = argc > 3 ? atoi(argv[3]) : 1000;
 	if (n < 1)
 		n = 1;
-	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[2]))};
-	if (inet_pton(AF_INET, argv[1], &sin.sin_addr) != 1) {
-		fprintf(stderr, "bad address %s\n", argv[1]);
+	struct target t;
+	if (make_target(&t, "", argv[1], atoi(argv[2]), n) < 0)
 		return 2;
-	}
-	double *us = calloc((size_t)n, sizeof *us);
-	int errors = 0;
 	for (int i = 0; i < n; i++) {
-		int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-		if (fd < 0) {
-			perror("socket");
+		int err;
+		double us = one(&t, &err);
+		if (us < 0)
 			return 1;
-		}
-		struct timespec a, b;
-		clock_gettime(CLOCK_MONOTONIC, &a);
-		int rc = connect(fd, (struct sockaddr *)&sin, sizeof sin);
-		int err = errno;
-		clock_gettime(CLOCK_MONOTONIC, &b);
-		if (rc < 0 && err != EINPROGRESS)
-			errors++;
-		us[i] = (double)(b.tv_sec - a.tv_sec) * 1e6 + (double)(b.tv_nsec - a.tv_nsec) / 1e3;
-		close(fd);
+		t.us[i] = us;
+		if (err)
+			t.errors++;
 	}
-	qsort(us, (size_t)n, sizeof *us, cmp);
-	printf("connect_latency n=%d p50_us=%.1f p99_us=%.1f max_us=%.1f errors=%d\n", n, us[n / 2],
-	       us[(int)((n - 1) * 0.99)], us[n - 1], errors);
-	free(us);
+	report(&t, n, 0);
 	return 0;
 }

@@ -2,9 +2,14 @@
  * (epoll registrations belong to the open file, so nothing may be swapped in afterwards):
  *   - own virtual address: the real connect goes to 127.0.0.1:PORT (from 127.66.0.1 when the socket was
  *     unbound, so the accepting side can show the member's virtual address); kernel semantics throughout.
- *   - another member: bind to port 0 if unbound, CONNECT (vaddr, vport, local port) to the agent, which
- *     answers at once where to connect (real_ip:real_port); then the kernel connect. Non-blocking: the
- *     kernel's EINPROGRESS is returned (one local round trip to the agent, no network wait); SO_ERROR
+ *   - another member: bind to port 0 if unbound, then decide where the socket connects (real_ip:real_port):
+ *       - from the route table (BOXER_ROUTES_FILE, common/routes.c), without waiting for the agent: `direct`
+ *         (IP:vport), `punch` (IP:((M ^ XOR) + OFFSET), M drawn in [LO, HI]); the agent is told with one
+ *         reply-less CONNECTING (conn_id = pid << 32 | counter) before the kernel connect, so the far side
+ *         starts at once; `none` fails with EHOSTUNREACH at once; `self` connects over loopback;
+ *       - else (`agent`, or a member not in the table) CONNECT (vaddr, vport, local port) to the agent, which
+ *         answers at once (one local round trip).
+ *     Then the kernel connect. Non-blocking: the kernel's EINPROGRESS is returned (no network wait); SO_ERROR
  *     (sockopt.c) reports the outcome. Blocking: after the kernel connect returns, CONNECT_RESULT gives the
  *     virtual outcome (ECONNREFUSED when nothing listens on the far port). SO_SNDTIMEO expiry and EINTR give
  *     the kernel's EINPROGRESS / EINTR, and the connect goes on.
@@ -15,6 +20,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "common/addr.h"
 #include "common/config.h"
@@ -23,6 +29,7 @@
 #include "common/ipc.h"
 #include "common/libc.h"
 #include "common/log.h"
+#include "common/routes.h"
 #include "common/sockutil.h"
 
 static int real_connect_to(int fd, int family, uint32_t ip, uint16_t port)
@@ -44,7 +51,7 @@ static int connect_result(uint64_t conn_id, uint32_t wait_ms)
 	return err;
 }
 
-static int connect_self(int fd, struct vsock *v, uint16_t port)
+static int connect_self(int fd, struct vsock *v, uint32_t vaddr, uint16_t port)
 {
 	if (shim_real_port(fd) == 0) {
 		struct sockaddr_storage ss;
@@ -54,10 +61,10 @@ static int connect_self(int fd, struct vsock *v, uint16_t port)
 			errno = saved; /* fine: the peer then sees 127.0.0.1 */
 	}
 	v->has_peer = 1;
-	v->vpeer_ip = shim_cfg.self;
+	v->vpeer_ip = vaddr;
 	v->vpeer_port = port;
 	v->has_local = 1;
-	v->vlocal_ip = shim_cfg.self;
+	v->vlocal_ip = vaddr;
 	v->vlocal_port = 0;
 	v->state = VS_DONE;
 	v->real_ip = SHIM_LOOPBACK_IP;
@@ -66,34 +73,112 @@ static int connect_self(int fd, struct vsock *v, uint16_t port)
 	return real_connect_to(fd, v->family, SHIM_LOOPBACK_IP, port);
 }
 
+/* The connection ids the shim chooses for CONNECTING: pid << 32 | a per-process counter (the agent's own
+ * ids stay below 2^32). The counter restarts in a fork child (another pid). */
+static uint64_t next_conn_id(void)
+{
+	static uint32_t counter;
+	static pid_t counter_pid;
+	pid_t pid = getpid();
+	if (__atomic_load_n(&counter_pid, __ATOMIC_ACQUIRE) != pid) {
+		__atomic_store_n(&counter, 0, __ATOMIC_RELEASE);
+		__atomic_store_n(&counter_pid, pid, __ATOMIC_RELEASE);
+	}
+	uint32_t c = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
+	return (uint64_t)(uint32_t)pid << 32 | c;
+}
+
+/* Binds an unbound socket to port 0 (wildcard) so its local port is known. Returns the port, or 0 with
+ * errno (EADDRINUSE / EADDRNOTAVAIL: no local port left, as a native connect says). */
+static uint16_t ensure_bound(int fd, struct vsock *v)
+{
+	uint16_t local = shim_real_port(fd);
+	if (local)
+		return local;
+	struct sockaddr_storage ss;
+	socklen_t len = addr_make(AF_INET, 0, 0, &ss);
+	if (v->family == AF_INET6) {
+		memset(&ss, 0, sizeof ss);
+		((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
+		len = sizeof(struct sockaddr_in6);
+	}
+	if (REAL(bind)(fd, (struct sockaddr *)&ss, len) < 0)
+		return 0;
+	return shim_real_port(fd);
+}
+
+/* Where the socket really connects, from the route table. Returns 1 with *real_ip, *real_port, *punch (the far
+ * port M, 0 for direct); 2 for a `self` route (loopback); 0 to ask the agent; -1 with errno to fail the call. */
+static int route_decide(uint32_t ip, uint16_t port, struct route *r, uint32_t *real_ip, uint16_t *real_port,
+			uint16_t *punch)
+{
+	if (!routes_lookup_file(shim_cfg.routes_file, ip, r))
+		return 0;
+	switch (r->kind) {
+	case ROUTE_NONE:
+		errno = EHOSTUNREACH;
+		return -1;
+	case ROUTE_DIRECT:
+		*real_ip = r->ip;
+		*real_port = port;
+		*punch = 0;
+		return 1;
+	case ROUTE_PUNCH:
+		if (route_pick(r, route_rand, NULL, punch, real_port) < 0) {
+			shim_debug("punch route of %08x gives no valid port: asking the agent", ip);
+			return 0;
+		}
+		*real_ip = r->ip;
+		return 1;
+	case ROUTE_SELF:
+		return 2;
+	default: /* ROUTE_AGENT */
+		return 0;
+	}
+}
+
 static int connect_remote(int fd, struct vsock *v, uint32_t ip, uint16_t port)
 {
 	int nonblock = (REAL(fcntl)(fd, F_GETFL) & O_NONBLOCK) != 0;
-	uint16_t local = shim_real_port(fd);
-	if (local == 0) {
-		struct sockaddr_storage ss;
-		socklen_t len = addr_make(AF_INET, 0, 0, &ss);
-		if (v->family == AF_INET6) {
-			memset(&ss, 0, sizeof ss);
-			((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
-			len = sizeof(struct sockaddr_in6);
+	struct route route;
+	uint32_t real_ip = 0;
+	uint16_t real_port = 0, punch = 0;
+	int decided = route_decide(ip, port, &route, &real_ip, &real_port, &punch);
+	if (decided < 0)
+		return -1;
+	if (decided == 2)
+		return connect_self(fd, v, ip, port);
+	uint16_t local = ensure_bound(fd, v);
+	if (local == 0)
+		return -1;
+	uint64_t conn_id;
+	if (decided) {
+		/* Tell the agent before the kernel connect, so the far side starts punching at once; no reply. */
+		conn_id = next_conn_id();
+		uint8_t body[32];
+		size_t n = body_connecting(body, ip, port, local, real_ip, real_port, punch, conn_id);
+		if (ipc_send(MSG_CONNECTING, body, n) < 0) {
+			shim_debug("CONNECTING failed: %s", strerror(errno));
+			errno = ENETUNREACH;
+			return -1;
 		}
-		if (REAL(bind)(fd, (struct sockaddr *)&ss, len) < 0)
-			return -1; /* EADDRINUSE / EADDRNOTAVAIL: no local port left, as a native connect says */
-		local = shim_real_port(fd);
-	}
-	uint8_t body[16], reply[64];
-	size_t n = body_connect(body, ip, port, local, nonblock ? CONNECT_FLAG_NONBLOCK : 0);
-	struct connect_reply r;
-	if (ipc_request(MSG_CONNECT, body, n, reply, sizeof reply, &n, NULL) < 0 ||
-	    parse_connect_reply(reply, n, &r) < 0) {
-		shim_debug("CONNECT failed: %s", strerror(errno));
-		errno = ENETUNREACH;
-		return -1;
-	}
-	if (r.err) {
-		errno = r.err;
-		return -1;
+	} else {
+		uint8_t body[16], reply[64];
+		size_t n = body_connect(body, ip, port, local, nonblock ? CONNECT_FLAG_NONBLOCK : 0);
+		struct connect_reply r;
+		if (ipc_request(MSG_CONNECT, body, n, reply, sizeof reply, &n, NULL) < 0 ||
+		    parse_connect_reply(reply, n, &r) < 0) {
+			shim_debug("CONNECT failed: %s", strerror(errno));
+			errno = ENETUNREACH;
+			return -1;
+		}
+		if (r.err) {
+			errno = r.err;
+			return -1;
+		}
+		conn_id = r.conn_id;
+		real_ip = r.real_ip;
+		real_port = r.real_port;
 	}
 	if (!v->user_keepalive)
 		shim_keepalive(fd);
@@ -104,12 +189,12 @@ static int connect_remote(int fd, struct vsock *v, uint32_t ip, uint16_t port)
 	v->vlocal_ip = shim_cfg.self;
 	v->vlocal_port = local;
 	v->state = VS_PENDING;
-	v->conn_id = r.conn_id;
-	v->real_ip = r.real_ip;
-	v->real_port = r.real_port;
+	v->conn_id = conn_id;
+	v->real_ip = real_ip;
+	v->real_port = real_port;
 	fdt_set(fd, v);
 
-	int rc = real_connect_to(fd, v->family, r.real_ip, r.real_port);
+	int rc = real_connect_to(fd, v->family, real_ip, real_port);
 	int err = rc < 0 ? errno : 0;
 	if (err == EINPROGRESS || err == EINTR || err == EALREADY)
 		return rc; /* in progress: SO_ERROR (or the next connect) reports the outcome */
@@ -119,7 +204,7 @@ static int connect_remote(int fd, struct vsock *v, uint32_t ip, uint16_t port)
 		return 0;
 	}
 	/* The kernel's connect ended: the agent may know the virtual outcome (e.g. nothing listens there). */
-	int verr = connect_result(r.conn_id, rc == 0 ? SHIM_CONNECT_RESULT_WAIT_MS : 0);
+	int verr = connect_result(conn_id, rc == 0 ? SHIM_CONNECT_RESULT_WAIT_MS : 0);
 	v->state = VS_DONE;
 	fdt_set(fd, v);
 	if (verr) {
@@ -142,6 +227,6 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	if (v.state != VS_NONE) /* again on a socket already connecting: the kernel says EALREADY/EISCONN */
 		return real_connect_to(fd, v.family, v.real_ip, v.real_port);
 	if (ip == shim_cfg.self)
-		return connect_self(fd, &v, port);
+		return connect_self(fd, &v, ip, port);
 	return connect_remote(fd, &v, ip, port);
 }

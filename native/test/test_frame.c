@@ -31,6 +31,10 @@ int main(void)
 	/* request bodies */
 	n = body_hello(body, 1234, "python3");
 	CHECK(n == 11 && get_u32(body) == 1234 && memcmp(body + 4, "python3", 7) == 0);
+	n = body_connecting(body, 0x64600003, 8080, 40000, 0xcb007105, 51234, 40007, (uint64_t)4321 << 32 | 7);
+	CHECK(n == 24 && get_ip(body) == 0x64600003 && get_u16(body + 4) == 8080 && get_u16(body + 6) == 40000 &&
+	      get_ip(body + 8) == 0xcb007105 && body[8] == 203 && get_u16(body + 12) == 51234 &&
+	      get_u16(body + 14) == 40007 && get_u64(body + 16) == ((uint64_t)4321 << 32 | 7));
 	n = body_connect_result(body, 0x1122334455667788ull, 1500);
 	CHECK(n == 12 && get_u64(body) == 0x1122334455667788ull && get_u32(body + 8) == 1500);
 	n = body_port(body, 443);

@@ -9,6 +9,9 @@
  *     real socket (SCM_RIGHTS, via the addon's sendFd); a connection from a CONNECT it answered is named by
  *     the client's virtual address and port; anything else gets ENOENT.
  *   - RESOLVE: services registered with addService, rotated on each lookup.
+ *   - CONNECTING (no reply): the shim connected from the route table (writeRoutes); its conn_id gets the same
+ *     outcome as a CONNECT would (0 when the far member listens on vport, else ECONNREFUSED) for
+ *     CONNECT_RESULT, and its local port names the client in ACCEPTED.
  * Every message received is recorded in `log` for the tests to check.
  */
 import * as fs from 'fs';
@@ -19,7 +22,7 @@ import { native, tmpDir } from './helpers';
 
 const E = os.constants.errno;
 
-export const MSG = { HELLO: 1, CONNECT: 2, CONNECT_RESULT: 3, LISTEN: 4, UNLISTEN: 5, ACCEPTED: 6, RESOLVE: 7 } as const;
+export const MSG = { HELLO: 1, CONNECT: 2, CONNECT_RESULT: 3, LISTEN: 4, UNLISTEN: 5, ACCEPTED: 6, RESOLVE: 7, CONNECTING: 8 } as const;
 const HDR = 12;
 
 export interface LogEntry {
@@ -32,6 +35,11 @@ export interface LogEntry {
   localPort?: number;
   port?: number;
   peer?: string;
+  /** CONNECTING */
+  realIp?: string;
+  realPort?: number;
+  punchPort?: number;
+  connId?: bigint;
 }
 
 export interface Member {
@@ -69,6 +77,8 @@ export class FakeAgent {
   readonly members = new Map<string, Member>();
   readonly services = new Map<string, string[]>();
   readonly log: LogEntry[] = [];
+  /** The route table the members' shims read (BOXER_ROUTES_FILE): see writeRoutes. */
+  readonly routesFile = path.join(this.dir, 'routes');
   /** When set, requests are read but never answered (an agent that hangs). */
   silent = false;
   private servers: net.Server[] = [];
@@ -109,6 +119,20 @@ export class FakeAgent {
 
   messages(member: string, type?: number): LogEntry[] {
     return this.log.filter((e) => e.member === member && (type === undefined || e.type === type));
+  }
+
+  /** Waits (bounded) until `count` messages of `type` from `member` arrived; returns them. */
+  async waitMessages(member: string, type: number, count = 1, timeoutMs = 5000): Promise<LogEntry[]> {
+    const end = Date.now() + timeoutMs;
+    while (this.messages(member, type).length < count && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
+    return this.messages(member, type);
+  }
+
+  /** Writes the route table as the agent does (a temporary file, then rename): lines `ID VADDR KIND IP XOR OFFSET LO HI`. */
+  writeRoutes(lines: string[]): void {
+    const tmp = `${this.routesFile}.tmp`;
+    fs.writeFileSync(tmp, lines.map((l) => `${l}\n`).join(''));
+    fs.renameSync(tmp, this.routesFile);
   }
 
   private serve(m: Member, sock: net.Socket): void {
@@ -187,6 +211,27 @@ export class FakeAgent {
         r.writeBigUInt64LE(conn, 12);
         this.reply(sock, type, id, r);
         return;
+      }
+      case MSG.CONNECTING: {
+        const vaddr = bytesToIp(body, 0);
+        const vport = body.readUInt16LE(4);
+        const localPort = body.readUInt16LE(6);
+        const connId = body.readBigUInt64LE(16);
+        this.log.push({
+          member: m.vaddr,
+          type,
+          vaddr,
+          vport,
+          localPort,
+          realIp: bytesToIp(body, 8),
+          realPort: body.readUInt16LE(12),
+          punchPort: body.readUInt16LE(14),
+          connId,
+        });
+        const far = this.members.get(vaddr);
+        this.outcomes.set(connId, far && (far.listens.has(vport) || far.ports.has(vport)) ? 0 : E.ECONNREFUSED);
+        this.clientsByLocalPort.set(localPort, { vaddr: m.vaddr, port: localPort });
+        return; // no reply
       }
       case MSG.CONNECT_RESULT: {
         const conn = body.readBigUInt64LE(0);

@@ -1,8 +1,10 @@
 /**
  * The LD_PRELOAD shim under real programs (python3), against the fake agent (fake-agent.ts): virtual
  * addresses on both ends, blocking and non-blocking connects and their errors, accept with the descriptor
- * hand-off, name resolution, pass-through, a gone or hung agent, fork, self-connects, and the connect latency
- * benchmark.
+ * hand-off, name resolution, pass-through, a gone or hung agent, fork, self-connects, connects answered from
+ * the route table (direct, punch, none; reloaded when it changes), HELLO at load, and the connect latency
+ * benchmark. (`python3` may be a wrapper script: every program it execs says HELLO too, so HELLOs are picked by
+ * name.)
  */
 import test from 'ava';
 import { execFile } from 'child_process';
@@ -102,7 +104,7 @@ out(reply=s2.recv(100).decode(), peer_after_close=list(s2.getpeername()))
       const connects = fake.messages(A, MSG.CONNECT);
       t.is(connects.length, 1);
       t.is(connects[0].localPort, lport);
-      t.is(fake.messages(A, MSG.HELLO)[0].name, 'python3');
+      t.true(fake.messages(A, MSG.HELLO).some((e) => e.name === 'python3'));
     });
   });
 }
@@ -136,7 +138,7 @@ out(rc2=ename(rc2), err2=ename(err2 or rc2), polled=len(ev) if rc2 == errno.EINP
     t.is(a.writable, 1);
     t.is(a.err, 0);
     t.deepEqual(a.peer, [B, srv.port]);
-    t.log(`time inside connect(): ${a.call_ms.toFixed(3)} ms (python, first call opens the channel)`);
+    t.log(`time inside connect(): ${a.call_ms.toFixed(3)} ms (python, CONNECT round trip)`);
     t.true(['EINPROGRESS', 'ECONNREFUSED'].includes(b.rc2));
     t.is(b.err2, 'ECONNREFUSED');
     t.is(b.polled, 1);
@@ -332,7 +334,7 @@ out(tcp=d.decode(), peer=s.getpeername()[0], udp=ud.decode(), ga=socket.getaddri
       );
       t.is(r.code, 0, r.stderr);
       t.deepEqual(JSON.parse(r.stdout), { tcp: 'plain', peer: '127.0.0.1', udp: 'dgram', ga: '127.0.0.1' });
-      t.deepEqual(fake.messages(A), [], 'no channel was even opened');
+      t.deepEqual(fake.messages(A).filter((e) => e.type !== MSG.HELLO), [], 'nothing but HELLO');
     } finally {
       server.close();
     }
@@ -362,7 +364,7 @@ out(r1=r1.decode(), child=os.waitstatus_to_exitcode(st), r2=r2.decode(), child_p
     t.is(r.code, 0, r.stderr);
     const o = JSON.parse(r.stdout);
     t.deepEqual([o.r1, o.child, o.r2], ['P1', 0, 'P2']);
-    const pids = fake.messages(A, MSG.HELLO).map((e) => e.pid);
+    const pids = fake.messages(A, MSG.HELLO).filter((e) => e.name === 'python3').map((e) => e.pid);
     t.deepEqual(pids, [o.pid, o.child_pid]);
   });
 });
@@ -404,25 +406,192 @@ out(listen=list(l.getsockname()), again=again, other=other, cl=list(c.getsocknam
   });
 });
 
-test('benchmark: time inside a non-blocking connect() (native/bench/connect_latency)', async (t) => {
+test('route table, direct: no CONNECT; CONNECTING (punch_port 0) before the connect; virtual addresses on both ends; SO_ERROR and blocking outcomes', async (t) => {
+  await withAgent(async (fake, own) => {
+    const mA = await fake.addMember(A);
+    const srv = await startEcho(fake, B, own);
+    fake.writeRoutes([`b ${B} direct 127.0.0.1 0 0 0 0`, `c 100.96.0.4 direct 127.0.0.1 0 0 0 0`]);
+    const r = await runPython(
+      `${PRELUDE}
+s = socket.socket()
+s.connect(('${B}', ${srv.port}))
+s.sendall(b'direct')
+out(local=list(s.getsockname()), peer=list(s.getpeername()), reply=s.recv(100).decode())
+n = socket.socket(); n.setblocking(False)
+rc = n.connect_ex(('${B}', ${srv.port}))
+select.select([], [n], [], 5)
+out(rc=ename(rc), err=n.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+c = socket.socket()
+try:
+    c.connect(('100.96.0.4', ${srv.port})); cres = 'ok'
+except OSError as e:
+    cres = ename(e.errno)
+out(closed_member=cres)
+`,
+      shimEnv(mA.sockPath, A, { BOXER_ROUTES_FILE: fake.routesFile }),
+    );
+    t.is(r.code, 0, r.stderr);
+    const [a, b, c] = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+    const lport = a.local[1];
+    t.deepEqual(a, { local: [A, lport], peer: [B, srv.port], reply: 'DIRECT' });
+    t.deepEqual(await srv.p.json(), { addr: [A, lport], peer: [A, lport], local: [B, srv.port] });
+    t.deepEqual(b, { rc: 'EINPROGRESS', err: 0 });
+    // 100.96.0.4 is no member of the fake agent: the kernel connect works (the echo server), the agent's
+    // CONNECT_RESULT says ECONNREFUSED, as for a CONNECT to a closed port.
+    t.is(c.closed_member, 'ECONNREFUSED');
+    t.is(fake.messages(A, MSG.CONNECT).length, 0);
+    const cg = fake.messages(A, MSG.CONNECTING);
+    t.is(cg.length, 3);
+    t.like(cg[0], { vaddr: B, vport: srv.port, localPort: lport, realIp: '127.0.0.1', realPort: srv.port, punchPort: 0 });
+    const pid = fake.messages(A, MSG.HELLO).find((e) => e.name === 'python3')!.pid!;
+    t.deepEqual(
+      cg.map((e) => e.connId),
+      [1n, 2n, 3n].map((k) => (BigInt(pid) << 32n) | k),
+    );
+    t.is(fake.messages(A, MSG.CONNECT_RESULT).length, 3); // blocking, SO_ERROR, blocking
+  });
+});
+
+test('route table, none: EHOSTUNREACH at once, blocking or not, nothing sent to the agent', async (t) => {
+  await withAgent(async (fake) => {
+    const mA = await fake.addMember(A);
+    await fake.addMember(B);
+    fake.writeRoutes([`b ${B} none 0.0.0.0 0 0 0 0`]);
+    const r = await runPython(
+      `${PRELUDE}
+res = []
+for block in (True, False):
+    s = socket.socket(); s.setblocking(block); t0 = time.perf_counter()
+    rc = s.connect_ex(('${B}', 80)); res.append([ename(rc), (time.perf_counter() - t0) * 1000])
+out(res=res)
+`,
+      shimEnv(mA.sockPath, A, { BOXER_ROUTES_FILE: fake.routesFile }),
+    );
+    t.is(r.code, 0, r.stderr);
+    const { res } = JSON.parse(r.stdout);
+    t.deepEqual(res.map((x: [string, number]) => x[0]), ['EHOSTUNREACH', 'EHOSTUNREACH']);
+    t.true(res.every((x: [string, number]) => x[1] < 500), JSON.stringify(res));
+    t.deepEqual(fake.messages(A).filter((e) => e.type !== MSG.HELLO), []);
+  });
+});
+
+test('route table, punch: CONNECTING names M in [LO, HI] and connects to (M ^ XOR) + OFFSET', async (t) => {
+  await withAgent(async (fake) => {
+    const mA = await fake.addMember(A);
+    const [XOR, OFFSET, LO, HI] = [0x35, -3, 40000, 40015];
+    fake.writeRoutes([`b ${B} punch 127.0.0.1 ${XOR} ${OFFSET} ${LO} ${HI}`]);
+    const r = await runPython(
+      `${PRELUDE}
+socks, res = [], []
+for i in range(40):
+    s = socket.socket(); s.setblocking(False); socks.append(s)
+    res.append(ename(s.connect_ex(('${B}', 8080))))
+out(res=sorted(set(res)))
+`,
+      shimEnv(mA.sockPath, A, { BOXER_ROUTES_FILE: fake.routesFile }),
+    );
+    t.is(r.code, 0, r.stderr);
+    const { res } = JSON.parse(r.stdout);
+    t.true((res as string[]).every((e) => ['EINPROGRESS', 'ECONNREFUSED', 'ok'].includes(e)), JSON.stringify(res));
+    const cg = await fake.waitMessages(A, MSG.CONNECTING, 40);
+    t.is(cg.length, 40);
+    for (const e of cg) {
+      t.true(e.punchPort! >= LO && e.punchPort! <= HI, `M ${e.punchPort}`);
+      t.is(e.realPort, (e.punchPort! ^ XOR) + OFFSET);
+      t.like(e, { vaddr: B, vport: 8080, realIp: '127.0.0.1' });
+    }
+    t.true(new Set(cg.map((e) => e.punchPort)).size > 4, 'M drawn across the range');
+    t.is(fake.messages(A, MSG.CONNECT).length, 0);
+  });
+});
+
+test('route table: re-read when the file changes (none -> direct -> gone: the last good table stays)', async (t) => {
+  await withAgent(async (fake, own) => {
+    const mA = await fake.addMember(A);
+    const srv = await startEcho(fake, B, own, { QUIET: '1' });
+    fake.writeRoutes([`b ${B} none 0.0.0.0 0 0 0 0`]);
+    const p = new PyProcess(
+      `${PRELUDE}
+for line in sys.stdin:
+    s = socket.socket()
+    try:
+        s.connect(('${B}', ${srv.port})); out(r='ok')
+    except OSError as e:
+        out(r=ename(e.errno))
+    s.close()
+`,
+      shimEnv(mA.sockPath, A, { BOXER_ROUTES_FILE: fake.routesFile }),
+    );
+    own(p);
+    const step = async () => {
+      p.child.stdin!.write('go\n');
+      return (await p.json<{ r: string }>()).r;
+    };
+    t.is(await step(), 'EHOSTUNREACH');
+    fake.writeRoutes([`b ${B} direct 127.0.0.1 0 0 0 0`]);
+    t.is(await step(), 'ok');
+    t.is(fake.messages(A, MSG.CONNECTING).length, 1);
+    fake.writeRoutes([`b ${B} agent 0.0.0.0 0 0 0 0`]);
+    t.is(await step(), 'ok');
+    t.is(fake.messages(A, MSG.CONNECT).length, 1, 'agent: CONNECT');
+    fs.rmSync(fake.routesFile);
+    t.is(await step(), 'ok');
+    t.is(fake.messages(A, MSG.CONNECT).length, 2, 'the last table read still says agent');
+  });
+});
+
+test('HELLO at load: from a program that never opens a socket', async (t) => {
+  await withAgent(async (fake) => {
+    const mA = await fake.addMember(A);
+    const code = await new Promise<number | null>((resolve) =>
+      execFile('/bin/true', [], { env: { ...process.env, ...shimEnv(mA.sockPath, A) }, timeout: 10000 }, (err) =>
+        resolve(err ? ((err as unknown as { code?: number }).code ?? -1) : 0),
+      ),
+    );
+    t.is(code, 0);
+    const hello = await fake.waitMessages(A, MSG.HELLO);
+    t.is(hello.length, 1);
+    t.is(hello[0].name, 'true');
+    t.true(hello[0].pid! > 0);
+    // No agent at all: the program starts and ends as usual.
+    const gone = await new Promise<number | null>((resolve) =>
+      execFile('/bin/true', [], { env: { ...process.env, ...shimEnv('/nonexistent/boxer.sock', A) }, timeout: 10000 }, (err) =>
+        resolve(err ? ((err as unknown as { code?: number }).code ?? -1) : 0),
+      ),
+    );
+    t.is(gone, 0);
+  });
+});
+
+test('benchmark: time inside a non-blocking connect(), route table (direct, punch) vs CONNECT (native/bench/connect_latency)', async (t) => {
   await withAgent(async (fake) => {
     const mA = await fake.addMember(A);
     const mB = await fake.addMember(B);
     const server = net.createServer((c) => c.destroy());
     await new Promise<void>((r) => server.listen({ port: 0, host: '127.0.0.1', backlog: 1024 }, () => r()));
-    mB.ports.set(8080, (server.address() as net.AddressInfo).port);
+    const port = (server.address() as net.AddressInfo).port;
+    mB.ports.set(8080, port);
+    const N = 300;
     try {
       const out = await new Promise<string>((resolve, reject) =>
-        execFile(BENCH, [B, '8080', '300'], { env: { ...process.env, ...shimEnv(mA.sockPath, A) }, timeout: 60000 }, (err, stdout, stderr) =>
-          err ? reject(new Error(`${err.message} ${stderr}`)) : resolve(stdout),
+        execFile(
+          BENCH,
+          ['--routes', B, '8080', '127.0.0.1', String(port), String(N)],
+          { env: { ...process.env, ...shimEnv(mA.sockPath, A, { BOXER_ROUTES_FILE: fake.routesFile }) }, timeout: 60000 },
+          (err, stdout, stderr) => (err ? reject(new Error(`${err.message} ${stderr}`)) : resolve(stdout)),
         ),
       );
       t.log(out.trim());
-      const m = /n=300 p50_us=([\d.]+) p99_us=([\d.]+) max_us=[\d.]+ errors=(\d+)/.exec(out);
-      t.truthy(m, out);
-      t.is(m![3], '0');
-      t.true(Number(m![1]) > 0);
-      t.is(fake.messages(A, MSG.CONNECT).length, 300);
+      for (const path of ['direct', 'punch', 'agent']) {
+        const m = new RegExp(`path=${path} n=${N} p50_us=([\\d.]+) p99_us=([\\d.]+) max_us=[\\d.]+ errors=(\\d+)`).exec(out);
+        t.truthy(m, out);
+        t.is(m![3], '0', path);
+        t.true(Number(m![1]) > 0);
+      }
+      t.is(fake.messages(A, MSG.CONNECT).length, N + 1); // + the warm-up
+      const cg = await fake.waitMessages(A, MSG.CONNECTING, 2 * (N + 1));
+      t.is(cg.length, 2 * (N + 1));
+      t.true(cg.every((e) => e.realPort === port));
     } finally {
       server.close();
     }

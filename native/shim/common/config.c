@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "config.h"
 #include "addr.h"
+#include "ipc.h"
 #include "log.h"
 #include "sockutil.h"
 
@@ -27,6 +28,7 @@ static void read_config(void)
 	shim_cfg.debug = dbg && strcmp(dbg, "1") == 0;
 	copy_env(shim_cfg.sock_path, sizeof shim_cfg.sock_path, "BOXER_SHIM_SOCK");
 	copy_env(shim_cfg.nodes_file, sizeof shim_cfg.nodes_file, "BOXER_NODES_FILE");
+	copy_env(shim_cfg.routes_file, sizeof shim_cfg.routes_file, "BOXER_ROUTES_FILE");
 	const char *net = getenv("BOXER_NETWORK");
 	if (!net || !*net)
 		net = SHIM_DEFAULT_NETWORK;
@@ -47,7 +49,9 @@ void shim_init(void)
 	pthread_once(&cfg_once, read_config);
 }
 
+/* Loads the settings and tells the agent the shim is in this program (HELLO), even if it never uses a socket. */
 __attribute__((constructor)) static void shim_constructor(void)
 {
 	shim_init();
+	ipc_hello_at_load();
 }

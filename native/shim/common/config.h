@@ -12,6 +12,7 @@ struct shim_config {
 	uint32_t mask;          /* host order */
 	uint32_t self;          /* BOXER_ADDR, host order (0: unknown) */
 	char nodes_file[512];   /* BOXER_NODES_FILE ("" : none) */
+	char routes_file[512];  /* BOXER_ROUTES_FILE ("" : none; every connect asks the agent) */
 	int debug;              /* BOXER_SHIM_DEBUG=1 */
 };
 

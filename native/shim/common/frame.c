@@ -58,6 +58,19 @@ size_t body_connect(uint8_t *out, uint32_t vaddr, uint16_t vport, uint16_t local
 	return 12;
 }
 
+size_t body_connecting(uint8_t *out, uint32_t vaddr, uint16_t vport, uint16_t local_port, uint32_t real_ip,
+		       uint16_t real_port, uint16_t punch_port, uint64_t conn_id)
+{
+	put_ip(out, vaddr);
+	put_u16(out + 4, vport);
+	put_u16(out + 6, local_port);
+	put_ip(out + 8, real_ip);
+	put_u16(out + 12, real_port);
+	put_u16(out + 14, punch_port);
+	put_u64(out + 16, conn_id);
+	return 24;
+}
+
 size_t body_connect_result(uint8_t *out, uint64_t conn_id, uint32_t wait_ms)
 {
 	put_u64(out, conn_id);

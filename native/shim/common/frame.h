@@ -17,6 +17,7 @@ enum shim_msg {
 	MSG_UNLISTEN = 5,
 	MSG_ACCEPTED = 6,
 	MSG_RESOLVE = 7,
+	MSG_CONNECTING = 8, /* no reply */
 };
 
 #define CONNECT_FLAG_NONBLOCK 0x1
@@ -48,6 +49,9 @@ int frame_decode_hdr(const uint8_t *buf, struct frame_hdr *h);
 /* Request bodies. Each returns the body length written to out (which has FRAME_MAX - FRAME_HDR bytes). */
 size_t body_hello(uint8_t *out, uint32_t pid, const char *name);
 size_t body_connect(uint8_t *out, uint32_t vaddr, uint16_t vport, uint16_t local_port, uint32_t flags);
+/* CONNECTING (24 bytes): a connect() answered from the route table; punch_port 0 for a direct route. */
+size_t body_connecting(uint8_t *out, uint32_t vaddr, uint16_t vport, uint16_t local_port, uint32_t real_ip,
+		       uint16_t real_port, uint16_t punch_port, uint64_t conn_id);
 size_t body_connect_result(uint8_t *out, uint64_t conn_id, uint32_t wait_ms);
 size_t body_port(uint8_t *out, uint16_t port); /* LISTEN, UNLISTEN */
 size_t body_accepted(uint8_t *out, uint16_t listen_port, uint32_t peer_ip, uint16_t peer_port, uint16_t local_port);

@@ -18,11 +18,18 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Two locks, taken in this order:
+ *   - ipc_lock: one transaction (request and reply) at a time; opening and dropping the channel;
+ *   - send_lock: every write on the channel and the request ids (so ids go out in increasing order), and
+ *     every change of ch_* (so ipc_send can write under send_lock alone, without waiting for a transaction
+ *     in progress: a reply-less CONNECTING never waits behind another thread's CONNECT_RESULT). */
 static pthread_mutex_t ipc_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t send_lock = PTHREAD_MUTEX_INITIALIZER;
 static int ch_fd = -1;
 static pid_t ch_pid;
 static dev_t ch_dev;
 static ino_t ch_ino;
+static uint32_t ch_gen; /* bumped on every open */
 static uint32_t next_id = 1;
 
 static int64_t now_ms(void)
@@ -43,11 +50,19 @@ static int channel_is_ours(void)
 	return st.st_dev == ch_dev && st.st_ino == ch_ino;
 }
 
+static int channel_usable(void)
+{
+	return ch_fd >= 0 && ch_pid == getpid() && channel_is_ours();
+}
+
+/* ipc_lock held. */
 static void channel_drop(void)
 {
-	if (ch_fd >= 0 && channel_is_ours())
+	pthread_mutex_lock(&send_lock);
+	if (ch_fd >= 0 && channel_is_ours()) /* a fork child closes its copy of the parent's channel */
 		REAL(close)(ch_fd);
 	ch_fd = -1;
+	pthread_mutex_unlock(&send_lock);
 }
 
 /* Waits for events on ch_fd until the deadline. Returns 0 when ready, -1 with errno on timeout/failure. */
@@ -92,6 +107,23 @@ static int send_all(const uint8_t *buf, size_t len, int64_t deadline)
 		return -1;
 	}
 	return 0;
+}
+
+/* Writes one frame with the next request id (send_lock held). */
+static int send_frame(uint16_t type, const uint8_t *body, size_t body_len, uint32_t *idp, int64_t deadline)
+{
+	uint8_t out[FRAME_MAX];
+	uint32_t id = next_id++;
+	if (next_id == 0)
+		next_id = 1;
+	size_t len = frame_encode(out, sizeof out, type, 0, id, body, body_len);
+	if (len == 0) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	if (idp)
+		*idp = id;
+	return send_all(out, len, deadline);
 }
 
 /* Reads exactly len bytes; the first read takes a passed descriptor into *fd (if any). */
@@ -139,32 +171,47 @@ static int recv_all(uint8_t *buf, size_t len, int *fd, int64_t deadline)
 	return 0;
 }
 
-/* One round trip on the open channel (lock held). */
+/* One round trip on the open channel (ipc_lock held). Replies are matched by request id: ids go out in
+ * increasing order (send_lock), and a reply to an earlier request (HELLO and LISTEN, sent without waiting when
+ * the channel opens; a reply the agent sent to a reply-less message) is read and dropped; anything else that
+ * is not this request's reply (a later id, another type) is a protocol error. */
 static int transact(uint16_t type, const uint8_t *body, size_t body_len, uint8_t *reply, size_t cap,
 		    size_t *reply_len, int *rfd)
 {
-	uint8_t out[FRAME_MAX], in[FRAME_MAX];
-	uint32_t id = next_id++;
-	size_t len = frame_encode(out, sizeof out, type, 0, id, body, body_len);
+	uint8_t in[FRAME_MAX];
+	uint32_t id = 0;
 	int fd = -1;
-	if (len == 0) {
-		errno = EMSGSIZE;
-		return -1;
-	}
 	int64_t deadline = now_ms() + SHIM_IPC_TIMEOUT_MS;
-	if (send_all(out, len, deadline) < 0)
+	pthread_mutex_lock(&send_lock);
+	int rc = send_frame(type, body, body_len, &id, deadline);
+	pthread_mutex_unlock(&send_lock);
+	if (rc < 0)
 		goto fail;
 	struct frame_hdr h;
-	if (recv_all(in, FRAME_HDR, &fd, deadline) < 0)
-		goto fail;
-	if (frame_decode_hdr(in, &h) < 0 || h.id != id || h.type != type) {
+	for (;;) {
+		if (recv_all(in, FRAME_HDR, &fd, deadline) < 0)
+			goto fail;
+		if (frame_decode_hdr(in, &h) < 0) {
+			shim_debug("protocol error: reply len %u", h.len);
+			errno = EPROTO;
+			goto fail;
+		}
+		if (recv_all(in + FRAME_HDR, h.len - FRAME_HDR, &fd, deadline) < 0)
+			goto fail;
+		if (h.id == id && h.type == type)
+			break;
+		if (h.id != id && (int32_t)(id - h.id) > 0) {
+			shim_debug("dropping a reply (type %u) to earlier request %u", h.type, h.id);
+			if (fd >= 0)
+				REAL(close)(fd);
+			fd = -1;
+			continue;
+		}
 		shim_debug("protocol error: reply len %u type %u id %u to request type %u id %u", h.len, h.type,
 			   h.id, type, id);
 		errno = EPROTO;
 		goto fail;
 	}
-	if (recv_all(in + FRAME_HDR, h.len - FRAME_HDR, &fd, deadline) < 0)
-		goto fail;
 	size_t n = h.len - FRAME_HDR;
 	if (n > cap)
 		n = cap;
@@ -186,7 +233,11 @@ fail:;
 	return -1;
 }
 
-static int channel_open(void)
+/* Opens the channel (ipc_lock held) and sends HELLO, then LISTEN for every port this process listens on
+ * (inherited over fork, or opened before the channel broke), each a round trip. at_load (the constructor):
+ * HELLO only, without waiting for the reply (the next transact() drops it), its write bounded by
+ * SHIM_HELLO_TIMEOUT_MS; and rather no channel than one on a low descriptor. */
+static int channel_open(int at_load)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	memcpy(sun.sun_path, shim_cfg.sock_path, sizeof sun.sun_path - 1);
@@ -204,30 +255,65 @@ static int channel_open(void)
 	if (high >= 0) {
 		REAL(close)(s);
 		s = high;
+	} else if (at_load) {
+		int saved = errno;
+		REAL(close)(s);
+		shim_debug("no descriptor >= %d for the channel: %s", SHIM_IPC_FD_MIN, strerror(saved));
+		errno = saved;
+		return -1;
 	}
 	struct stat st;
 	if (fstat(s, &st) < 0) {
 		REAL(close)(s);
 		return -1;
 	}
+	pthread_mutex_lock(&send_lock);
 	ch_fd = s;
 	ch_pid = getpid();
 	ch_dev = st.st_dev;
 	ch_ino = st.st_ino;
-
+	ch_gen++;
+	pthread_mutex_unlock(&send_lock);
 	uint8_t body[FRAME_MAX], reply[16];
 	size_t n = body_hello(body, (uint32_t)ch_pid, program_invocation_short_name);
-	if (transact(MSG_HELLO, body, n, reply, sizeof reply, &n, NULL) < 0)
-		return -1;
-	/* Listeners this process holds (inherited over fork, or opened before the channel broke). */
-	uint16_t ports[256];
-	int np = fdt_listening_ports(ports, 256);
-	for (int i = 0; i < np; i++) {
-		n = body_port(body, ports[i]);
-		if (transact(MSG_LISTEN, body, n, reply, sizeof reply, &n, NULL) < 0)
+	int np = 0;
+	if (at_load) {
+		/* The program's start does not wait for the agent: the reply is dropped by the next transact(). */
+		pthread_mutex_lock(&send_lock);
+		int rc = send_frame(MSG_HELLO, body, n, NULL, now_ms() + SHIM_HELLO_TIMEOUT_MS);
+		pthread_mutex_unlock(&send_lock);
+		if (rc < 0) {
+			int saved = errno;
+			channel_drop();
+			errno = saved;
 			return -1;
+		}
+	} else {
+		if (transact(MSG_HELLO, body, n, reply, sizeof reply, &n, NULL) < 0)
+			return -1;
+		/* Listeners this process holds (inherited over fork, or opened before the channel broke). */
+		uint16_t ports[256];
+		np = fdt_listening_ports(ports, 256);
+		for (int i = 0; i < np; i++) {
+			n = body_port(body, ports[i]);
+			if (transact(MSG_LISTEN, body, n, reply, sizeof reply, &n, NULL) < 0)
+				return -1;
+		}
 	}
-	shim_debug("channel open (fd %d), %d listener(s) reported", ch_fd, np);
+	shim_debug("channel open (fd %d), %d listener(s) reported", s, np);
+	return 0;
+}
+
+/* Makes sure this process has its own open channel (ipc_lock held). */
+static int channel_ensure(void)
+{
+	if (ch_fd >= 0 && (ch_pid != getpid() || !channel_is_ours())) {
+		if (ch_pid != getpid())
+			shim_debug("reopening the channel after fork");
+		channel_drop();
+	}
+	if (ch_fd < 0)
+		return channel_open(0);
 	return 0;
 }
 
@@ -242,12 +328,7 @@ int ipc_request(uint16_t type, const uint8_t *body, size_t body_len, uint8_t *re
 		return -1;
 	}
 	pthread_mutex_lock(&ipc_lock);
-	if (ch_fd >= 0 && (ch_pid != getpid() || !channel_is_ours())) {
-		if (ch_pid != getpid())
-			shim_debug("reopening the channel after fork");
-		channel_drop();
-	}
-	if (ch_fd < 0 && channel_open() < 0)
+	if (channel_ensure() < 0)
 		goto out;
 	rc = transact(type, body, body_len, reply, cap, reply_len, rfd);
 out:
@@ -255,6 +336,63 @@ out:
 		errno = saved;
 	pthread_mutex_unlock(&ipc_lock);
 	return rc;
+}
+
+int ipc_send(uint16_t type, const uint8_t *body, size_t body_len)
+{
+	int saved = errno, rc;
+	if (!shim_enabled()) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	/* Fast path: the channel is open; write under send_lock only. */
+	pthread_mutex_lock(&send_lock);
+	if (channel_usable()) {
+		uint32_t gen = ch_gen;
+		rc = send_frame(type, body, body_len, NULL, now_ms() + SHIM_IPC_TIMEOUT_MS);
+		pthread_mutex_unlock(&send_lock);
+		if (rc == 0) {
+			errno = saved;
+			return 0;
+		}
+		saved = errno;
+		pthread_mutex_lock(&ipc_lock);
+		if (ch_gen == gen)
+			channel_drop(); /* a partial frame would desynchronize the stream */
+		pthread_mutex_unlock(&ipc_lock);
+		errno = saved;
+		return -1;
+	}
+	pthread_mutex_unlock(&send_lock);
+	/* Slow path: (re)open the channel first (HELLO and LISTENs are not waited for either). */
+	pthread_mutex_lock(&ipc_lock);
+	rc = channel_ensure();
+	if (rc == 0) {
+		pthread_mutex_lock(&send_lock);
+		rc = send_frame(type, body, body_len, NULL, now_ms() + SHIM_IPC_TIMEOUT_MS);
+		pthread_mutex_unlock(&send_lock);
+		if (rc < 0) {
+			int e = errno;
+			channel_drop();
+			errno = e;
+		}
+	}
+	if (rc == 0)
+		errno = saved;
+	pthread_mutex_unlock(&ipc_lock);
+	return rc;
+}
+
+void ipc_hello_at_load(void)
+{
+	if (!shim_enabled())
+		return;
+	int saved = errno;
+	pthread_mutex_lock(&ipc_lock);
+	if (ch_fd < 0 && channel_open(1) < 0)
+		shim_debug("HELLO at load failed: %s", strerror(errno));
+	pthread_mutex_unlock(&ipc_lock);
+	errno = saved;
 }
 
 int ipc_report_listen(uint16_t port, int32_t *err)
@@ -269,7 +407,7 @@ int ipc_report_listen(uint16_t port, int32_t *err)
 	if (ch_fd >= 0 && (ch_pid != getpid() || !channel_is_ours()))
 		channel_drop();
 	if (ch_fd < 0) {
-		rc = channel_open(); /* reports every listener in the table, this one included */
+		rc = channel_open(0); /* reports every listener in the table, this one included */
 	} else {
 		uint8_t body[8], reply[16];
 		size_t n = body_port(body, port);
@@ -291,6 +429,18 @@ int ipc_is_open(void)
 	return open;
 }
 
-void ipc_atfork_prepare(void) { pthread_mutex_lock(&ipc_lock); }
-void ipc_atfork_parent(void) { pthread_mutex_unlock(&ipc_lock); }
-void ipc_atfork_child(void) { pthread_mutex_init(&ipc_lock, NULL); }
+void ipc_atfork_prepare(void)
+{
+	pthread_mutex_lock(&ipc_lock);
+	pthread_mutex_lock(&send_lock);
+}
+void ipc_atfork_parent(void)
+{
+	pthread_mutex_unlock(&send_lock);
+	pthread_mutex_unlock(&ipc_lock);
+}
+void ipc_atfork_child(void)
+{
+	pthread_mutex_init(&send_lock, NULL);
+	pthread_mutex_init(&ipc_lock, NULL);
+}

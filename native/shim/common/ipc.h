@@ -1,6 +1,8 @@
-/* The shim's client of the agent's channel (docs/shim-protocol.md). One request at a time per process; the
- * channel opens lazily (sending HELLO, then LISTEN for every port the process listens on), and reopens after
- * fork() and when the program closed or replaced its descriptor. Every wait is bounded by
+/* The shim's client of the agent's channel (docs/shim-protocol.md). The channel opens when the library loads
+ * (HELLO, not waited for) or else on first use, and reopens after fork() and when the program closed or
+ * replaced its descriptor (HELLO, then LISTEN for every port the process listens on). One request/reply at a
+ * time per process, matched by request id (replies to earlier requests are dropped); reply-less messages
+ * (CONNECTING) are written without waiting for a transaction in progress. Every wait is bounded by
  * SHIM_IPC_TIMEOUT_MS. */
 #pragma once
 #include <stddef.h>
@@ -10,6 +12,8 @@
 #define SHIM_IPC_TIMEOUT_MS 2000
 /* The channel's descriptor is moved to at least this number, away from the low numbers programs expect. */
 #define SHIM_IPC_FD_MIN 900
+/* Bound on the writes of HELLO from the library's constructor (the program's start never waits longer). */
+#define SHIM_HELLO_TIMEOUT_MS 100
 
 /* Sends one request and waits for its reply. reply gets the reply body (up to cap bytes; *reply_len its
  * length). If rfd is not NULL it gets the descriptor passed with the reply, or -1; a descriptor nobody asked
@@ -17,6 +21,14 @@
  * the channel is then closed and the next request reopens it). */
 int ipc_request(uint16_t type, const uint8_t *body, size_t body_len, uint8_t *reply, size_t cap,
 		size_t *reply_len, int *rfd);
+
+/* Sends one message that has no reply (CONNECTING): one write on the channel (opened first if needed: one
+ * HELLO round trip, after a fork); no wait for the agent. Returns 0, or -1 with errno (the channel is then closed). */
+int ipc_send(uint16_t type, const uint8_t *body, size_t body_len);
+
+/* From the library's constructor: opens the channel and sends HELLO (no wait for the reply; the descriptor
+ * only above SHIM_IPC_FD_MIN). Errors are ignored (debug log); never fails the program's start. */
+void ipc_hello_at_load(void);
 
 /* Reports a new listener (already marked listening in the fd table): opens the channel if needed (which
  * reports every listener), else sends LISTEN. *err gets the agent's errno. Returns 0, or -1 with errno. */

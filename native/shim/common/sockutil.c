@@ -5,6 +5,7 @@
 #include "ipc.h"
 #include "libc.h"
 #include "nodes.h"
+#include "routes.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -58,21 +59,24 @@ uint16_t shim_real_port(int fd)
 	return port;
 }
 
-/* Lock order: ipc (whose channel_open reads the fd table), then fdtable, then nodes. */
+/* Lock order: ipc (whose channel_open reads the fd table), then fdtable, then nodes, then routes. */
 static void prepare(void)
 {
 	ipc_atfork_prepare();
 	fdt_atfork_prepare();
 	nodes_atfork_prepare();
+	routes_atfork_prepare();
 }
 static void parent(void)
 {
+	routes_atfork_parent();
 	nodes_atfork_parent();
 	fdt_atfork_parent();
 	ipc_atfork_parent();
 }
 static void child(void)
 {
+	routes_atfork_child();
 	nodes_atfork_child();
 	fdt_atfork_child();
 	ipc_atfork_child();

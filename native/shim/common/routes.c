@@ -1,0 +1,305 @@
+#define _GNU_SOURCE
+#include "routes.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "libc.h"
+
+/* ---- parsing (pure) ---- */
+
+static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
+
+/* A decimal integer in [min, max] (optional leading '-'), the whole token. */
+static int parse_int(const char *s, size_t n, long min, long max, long *out)
+{
+	size_t i = 0;
+	int neg = 0;
+	if (n > 0 && s[0] == '-') {
+		neg = 1;
+		i = 1;
+	}
+	if (i == n || n - i > 9)
+		return -1;
+	long v = 0;
+	for (; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (neg)
+		v = -v;
+	if (v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_ip(const char *s, size_t n, uint32_t *ip)
+{
+	char buf[16];
+	struct in_addr a;
+	if (n >= sizeof buf)
+		return -1;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	if (inet_pton(AF_INET, buf, &a) != 1)
+		return -1;
+	*ip = ntohl(a.s_addr);
+	return 0;
+}
+
+static int tok_is(const char *s, size_t n, const char *word)
+{
+	return strlen(word) == n && memcmp(s, word, n) == 0;
+}
+
+static int parse_line(const char *s, size_t len, struct route *r)
+{
+	const char *tok[9];
+	size_t tl[9];
+	int nt = 0;
+	size_t i = 0;
+	while (i < len) {
+		while (i < len && is_space(s[i]))
+			i++;
+		if (i == len)
+			break;
+		if (nt == 9)
+			return -1; /* too many fields */
+		tok[nt] = s + i;
+		while (i < len && !is_space(s[i]))
+			i++;
+		tl[nt] = (size_t)(s + i - tok[nt]);
+		nt++;
+	}
+	if (nt != 8 || tok[0][0] == '#')
+		return -1;
+	memset(r, 0, sizeof *r);
+	if (parse_ip(tok[1], tl[1], &r->vaddr) < 0)
+		return -1;
+	if (tok_is(tok[2], tl[2], "direct"))
+		r->kind = ROUTE_DIRECT;
+	else if (tok_is(tok[2], tl[2], "punch"))
+		r->kind = ROUTE_PUNCH;
+	else if (tok_is(tok[2], tl[2], "agent"))
+		r->kind = ROUTE_AGENT;
+	else if (tok_is(tok[2], tl[2], "none"))
+		r->kind = ROUTE_NONE;
+	else if (tok_is(tok[2], tl[2], "self"))
+		r->kind = ROUTE_SELF;
+	else
+		return -1;
+	long x, off, lo, hi;
+	if (parse_int(tok[4], tl[4], 0, 65535, &x) < 0 || parse_int(tok[5], tl[5], -65535, 65535, &off) < 0 ||
+	    parse_int(tok[6], tl[6], 0, 65535, &lo) < 0 || parse_int(tok[7], tl[7], 0, 65535, &hi) < 0)
+		return -1;
+	if (r->kind == ROUTE_DIRECT || r->kind == ROUTE_PUNCH) {
+		if (parse_ip(tok[3], tl[3], &r->ip) < 0 || r->ip == 0)
+			return -1;
+	}
+	if (r->kind == ROUTE_PUNCH) {
+		if (lo < 1 || hi < lo)
+			return -1;
+		r->xor_ = (uint16_t)x;
+		r->offset = (int32_t)off;
+		r->lo = (uint16_t)lo;
+		r->hi = (uint16_t)hi;
+	}
+	return 0;
+}
+
+static int cmp_route(const void *a, const void *b)
+{
+	const struct route *x = a, *y = b;
+	if (x->vaddr != y->vaddr)
+		return x->vaddr < y->vaddr ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+int routes_parse(const char *text, size_t len, struct route_table *t)
+{
+	t->n = 0;
+	size_t i = 0;
+	uint32_t seq = 0;
+	while (i < len) {
+		const char *nl = memchr(text + i, '\n', len - i);
+		size_t ll = nl ? (size_t)(nl - (text + i)) : len - i;
+		struct route r;
+		if (t->n < ROUTES_MAX && parse_line(text + i, ll, &r) == 0) {
+			r.seq = seq++;
+			t->r[t->n++] = r;
+		}
+		i += ll + 1;
+	}
+	qsort(t->r, (size_t)t->n, sizeof t->r[0], cmp_route);
+	/* One entry per vaddr: the last line wins. */
+	int w = 0;
+	for (int k = 0; k < t->n; k++) {
+		if (w > 0 && t->r[w - 1].vaddr == t->r[k].vaddr)
+			w--;
+		t->r[w++] = t->r[k];
+	}
+	t->n = w;
+	return w;
+}
+
+const struct route *routes_find(const struct route_table *t, uint32_t vaddr)
+{
+	int lo = 0, hi = t->n - 1;
+	while (lo <= hi) {
+		int mid = lo + (hi - lo) / 2;
+		uint32_t v = t->r[mid].vaddr;
+		if (v == vaddr)
+			return &t->r[mid];
+		if (v < vaddr)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return NULL;
+}
+
+/* ---- port picking (pure) ---- */
+
+uint32_t route_uniform(uint32_t (*rnd)(void *), void *ctx, uint32_t range)
+{
+	uint64_t m = (uint64_t)rnd(ctx) * range;
+	uint32_t l = (uint32_t)m;
+	if (l < range) {
+		uint32_t t = (uint32_t)(-range) % range;
+		while (l < t) {
+			m = (uint64_t)rnd(ctx) * range;
+			l = (uint32_t)m;
+		}
+	}
+	return (uint32_t)(m >> 32);
+}
+
+int route_pick(const struct route *r, uint32_t (*rnd)(void *), void *ctx, uint16_t *m, uint16_t *port)
+{
+	if (r->kind != ROUTE_PUNCH || r->lo < 1 || r->hi < r->lo)
+		return -1;
+	uint32_t range = (uint32_t)r->hi - r->lo + 1;
+	for (int i = 0; i < ROUTE_PICK_DRAWS; i++) {
+		uint32_t mm = r->lo + route_uniform(rnd, ctx, range);
+		int32_t p = (int32_t)((mm ^ r->xor_) & 0xffff) + r->offset;
+		if (p >= 1 && p <= 65535) {
+			*m = (uint16_t)mm;
+			*port = (uint16_t)p;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* ---- the shim's random source ---- */
+
+static __thread uint64_t rng_state;
+static __thread pid_t rng_pid;
+
+uint32_t route_rand(void *ctx)
+{
+	(void)ctx;
+	pid_t pid = getpid();
+	if (rng_state == 0 || rng_pid != pid) {
+		int saved = errno;
+		uint64_t seed = 0;
+		if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != sizeof seed) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			seed = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)ts.tv_sec ^ (uintptr_t)&rng_state;
+		}
+		seed ^= (uint64_t)pid << 32;
+		rng_state = seed ? seed : 0x2545f4914f6cdd1dull;
+		rng_pid = pid;
+		errno = saved;
+	}
+	/* xorshift64* */
+	uint64_t x = rng_state;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	rng_state = x;
+	return (uint32_t)((x * 0x2545f4914f6cdd1dull) >> 32);
+}
+
+/* ---- the file cache ---- */
+
+static pthread_mutex_t routes_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct route_table tables[2];
+static struct route_table *cur; /* NULL until a table was read */
+static struct stat cur_st;      /* the file the current table came from */
+static char cur_path[512];
+
+static int same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Reads the file into the spare table and makes it current; on any failure the current table stays. */
+static void reload(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || st.st_size > ROUTES_FILE_MAX) {
+		REAL(close)(fd);
+		return;
+	}
+	char *buf = malloc((size_t)st.st_size + 1);
+	size_t off = 0;
+	int ok = buf != NULL;
+	while (ok && off < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + off, (size_t)st.st_size - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			ok = 0;
+			break;
+		}
+		off += (size_t)n;
+	}
+	REAL(close)(fd);
+	if (ok) {
+		struct route_table *spare = cur == &tables[0] ? &tables[1] : &tables[0];
+		routes_parse(buf, off, spare);
+		cur = spare;
+		cur_st = st;
+		strncpy(cur_path, path, sizeof cur_path - 1);
+	}
+	free(buf);
+}
+
+int routes_lookup_file(const char *path, uint32_t vaddr, struct route *out)
+{
+	if (!path || !path[0])
+		return 0;
+	int saved = errno, found = 0;
+	pthread_mutex_lock(&routes_lock);
+	struct stat st;
+	if (stat(path, &st) == 0 && (!cur || !same_file(&st, &cur_st) || strcmp(path, cur_path) != 0))
+		reload(path);
+	const struct route *r = cur ? routes_find(cur, vaddr) : NULL;
+	if (r) {
+		*out = *r;
+		found = 1;
+	}
+	pthread_mutex_unlock(&routes_lock);
+	errno = saved;
+	return found;
+}
+
+void routes_atfork_prepare(void) { pthread_mutex_lock(&routes_lock); }
+void routes_atfork_parent(void) { pthread_mutex_unlock(&routes_lock); }
+void routes_atfork_child(void) { pthread_mutex_init(&routes_lock, NULL); }

@@ -1,0 +1,64 @@
+/* The route table (BOXER_ROUTES_FILE, docs/shim-protocol.md): one member per line,
+ *   ID VADDR KIND IP XOR OFFSET LO HI        KIND: direct | punch | agent | none | self
+ * from which connect() decides where the program's socket connects without a round trip to the agent.
+ * Blank lines, lines starting with '#' and lines that do not parse are skipped; when a VADDR appears twice the
+ * later line wins. The parser and the port picking are pure (unit-tested in native/test/test_routes.c); the
+ * file cache re-reads the file when its mtime, size or inode changes (one stat per lookup), keeps the last
+ * good table when a read fails, and is thread-safe. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+/* Members in one table (a fixed bound on the shim's memory: two tables of this size live in .bss; lines
+ * beyond it are skipped). */
+#define ROUTES_MAX 16384
+/* A route file larger than this is not read (the last good table stays). */
+#define ROUTES_FILE_MAX (4 << 20)
+/* Draws of M before a punch route whose (M ^ XOR) + OFFSET keeps leaving [1, 65535] gives up. */
+#define ROUTE_PICK_DRAWS 64
+
+enum route_kind {
+	ROUTE_DIRECT = 1, /* connect to IP:vport */
+	ROUTE_PUNCH,      /* connect to IP:((M ^ XOR) + OFFSET), M uniform in [LO, HI] */
+	ROUTE_AGENT,      /* ask the agent (CONNECT) */
+	ROUTE_NONE,       /* unreachable: EHOSTUNREACH */
+	ROUTE_SELF,       /* this member: loopback */
+};
+
+struct route {
+	uint32_t vaddr;  /* host order */
+	uint32_t ip;     /* host order */
+	int32_t offset;  /* [-65535, 65535] */
+	uint16_t xor_;
+	uint16_t lo, hi; /* punch: 1 <= lo <= hi */
+	uint8_t kind;    /* enum route_kind */
+	uint32_t seq;    /* line order (private: the later line wins) */
+};
+
+struct route_table {
+	int n; /* sorted by vaddr, one entry per vaddr */
+	struct route r[ROUTES_MAX];
+};
+
+/* Parses the file's text (len bytes, need not be NUL-terminated) into t. Returns the number of routes. */
+int routes_parse(const char *text, size_t len, struct route_table *t);
+/* The route of vaddr, or NULL (binary search). */
+const struct route *routes_find(const struct route_table *t, uint32_t vaddr);
+
+/* A uniform integer in [0, range) (range >= 1) from a 32-bit random source (Lemire's method, unbiased). */
+uint32_t route_uniform(uint32_t (*rnd)(void *), void *ctx, uint32_t range);
+/* The far port of a punch route: draws M uniformly in [lo, hi] until (M ^ XOR) + OFFSET (M ^ XOR on 16 bits)
+ * is a port in [1, 65535], at most ROUTE_PICK_DRAWS times. Returns 0 with *m and *port, or -1. */
+int route_pick(const struct route *r, uint32_t (*rnd)(void *), void *ctx, uint16_t *m, uint16_t *port);
+
+/* The shim's random source for route_pick: a per-thread xorshift generator seeded from getrandom() (and
+ * re-seeded in a fork child, so parent and child do not draw the same ports). ctx is unused. */
+uint32_t route_rand(void *ctx);
+
+/* Looks vaddr up in the table of the file at path (cached; re-read when the file changed). Returns 1 with
+ * *out, or 0 (no such member, no path, or no table could ever be read). Keeps errno. */
+int routes_lookup_file(const char *path, uint32_t vaddr, struct route *out);
+
+void routes_atfork_prepare(void);
+void routes_atfork_parent(void);
+void routes_atfork_child(void);
