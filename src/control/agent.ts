@@ -117,6 +117,8 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** What NAT discovery concluded (`unknown` until it ran). */
   mapping: NatMapping = UNKNOWN_MAPPING;
   private discovered = false;
+  /** The seed's address as connected to. */
+  private seedIp: string | null = null;
 
   constructor(private readonly opts: AgentOptions) {
     super();
@@ -126,7 +128,13 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.peers = new Peers(
         {
           selfId: () => this.self?.id ?? 0,
-          member: (id) => this.members.get(id),
+          member: (id) => {
+            // The seed's own member (it runs a command) is `open` without a known external address when the
+            // seed listens on 0.0.0.0: it is where our control connection goes.
+            const m = this.members.get(id);
+            if (m && !m.ext && m.nat === 'open' && m.lport && this.seedIp) return { ...m, ext: { ip: this.seedIp, port: 0 } };
+            return m;
+          },
           members: () => this.members.values(),
           toSeed: (m) => !!this.channel && !this.channel.isClosed && (this.channel.sendMessage(m) || true),
           seedConnected: () => this.seedConnected,
@@ -224,6 +232,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
     const localPort = (stream as { localPort?: number }).localPort;
     const seedIp = ((stream as { remoteAddress?: string }).remoteAddress ?? seedHost).replace(/^::ffff:/, '');
+    this.seedIp = seedIp;
     if (this.peers) this.peers.primeTo = { ip: seedIp, port: this.opts.traversal?.discoveryPort ?? seedPort + DISCOVERY_PORT_OFFSET };
     const tr = this.opts.traversal;
     const probing = !!tr && !this.discovered && !tr.natOverride && !!localPort;

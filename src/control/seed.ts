@@ -81,6 +81,8 @@ export class Seed extends EventEmitter<SeedEvents> {
   private readonly sockets = new Set<Duplex>();
   readonly stats: SeedStats = { joins: 0, handshakeFailures: 0, droppedConnections: 0, relayed: 0 };
   selfId: number | null = null;
+  /** The seed's own member's peer links (src/traversal), when it runs a command: gets what is sent to it. */
+  selfSink: { onFwd(m: Extract<Message, { t: 'fwd' }>, via: null): void; onRelay(m: Extract<Message, { t: 'relay' }>, via: null): void } | null = null;
 
   constructor(private readonly opts: SeedOptions) {
     super();
@@ -276,12 +278,20 @@ export class Seed extends EventEmitter<SeedEvents> {
         break;
       case 'fwd': {
         // Signalling between members (src/traversal): the seed vouches for the sender.
+        if (m.to === this.selfId && this.selfSink) {
+          this.selfSink.onFwd({ t: 'fwd', to: m.to, from: entry.info.id, body: m.body }, null);
+          break;
+        }
         const to = this.members.get(m.to);
         if (to?.channel) to.channel.sendMessage({ t: 'fwd', to: m.to, from: entry.info.id, body: m.body });
         break;
       }
       case 'relay': {
         // Relay of an end-to-end encrypted peer link: the seed sees only ciphertext.
+        if (m.peer === this.selfId && this.selfSink) {
+          this.selfSink.onRelay({ t: 'relay', peer: entry.info.id, sid: m.sid, data: m.data, end: m.end, hop: false }, null);
+          break;
+        }
         const to = this.members.get(m.peer);
         if (to?.channel && m.peer !== entry.info.id) {
           this.stats.relayed += m.data.length;
@@ -292,6 +302,31 @@ export class Seed extends EventEmitter<SeedEvents> {
       default:
         entry.channel?.close(`unexpected ${m.t} from member ${entry.info.id}`);
     }
+  }
+
+  /** What the seed's own member sends "to the seed" (signalling, relay): delivered to the member it names. */
+  fromSelf(m: Message): boolean {
+    if (this.selfId === null) return false;
+    if (m.t === 'fwd') {
+      const to = this.members.get(m.to)?.channel;
+      return !!to && (to.sendMessage({ t: 'fwd', to: m.to, from: this.selfId, body: m.body }) || true);
+    }
+    if (m.t === 'relay') {
+      const to = this.members.get(m.peer)?.channel;
+      return !!to && (to.sendMessage({ t: 'relay', peer: this.selfId, sid: m.sid, data: m.data, end: m.end, hop: false }) || true);
+    }
+    return false;
+  }
+
+  /** A member by id. */
+  member(id: number): MemberInfo | undefined {
+    return this.members.get(id)?.info;
+  }
+
+  /** The port of the seed's own member's peer-link listener (announced to joining members). */
+  setSelfListener(port: number): void {
+    const e = this.selfId !== null ? this.members.get(this.selfId) : undefined;
+    if (e) e.info.lport = port;
   }
 
   private onDisconnect(entry: Entry): void {

@@ -238,8 +238,9 @@ export class Peers extends EventEmitter<PeersEvents> {
       out.push({ path: 'direct', run: () => this.dialAndGreet(b, ep, 'direct', DIRECT_CONNECT_TIMEOUT_MS, home) });
       return out;
     }
-    if (me.kind === 'open' && me.ip && this.lport) {
-      out.push({ path: 'direct', run: () => this.askToDial(b, { ip: me.ip!, port: this.lport }) });
+    if (me.kind === 'open' && this.lport) {
+      // Without our own address (a seed listening on 0.0.0.0), the peer dials the address it knows us by.
+      out.push({ path: 'direct', run: () => this.askToDial(b, me.ip ? { ip: me.ip, port: this.lport } : null) });
       return out;
     }
     if (me.ip && b.ext && me.ip === b.ext.ip) {
@@ -278,7 +279,7 @@ export class Peers extends EventEmitter<PeersEvents> {
   }
 
   /** We are `open`: ask `b` (behind a NAT) to dial our listener; its link arrives through accept(). */
-  private async askToDial(b: MemberInfo, me: Endpoint): Promise<Link> {
+  private async askToDial(b: MemberInfo, me: Endpoint | null): Promise<Link> {
     const arrived = this.waitInbound(b.id, SIGNAL_TIMEOUT_MS + DIRECT_CONNECT_TIMEOUT_MS);
     await this.signal(b.id, { t: 'punch', sid: 0, phase: 'dial', ep: me, path: 'direct' });
     return arrived;
@@ -616,8 +617,9 @@ export class Peers extends EventEmitter<PeersEvents> {
       }
       case 'dial': {
         const b = this.host.member(from);
-        if (!b || !m.ep) return;
-        this.dialAndGreet(b, m.ep, 'direct', DIRECT_CONNECT_TIMEOUT_MS, false).catch((e: Error) =>
+        const ep = m.ep ?? (b?.ext && b.lport ? { ip: b.ext.ip, port: b.lport } : null);
+        if (!b || !ep) return;
+        this.dialAndGreet(b, ep, 'direct', DIRECT_CONNECT_TIMEOUT_MS, false).catch((e: Error) =>
           this.log.info('could not dial back a member', { peer: b.name, reason: e.message }),
         );
         return;

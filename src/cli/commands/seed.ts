@@ -11,6 +11,9 @@ import { parseCidr } from '../../control/addresses';
 import { DiscoveryServer } from '../../traversal/discovery';
 import { DISCOVERY_PORT_OFFSET } from '../../constants';
 import { BoxerError } from '../../util/errors';
+import { Peers } from '../../traversal/peers';
+import { nativeIo } from '../../traversal/io';
+import { pingReply } from '../member';
 
 export interface SeedArgs {
   listen: string;
@@ -65,16 +68,33 @@ export async function seedCommand(a: SeedArgs): Promise<void> {
   }
 
   const selfInfo = seed.list().find((m) => m.id === seed.selfId)!;
+  // The seed's own member has peer links like any member: it is `open` (on a routable host).
+  const peers = new Peers(
+    {
+      selfId: () => seed.selfId ?? 0,
+      member: (id) => seed.member(id),
+      members: () => seed.list(),
+      toSeed: (m) => seed.fromSelf(m),
+      seedConnected: () => true,
+      forget: () => false,
+    },
+    { psk, keys, io: nativeIo },
+  );
+  seed.selfSink = peers;
+  seed.setSelfListener(await peers.start());
+  peers.mapping = { kind: 'open', ip: host === '0.0.0.0' ? null : host, xor: null, offset: null };
   const view: MemberView = {
     self: { id: selfInfo.id, name: selfInfo.name, addr: selfInfo.addr, network: cidr.text },
     list: () => seed.list(),
     on: (ev, fn) => seed.on(ev, fn),
-    statusExtra: () => ({ role: 'seed', joins: seed.stats.joins }),
+    statusExtra: () => ({ role: 'seed', joins: seed.stats.joins, nat: 'open', links: peers.status() }),
+    handle: (req) => (req.op === 'ping' ? pingReply({ list: () => seed.list(), ping: (id) => peers.ping(id) }, req) : undefined),
   };
   const member = new LocalMember(view, where);
   await member.start();
   const code = await runCommand(a.cmd[0], a.cmd.slice(1), member.env(process.env));
   await member.close();
+  await peers.close();
   await discovery.close();
   await seed.close();
   process.exit(code);
