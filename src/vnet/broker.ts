@@ -42,6 +42,12 @@ export const PUNCH_TIMEOUT_MS = 5_000;
  */
 export const PUNCH_RETRIES = 5;
 export const PUNCH_RETRY_MS = 40;
+/**
+ * When nothing listens on a punched connection's port, the far broker says so first and completes (then
+ * resets) the TCP handshake this much later, so that the client's agent knows the outcome before the
+ * client's kernel reports the socket connected (getsockopt(SO_ERROR) asks without waiting).
+ */
+export const REFUSE_NOTICE_MS = 50;
 /** How long a client waits for a relay to open a port for it, before trying another relay. */
 export const RELAY_REQUEST_TIMEOUT_MS = 3_000;
 /** Relays tried for one connection. */
@@ -244,9 +250,18 @@ export class Broker {
         log.info('a relay could not take the connection', { relay: r.name, reason: ok ? `errno ${ok.errno}` : 'no answer' });
         continue;
       }
-      this.stat.relayed++;
+      // The client's socket is accepted by the relay at once, whatever the far side says: so wait for the far
+      // side (nothing listening: ECONNREFUSED now, as a native connect would say).
       this.outcomes.set(connId, { errno: null, waiters: [], at: Date.now() });
       this.byCid.set(cid, connId);
+      const errno = await this.result(connId, RELAY_REQUEST_TIMEOUT_MS);
+      if (errno === E.EINPROGRESS) {
+        log.info('the far member did not answer a relayed connection', { member: far.name });
+        this.netw.send(r.id, { k: 'relay-cancel', cid });
+        return { errno: E.ETIMEDOUT };
+      }
+      if (errno) return { errno };
+      this.stat.relayed++;
       return { errno: 0, real: { ip: r.ext!.ip, port: ok.port }, connId };
     }
     log.info('no path to the member: no direct path and no relay answered', { member: far.name, relays: relays.length });
@@ -388,6 +403,11 @@ export class Broker {
     const reply = (errno: number) => this.netw.send(from, { k: 'result', cid: msg.cid, errno });
     if (!msg.cext || msg.punch === null) return reply(E.EHOSTUNREACH);
     log.debug('punching back toward a client', { client: client.name, from: msg.punch, to: `${msg.cext.ip}:${msg.cext.port}`, vport: msg.vport });
+    const listening = this.listens.has(msg.vport);
+    if (!listening) {
+      reply(E.ECONNREFUSED);
+      await sleep(REFUSE_NOTICE_MS);
+    }
     let fd = -1;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -404,9 +424,10 @@ export class Broker {
           continue;
         }
         log.info('punching toward a client failed', { client: client.name, port: msg.punch, reason: (e as Error).message });
-        return reply(code === 'ETIMEDOUT' ? E.ETIMEDOUT : E.EHOSTUNREACH);
+        return listening ? reply(code === 'ETIMEDOUT' ? E.ETIMEDOUT : E.EHOSTUNREACH) : undefined;
       }
     }
+    if (!listening) return this.reset(fd);
     await this.handOver(fd, msg.vport, client, msg.cport, reply);
   }
 
@@ -422,11 +443,15 @@ export class Broker {
       }
     }
     // Nothing listens: reset the connection, as a closed port would, and say so.
+    reply(E.ECONNREFUSED);
+    this.reset(fd);
+    return false;
+  }
+
+  private reset(fd: number): void {
     this.stat.refused++;
     this.ops.setLinger0(fd);
     this.ops.close(fd);
-    reply(E.ECONNREFUSED);
-    return false;
   }
 
   /** As a relay: open a port for the client and tell the far member where to meet it. */
@@ -454,8 +479,8 @@ export class Broker {
     if (!client) return cancel();
     if (!this.listens.has(msg.vport)) {
       this.stat.refused++;
-      cancel();
-      return reply(E.ECONNREFUSED);
+      reply(E.ECONNREFUSED);
+      return cancel();
     }
     let fd = -1;
     try {
