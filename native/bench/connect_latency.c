@@ -3,13 +3,14 @@
  *   connect_latency ADDR PORT [N]
  *       e.g. connect_latency 100.96.0.3 8080 1000: N connects to ADDR:PORT; prints one line
  *       connect_latency n=N p50_us=X p99_us=Y max_us=Z errors=E
- *   connect_latency --routes AGENT_VADDR AGENT_VPORT REAL_IP REAL_PORT [N]
+ *   connect_latency --routes AGENT_VADDR AGENT_VPORT REAL_IP REAL_PORT [N [PATHS]]
  *       compares the paths of the shim's connect(): writes a route table to $BOXER_ROUTES_FILE with a
  *       `direct` member (100.96.254.1 -> REAL_IP, connected at REAL_PORT) and a `punch` member (100.96.254.2 ->
  *       REAL_IP, XOR 5, OFFSET 7, LO = HI = the M for which (M ^ 5) + 7 = REAL_PORT), then times N connects on
  *       each path, interleaved (direct, punch, and AGENT_VADDR:AGENT_VPORT, which is not in the table: the
  *       CONNECT round trip), after one untimed warm-up connect; prints one line per path:
  *       connect_latency path=direct|punch|agent n=N p50_us=X p99_us=Y max_us=Z errors=E
+ *       PATHS (default "direct,punch,agent") picks the paths timed.
  * Each iteration: socket(SOCK_NONBLOCK), time connect(), then close. connect() counts as an error unless it
  * returns 0 or EINPROGRESS. */
 #define _GNU_SOURCE
@@ -105,11 +106,18 @@ int main(int argc, char **argv)
 		    make_target(&t[1], "punch", "100.96.254.2", 1, n) < 0 ||
 		    make_target(&t[2], "agent", argv[2], atoi(argv[3]), n) < 0)
 			return 2;
+		const char *paths = argc > 7 ? argv[7] : "direct,punch,agent";
+		int on[3];
+		for (int k = 0; k < 3; k++)
+			on[k] = strstr(paths, t[k].name) != NULL;
 		int err;
 		for (int k = 0; k < 3; k++) /* warm-up: the table is read, the channel is open */
-			one(&t[k], &err);
+			if (on[k])
+				one(&t[k], &err);
 		for (int i = 0; i < n; i++)
 			for (int k = 0; k < 3; k++) {
+				if (!on[k])
+					continue;
 				double us = one(&t[k], &err);
 				if (us < 0)
 					return 1;
@@ -118,11 +126,12 @@ int main(int argc, char **argv)
 					t[k].errors++;
 			}
 		for (int k = 0; k < 3; k++)
-			report(&t[k], n, 1);
+			if (on[k])
+				report(&t[k], n, 1);
 		return 0;
 	}
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s ADDR PORT [N]\n       %s --routes AGENT_VADDR AGENT_VPORT REAL_IP REAL_PORT [N]\n",
+		fprintf(stderr, "usage: %s ADDR PORT [N]\n       %s --routes AGENT_VADDR AGENT_VPORT REAL_IP REAL_PORT [N [PATHS]]\n",
 			argv[0], argv[0]);
 		return 2;
 	}

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -88,13 +89,17 @@ static uint64_t next_conn_id(void)
 	return (uint64_t)(uint32_t)pid << 32 | c;
 }
 
-/* Binds an unbound socket to port 0 (wildcard) so its local port is known. Returns the port, or 0 with
- * errno (EADDRINUSE / EADDRNOTAVAIL: no local port left, as a native connect says). */
+/* Binds an unbound socket (wildcard address) so its local port is known before the connect. A random port of
+ * ip_local_port_range first (up to SHIM_BIND_PROBES tries): bind() to port 0 must find a port no socket uses
+ * at all and scans for one, which takes milliseconds once thousands of ports sit in TIME_WAIT; a random free
+ * port is found in one or two tries. Then port 0. Returns the port, or 0 with errno (EADDRINUSE /
+ * EADDRNOTAVAIL: no local port left, as a native connect says). */
 static uint16_t ensure_bound(int fd, struct vsock *v)
 {
 	uint16_t local = shim_real_port(fd);
 	if (local)
 		return local;
+	int saved = errno;
 	struct sockaddr_storage ss;
 	socklen_t len = addr_make(AF_INET, 0, 0, &ss);
 	if (v->family == AF_INET6) {
@@ -102,8 +107,28 @@ static uint16_t ensure_bound(int fd, struct vsock *v)
 		((struct sockaddr_in6 *)&ss)->sin6_family = AF_INET6;
 		len = sizeof(struct sockaddr_in6);
 	}
+	uint16_t lo, hi;
+	shim_port_range(&lo, &hi);
+	for (int i = 0; i < SHIM_BIND_PROBES; i++) {
+		uint16_t p = (uint16_t)(lo + route_uniform(route_rand, NULL, (uint32_t)hi - lo + 1));
+		if (v->family == AF_INET6)
+			((struct sockaddr_in6 *)&ss)->sin6_port = htons(p);
+		else
+			((struct sockaddr_in *)&ss)->sin_port = htons(p);
+		if (REAL(bind)(fd, (struct sockaddr *)&ss, len) == 0) {
+			errno = saved;
+			return p;
+		}
+		if (errno != EADDRINUSE)
+			break;
+	}
+	if (v->family == AF_INET6)
+		((struct sockaddr_in6 *)&ss)->sin6_port = 0;
+	else
+		((struct sockaddr_in *)&ss)->sin_port = 0;
 	if (REAL(bind)(fd, (struct sockaddr *)&ss, len) < 0)
 		return 0;
+	errno = saved;
 	return shim_real_port(fd);
 }
 

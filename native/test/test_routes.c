@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -140,6 +141,22 @@ int main(void)
 		if (route_pick(&four, route_rand, NULL, &m, &port) == 0 && m >= 1000 && m <= 1003 && port == m)
 			hit[m - 1000]++;
 	CHECK(hit[0] && hit[1] && hit[2] && hit[3] && hit[0] + hit[1] + hit[2] + hit[3] == 400);
+
+	/* A fork child (its atfork hook run) does not draw the parent's sequence. */
+	int pfd[2];
+	CHECK(pipe(pfd) == 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		routes_atfork_child();
+		uint32_t v[4] = {route_rand(NULL), route_rand(NULL), route_rand(NULL), route_rand(NULL)};
+		_exit(write(pfd[1], v, sizeof v) == sizeof v ? 0 : 1);
+	}
+	uint32_t mine[4] = {route_rand(NULL), route_rand(NULL), route_rand(NULL), route_rand(NULL)}, child[4];
+	CHECK(read(pfd[0], child, sizeof child) == sizeof child);
+	CHECK(memcmp(mine, child, sizeof mine) != 0);
+	close(pfd[0]);
+	close(pfd[1]);
+	waitpid(pid, NULL, 0);
 
 	/* The file: read, re-read after a change (rename: a new inode), last good table kept. */
 	char dir[] = "/tmp/boxer-routes-XXXXXX";

@@ -262,6 +262,11 @@ static int channel_open(int at_load)
 		errno = saved;
 		return -1;
 	}
+	/* Room for bursts of reply-less CONNECTING while the agent is busy (a unix stream socket charges ~768
+	 * bytes per small message: the default 208 KiB holds ~270): a full buffer would make connect() wait. Best
+	 * effort, capped by net.core.wmem_max. */
+	int sndbuf = SHIM_IPC_SNDBUF;
+	REAL(setsockopt)(s, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
 	struct stat st;
 	if (fstat(s, &st) < 0) {
 		REAL(close)(s);

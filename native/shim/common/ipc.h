@@ -12,6 +12,8 @@
 #define SHIM_IPC_TIMEOUT_MS 2000
 /* The channel's descriptor is moved to at least this number, away from the low numbers programs expect. */
 #define SHIM_IPC_FD_MIN 900
+/* SO_SNDBUF asked for the channel (the kernel caps it at net.core.wmem_max). */
+#define SHIM_IPC_SNDBUF (4 << 20)
 /* Bound on the writes of HELLO from the library's constructor (the program's start never waits longer). */
 #define SHIM_HELLO_TIMEOUT_MS 100
 

@@ -203,14 +203,18 @@ int route_pick(const struct route *r, uint32_t (*rnd)(void *), void *ctx, uint16
 
 /* ---- the shim's random source ---- */
 
+/* Bumped in a fork child (routes_atfork_child): a thread's generator re-seeds when it sees a new value, without
+ * a getpid() per draw. */
+static uint32_t rng_fork_gen;
 static __thread uint64_t rng_state;
-static __thread pid_t rng_pid;
+static __thread uint32_t rng_gen;
 
 uint32_t route_rand(void *ctx)
 {
 	(void)ctx;
-	pid_t pid = getpid();
-	if (rng_state == 0 || rng_pid != pid) {
+	uint32_t gen = __atomic_load_n(&rng_fork_gen, __ATOMIC_RELAXED);
+	if (rng_state == 0 || rng_gen != gen) {
+		pid_t pid = getpid();
 		int saved = errno;
 		uint64_t seed = 0;
 		if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != sizeof seed) {
@@ -220,7 +224,7 @@ uint32_t route_rand(void *ctx)
 		}
 		seed ^= (uint64_t)pid << 32;
 		rng_state = seed ? seed : 0x2545f4914f6cdd1dull;
-		rng_pid = pid;
+		rng_gen = gen;
 		errno = saved;
 	}
 	/* xorshift64* */
@@ -302,4 +306,8 @@ int routes_lookup_file(const char *path, uint32_t vaddr, struct route *out)
 
 void routes_atfork_prepare(void) { pthread_mutex_lock(&routes_lock); }
 void routes_atfork_parent(void) { pthread_mutex_unlock(&routes_lock); }
-void routes_atfork_child(void) { pthread_mutex_init(&routes_lock, NULL); }
+void routes_atfork_child(void)
+{
+	pthread_mutex_init(&routes_lock, NULL);
+	__atomic_add_fetch(&rng_fork_gen, 1, __ATOMIC_RELAXED);
+}

@@ -52,7 +52,8 @@ uint32_t route_uniform(uint32_t (*rnd)(void *), void *ctx, uint32_t range);
 int route_pick(const struct route *r, uint32_t (*rnd)(void *), void *ctx, uint16_t *m, uint16_t *port);
 
 /* The shim's random source for route_pick: a per-thread xorshift generator seeded from getrandom() (and
- * re-seeded in a fork child, so parent and child do not draw the same ports). ctx is unused. */
+ * re-seeded in a fork child (routes_atfork_child), so parent and child do not draw the same ports). ctx is
+ * unused. */
 uint32_t route_rand(void *ctx);
 
 /* Looks vaddr up in the table of the file at path (cached; re-read when the file changed). Returns 1 with

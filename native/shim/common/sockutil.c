@@ -8,6 +8,9 @@
 #include "routes.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -41,6 +44,36 @@ void shim_keepalive(int fd)
 	REAL(setsockopt)(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
 	REAL(setsockopt)(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
 	errno = saved;
+}
+
+static uint16_t range_lo = 32768, range_hi = 60999;
+static pthread_once_t range_once = PTHREAD_ONCE_INIT;
+
+static void read_range(void)
+{
+	int saved = errno;
+	int fd = open("/proc/sys/net/ipv4/ip_local_port_range", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		char buf[64];
+		ssize_t n = read(fd, buf, sizeof buf - 1);
+		REAL(close)(fd);
+		unsigned lo, hi;
+		if (n > 0) {
+			buf[n] = 0;
+			if (sscanf(buf, "%u %u", &lo, &hi) == 2 && lo >= 1 && lo <= hi && hi <= 65535) {
+				range_lo = (uint16_t)lo;
+				range_hi = (uint16_t)hi;
+			}
+		}
+	}
+	errno = saved;
+}
+
+void shim_port_range(uint16_t *lo, uint16_t *hi)
+{
+	pthread_once(&range_once, read_range);
+	*lo = range_lo;
+	*hi = range_hi;
 }
 
 uint16_t shim_real_port(int fd)

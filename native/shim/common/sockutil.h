@@ -24,6 +24,12 @@ int shim_track(int fd, struct vsock *v);
 /* Turns on the overlay keepalive (best effort; keeps errno). */
 void shim_keepalive(int fd);
 
+/* Random ports tried by connect() before binding port 0 (connect.c, ensure_bound). */
+#define SHIM_BIND_PROBES 8
+
+/* The kernel's ephemeral port range (net.ipv4.ip_local_port_range, read once; 32768-60999 if unreadable). */
+void shim_port_range(uint16_t *lo, uint16_t *hi);
+
 /* The socket's real local port (0 if unbound or on error). Keeps errno. */
 uint16_t shim_real_port(int fd);
 
