@@ -233,7 +233,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     const localPort = (stream as { localPort?: number }).localPort;
     const seedIp = ((stream as { remoteAddress?: string }).remoteAddress ?? seedHost).replace(/^::ffff:/, '');
     this.seedIp = seedIp;
-    if (this.peers) this.peers.primeTo = { ip: seedIp, port: this.opts.traversal?.discoveryPort ?? seedPort + DISCOVERY_PORT_OFFSET };
+    if (this.peers && !this.peers.primeTo) this.peers.primeTo = { ip: seedIp, port: this.opts.traversal?.discoveryPort ?? seedPort + DISCOVERY_PORT_OFFSET };
     const tr = this.opts.traversal;
     const probing = !!tr && !this.discovered && !tr.natOverride && !!localPort;
     let reflected = false;
@@ -255,9 +255,10 @@ export class Agent extends EventEmitter<AgentEvents> {
       ch.on('message', (m) => {
         if (probing && !reflected && m.t === 'reflect') {
           reflected = true;
+          if (m.dport && this.peers && !tr!.discoveryPort) this.peers.primeTo = { ip: seedIp, port: m.dport };
           const ip = (stream as { remoteAddress?: string }).remoteAddress ?? seedHost;
           discover(
-            { io: tr!.io, psk: this.opts.psk, keys: this.opts.keys, seed: { ip: ip.replace(/^::ffff:/, ''), port: tr!.discoveryPort ?? seedPort + DISCOVERY_PORT_OFFSET } },
+            { io: tr!.io, psk: this.opts.psk, keys: this.opts.keys, seed: { ip: ip.replace(/^::ffff:/, ''), port: tr!.discoveryPort ?? m.dport ?? seedPort + DISCOVERY_PORT_OFFSET } },
             localPort!,
             m.observed,
             this.peers!.lport,

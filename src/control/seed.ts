@@ -81,6 +81,8 @@ export class Seed extends EventEmitter<SeedEvents> {
   private readonly sockets = new Set<Duplex>();
   readonly stats: SeedStats = { joins: 0, handshakeFailures: 0, droppedConnections: 0, relayed: 0 };
   selfId: number | null = null;
+  /** The port of the NAT discovery server (src/traversal/discovery.ts), told to agents in `reflect`. */
+  discoveryPort: number | null = null;
   /** The seed's own member's peer links (src/traversal), when it runs a command: gets what is sent to it. */
   selfSink: { onFwd(m: Extract<Message, { t: 'fwd' }>, via: null): void; onRelay(m: Extract<Message, { t: 'relay' }>, via: null): void } | null = null;
 
@@ -163,7 +165,7 @@ export class Seed extends EventEmitter<SeedEvents> {
       if (!entry) {
         if (m.t === 'probe') {
           // NAT discovery: reflect the endpoint of the control connection (src/traversal/discovery.ts).
-          ch.sendMessage({ t: 'reflect', observed: remote, open: false });
+          ch.sendMessage({ t: 'reflect', observed: remote, open: false, dport: this.discoveryPort ?? undefined });
           return;
         }
         if (m.t !== 'join') return ch.close(`expected join, got ${m.t}`);

@@ -97,7 +97,9 @@ export const nativeIo: PeerIo = {
     const n = native();
     const fd = n.tcpSocket();
     try {
-      n.bind(fd, '0.0.0.0', fromPort);
+      // Without a chosen port, let connect() pick it: bind(0) draws from the half of the ephemeral range that
+      // listen(0) uses, where client sockets would take ports that servers (and tests) are about to listen on.
+      if (fromPort) n.bind(fd, '0.0.0.0', fromPort);
       if (!n.connectStart(fd, to.ip, to.port)) await n.connectWait(fd, timeoutMs);
       const la = n.localAddress(fd);
       return { stream: wrap(fd), local: { ip: la.address, port: la.port } };

@@ -79,8 +79,8 @@ export type Message =
   // ---- NAT traversal (src/traversal, docs/nat-traversal.md) ----
   /** Agent -> seed (either port), before join: reflect my endpoint; `listen` > 0 asks for a connect-back test. */
   | { t: 'probe'; listen: number }
-  /** Seed -> agent: the endpoint the probe came from; `open` when the connect-back test succeeded. */
-  | { t: 'reflect'; observed: Endpoint; open: boolean }
+  /** Seed -> agent: the endpoint the probe came from; `open` when the connect-back test succeeded; on the control port, `dport` is the discovery port. */
+  | { t: 'reflect'; observed: Endpoint; open: boolean; dport?: number }
   /** First message each way on a peer link: who I am (checked against my key), the path, a home link? */
   | { t: 'hello'; id: number; path: PathKind | 'probe'; home: boolean }
   /** A message for member `to`, carried by the seed or a member both are linked to; `from` set by the carrier. */
@@ -254,7 +254,7 @@ export function decodeMessage(bytes: Uint8Array): Message {
     case 'probe':
       return { t, listen: int(v, 'listen', 0, 65535) };
     case 'reflect':
-      return { t, observed: endpoint(v.observed, 'observed'), open: v.open === true };
+      return { t, observed: endpoint(v.observed, 'observed'), open: v.open === true, dport: v.dport === undefined || v.dport === null ? undefined : int(v, 'dport', 1, 65535) };
     case 'hello':
       return { t, id: int(v, 'id'), path: oneOf(v, 'path', [...PATH_KINDS, 'probe'] as const), home: v.home === true };
     case 'fwd':

@@ -43,10 +43,19 @@ export async function seedCommand(a: SeedArgs): Promise<void> {
   });
   const bound = await seed.listen(host, port);
   const where = `${bound.address}:${bound.port}`;
-  const dport = a.discoveryPort ?? bound.port + DISCOVERY_PORT_OFFSET;
-  if (!(Number.isInteger(dport) && dport > 0 && dport < 65536)) throw new BoxerError('USAGE', `--discovery-port ${dport}: expected a port number`);
   const discovery = new DiscoveryServer({ psk, keys });
-  await discovery.listen(host, dport);
+  let dport: number;
+  if (a.discoveryPort !== undefined) {
+    if (!(Number.isInteger(a.discoveryPort) && a.discoveryPort > 0 && a.discoveryPort < 65536)) throw new BoxerError('USAGE', `--discovery-port ${a.discoveryPort}: expected a port number`);
+    dport = (await discovery.listen(host, a.discoveryPort)).port;
+  } else {
+    // The default (listen port + 1) may be taken: then any free port; agents learn it from the seed.
+    dport = await discovery
+      .listen(host, bound.port + DISCOVERY_PORT_OFFSET)
+      .catch(() => discovery.listen(host, 0))
+      .then((x) => x.port);
+  }
+  seed.discoveryPort = dport;
   console.log(`boxer seed listening on ${where} (virtual network ${cidr.text}; NAT discovery on port ${dport})`);
   const seedArg = `--seed ${host === '0.0.0.0' ? 'THIS_HOST' : host}:${bound.port}`;
   if (generated) console.log(`network secret written to ${file} (readable only by you); copy it to the members`);
