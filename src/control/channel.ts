@@ -60,7 +60,13 @@ export class Channel extends EventEmitter<ChannelEvents> {
     reader.limit = MAX_FRAME;
     stream.pause();
     stream.on('close', () => this.teardown(null));
-    stream.on('error', (e: Error) => this.teardown(`connection error: ${e.message}`));
+    stream.on('error', (e: NodeJS.ErrnoException) => {
+      // A peer that went away resets its connections: normal when members leave or die, so not a warning.
+      if (e.code === 'ECONNRESET' || e.code === 'EPIPE') {
+        log.info('connection reset by the peer', { peer: this.peer });
+        this.teardown(null);
+      } else this.teardown(`connection error: ${e.message}`);
+    });
   }
 
   /**

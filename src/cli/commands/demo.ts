@@ -16,14 +16,23 @@ const BOXER = path.resolve(__dirname, '../../../../bin/boxer');
 const DEMO_TIMEOUT_MS = 90_000;
 const SECRET = 'boxer demo secret: not for real networks';
 
-/** Each member says who it is, lists the network, and asks its agent for the status table. */
-const MEMBER_PROGRAM = `echo "hello from $BOXER_NAME: virtual address $BOXER_ADDR, id $BOXER_NODE_ID"; echo "members ($BOXER_NODES_FILE):"; sed 's/^/  /' "$BOXER_NODES_FILE"; node "$BOXER_CLI" status; sleep 2`;
+/**
+ * The demo's programs, unmodified: `web` serves a page with python3's http.server; the other members fetch it
+ * with curl by name (`http://web:8080/`), through the preload shim, then show their agent's view of the
+ * network (`boxer status`: each peer's path through the NATs).
+ */
+const WEB_PROGRAM = `mkdir -p www && echo "hello from $BOXER_NAME at $BOXER_ADDR" > www/index.html && cd www && python3 -m http.server 8080 >/dev/null 2>&1 & P=$!; while [ ! -e "$STOP" ]; do sleep 0.2; done; kill $P`;
+const CLIENT_PROGRAM = `sleep 1; body=$(curl -sS --retry 10 --retry-connrefused --retry-delay 1 --max-time 20 http://web:8080/) && echo "$BOXER_NAME ($BOXER_ADDR) fetched http://web:8080/: $body" || echo "$BOXER_NAME could not fetch http://web:8080/"; node "$BOXER_CLI" status`;
 
-interface Member {
+interface Placement {
+  /** Where the member runs: a lab node, or this host. */
+  node: string;
   name: string;
+  program: string;
   where: string;
-  child: ChildProcess;
 }
+
+type Spawner = (node: string, args: string[], env: Record<string, string>) => ChildProcess;
 
 function prefixLines(name: string, child: ChildProcess): void {
   for (const s of [child.stdout, child.stderr]) {
@@ -60,78 +69,87 @@ export async function demoCommand(a: { loopback: boolean }): Promise<void> {
   return loopbackDemo();
 }
 
-async function labDemo(): Promise<void> {
-  console.log('building the lab: a seed host, a VM, and functions behind every kind of NAT (docs/lab.md) ...');
-  const lab = await Lab.up(loadTopologyFile(), {});
+/**
+ * Runs the demo's network: a seed, `web`, and the clients; returns once every client has finished (web and
+ * the seed are then stopped). Exit status 1 when a client could not fetch the page.
+ */
+async function runDemo(seedNode: string, seedAddr: string, placements: Placement[], spawnOn: Spawner, stopFile: string): Promise<void> {
   const children: ChildProcess[] = [];
-  const cleanup = () => {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-    lab.downSync();
-  };
-  process.once('SIGINT', () => {
-    cleanup();
-    process.exit(130);
-  });
+  const env = { BOXER_SECRET: SECRET, BOXER_CLI: BOXER, STOP: stopFile };
   try {
-    const seedNode = lab.node('seed');
-    const seedAddr = `${seedNode.address}:${DEFAULT_SEED_PORT}`;
-    const env = { BOXER_SECRET: SECRET, BOXER_CLI: BOXER };
-    const seed = lab.spawn('seed', process.execPath, [BOXER, 'seed', '--listen', seedAddr], { env, stdio: 'pipe' });
+    const seed = spawnOn(seedNode, ['seed', '--listen', seedAddr], env);
     children.push(seed);
     prefixLines('seed', seed);
     await new Promise((r) => setTimeout(r, 1000));
-    const placements = ['vm1', 'fp', 'fsa', 'fta', 'fr'];
-    const members: Member[] = placements.map((n) => {
-      const info = lab.node(n);
-      const child = lab.spawn(n, process.execPath, [BOXER, 'run', '--seed', seedAddr, '--nodes', String(placements.length), '--name', n, '--', 'sh', '-c', MEMBER_PROGRAM], {
-        env,
-        stdio: 'pipe',
-      });
+    const members = placements.map((p) => {
+      console.log(`member ${p.name}: ${p.where}`);
+      const child = spawnOn(p.node, ['run', '--seed', seedAddr, '--nodes', String(placements.length), '--name', p.name, '--', 'sh', '-c', p.program], env);
       children.push(child);
-      prefixLines(n, child);
-      return { name: n, where: `${info.role} ${info.address}${info.nat ? ` behind a ${info.nat} NAT (${info.publicAddress})` : ''}`, child };
+      prefixLines(p.name, child);
+      return { ...p, child };
     });
-    for (const m of members) console.log(`member ${m.name}: ${m.where}`);
-    const codes = await withTimeout(Promise.all(members.map((m) => exited(m.child))), DEMO_TIMEOUT_MS);
+    const clients = members.filter((m) => m.name !== 'web');
+    let output = '';
+    for (const c of clients) c.child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+    await withTimeout(Promise.all(clients.map((m) => exited(m.child))), DEMO_TIMEOUT_MS);
+    fs.writeFileSync(stopFile, '');
+    await Promise.all(members.map((m) => exited(m.child)));
     seed.kill('SIGTERM');
     await exited(seed);
-    const failed = codes.filter((c) => c !== 0).length;
-    console.log(failed ? `demo: ${failed} member(s) failed` : `demo: ${members.length} members behind NATs joined one network and saw each other`);
-    process.exitCode = failed ? 1 : 0;
+    const fetched = (output.match(/fetched http:\/\/web:8080\/: hello from web/g) ?? []).length;
+    console.log(
+      fetched === clients.length
+        ? `demo: ${clients.length} members fetched a page from \`web\` by name over Boxer's virtual network, with unmodified curl and python3`
+        : `demo: only ${fetched} of ${clients.length} members could fetch the page`,
+    );
+    process.exitCode = fetched === clients.length ? 0 : 1;
   } finally {
-    cleanup();
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    try {
+      fs.unlinkSync(stopFile);
+    } catch {
+      /* gone */
+    }
+  }
+}
+
+async function labDemo(): Promise<void> {
+  console.log('building the lab: a seed host, a VM, and functions behind every kind of NAT (docs/lab.md) ...');
+  const lab = await Lab.up(loadTopologyFile(), {});
+  process.once('SIGINT', () => {
+    lab.downSync();
+    process.exit(130);
+  });
+  try {
+    const seedAddr = `${lab.node('seed').address}:${DEFAULT_SEED_PORT}`;
+    const where = (n: string) => {
+      const i = lab.node(n);
+      return `${i.role} ${i.address}${i.nat ? ` behind a ${i.nat} NAT (seen as ${i.publicAddress})` : ' (public)'}`;
+    };
+    const placements: Placement[] = [
+      { node: 'fta', name: 'web', program: WEB_PROGRAM, where: where('fta') },
+      ...['vm1', 'fp', 'fsa', 'fr'].map((n) => ({ node: n, name: n, program: CLIENT_PROGRAM, where: where(n) })),
+    ];
+    const spawnOn: Spawner = (node, args, env) => lab.spawn(node, process.execPath, [BOXER, ...args], { env, stdio: 'pipe' });
+    await runDemo('seed', seedAddr, placements, spawnOn, path.join('/tmp', `${lab.prefix}-demo-stop`));
+  } finally {
+    lab.downSync();
   }
 }
 
 async function loopbackDemo(): Promise<void> {
-  console.log('loopback demo: the seed and three members share this host network; no NAT is crossed.');
+  console.log('loopback demo: the seed and the members share this host network; no NAT is crossed.');
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'boxer-demo-'));
-  const env = { ...process.env, TMPDIR: tmp, BOXER_SECRET: SECRET, BOXER_CLI: BOXER };
-  const children: ChildProcess[] = [];
   try {
     const port = 17000 + Math.floor(Math.random() * 1000);
-    const seed = spawn(process.execPath, [BOXER, 'seed', '--listen', `127.0.0.1:${port}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(seed);
-    prefixLines('seed', seed);
-    await new Promise((r) => setTimeout(r, 800));
-    const names = ['alpha', 'beta', 'gamma'];
-    const members = names.map((n) => {
-      const c = spawn(process.execPath, [BOXER, 'run', '--seed', `127.0.0.1:${port}`, '--nodes', '3', '--name', n, '--', 'sh', '-c', MEMBER_PROGRAM], {
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      children.push(c);
-      prefixLines(n, c);
-      return c;
-    });
-    const codes = await withTimeout(Promise.all(members.map(exited)), DEMO_TIMEOUT_MS);
-    seed.kill('SIGTERM');
-    await exited(seed);
-    const failed = codes.filter((c) => c !== 0).length;
-    console.log(failed ? `demo: ${failed} member(s) failed` : 'demo: three members joined one network and saw each other');
-    process.exitCode = failed ? 1 : 0;
+    const placements: Placement[] = [
+      { node: 'local', name: 'web', program: WEB_PROGRAM, where: 'this host' },
+      ...['alpha', 'beta'].map((n) => ({ node: 'local', name: n, program: CLIENT_PROGRAM, where: 'this host' })),
+    ];
+    const spawnOn: Spawner = (_node, args, env) =>
+      spawn(process.execPath, [BOXER, ...args], { env: { ...process.env, TMPDIR: tmp, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    await runDemo('local', `127.0.0.1:${port}`, placements, spawnOn, path.join(tmp, 'stop'));
   } finally {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
