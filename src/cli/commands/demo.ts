@@ -21,7 +21,7 @@ const SECRET = 'boxer demo secret: not for real networks';
  * with curl by name (`http://web:8080/`), through the preload shim, then show their agent's view of the
  * network (`boxer status`: each peer's path through the NATs).
  */
-const WEB_PROGRAM = `cd "$TMPDIR" && mkdir -p www && echo "hello from $BOXER_NAME at $BOXER_ADDR" > www/index.html && cd www && python3 -m http.server 8080 >/dev/null 2>&1 & P=$!; while [ ! -e "$STOP" ]; do sleep 0.2; done; kill $P`;
+const WEB_PROGRAM = `cd "$TMPDIR"; mkdir -p www; echo "hello from $BOXER_NAME at $BOXER_ADDR" > www/index.html; cd www; python3 -m http.server 8080 >/dev/null 2>&1 & P=$!; while [ ! -e "$STOP" ]; do sleep 0.2; done; kill $P`;
 const CLIENT_PROGRAM = `sleep 1; body=$(curl -sS --retry 10 --retry-connrefused --retry-delay 1 --max-time 20 http://web:8080/) && echo "$BOXER_NAME ($BOXER_ADDR) fetched http://web:8080/: $body" || echo "$BOXER_NAME could not fetch http://web:8080/"; node "$BOXER_CLI" status`;
 
 interface Placement {
