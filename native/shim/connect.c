@@ -90,7 +90,7 @@ static uint64_t next_conn_id(void)
 }
 
 /* Binds an unbound socket (wildcard address) so its local port is known before the connect. A random port of
- * ip_local_port_range first (up to SHIM_BIND_PROBES tries): bind() to port 0 must find a port no socket uses
+ * ip_local_port_range first (up to SHIM_BIND_PROBES tries: at 70% of the range in use, 16 all fail once in 300): bind() to port 0 must find a port no socket uses
  * at all and scans for one, which takes milliseconds once thousands of ports sit in TIME_WAIT; a random free
  * port is found in one or two tries. Then port 0. Returns the port, or 0 with errno (EADDRINUSE /
  * EADDRNOTAVAIL: no local port left, as a native connect says). */

@@ -81,6 +81,8 @@ export class FakeAgent {
   readonly routesFile = path.join(this.dir, 'routes');
   /** When set, requests are read but never answered (an agent that hangs). */
   silent = false;
+  /** When set, CONNECTING gets a reply anyway (an agent that breaks the contract: the shim must drop it). */
+  replyToConnecting = false;
   private servers: net.Server[] = [];
   private sockets = new Set<net.Socket>();
   private nextConn = 1n;
@@ -231,6 +233,7 @@ export class FakeAgent {
         const far = this.members.get(vaddr);
         this.outcomes.set(connId, far && (far.listens.has(vport) || far.ports.has(vport)) ? 0 : E.ECONNREFUSED);
         this.clientsByLocalPort.set(localPort, { vaddr: m.vaddr, port: localPort });
+        if (this.replyToConnecting) this.reply(sock, type, id, errOnly(0));
         return; // no reply
       }
       case MSG.CONNECT_RESULT: {

@@ -452,6 +452,40 @@ out(closed_member=cres)
   });
 });
 
+test('request ids: a stray reply to CONNECTING and the unread HELLO reply are dropped, not taken for the next reply', async (t) => {
+  await withAgent(async (fake, own) => {
+    const mA = await fake.addMember(A);
+    const srv = await startEcho(fake, B, own, { QUIET: '1' });
+    fake.replyToConnecting = true;
+    fake.writeRoutes([`b ${B} direct 127.0.0.1 0 0 0 0`]);
+    const r = await runPython(
+      `${PRELUDE}
+res = []
+for i in range(3):
+    s = socket.socket()
+    try:
+        s.connect(('${B}', ${srv.port})); res.append('ok')
+    except OSError as e:
+        res.append(ename(e.errno))
+    try:
+        s.connect(('${B}', 1)); res.append('ok')
+    except OSError as e:
+        res.append(ename(e.errno))
+out(res=res)
+`,
+      shimEnv(mA.sockPath, A, { BOXER_ROUTES_FILE: fake.routesFile, BOXER_SHIM_DEBUG: '1' }),
+    );
+    t.is(r.code, 0, r.stderr);
+    // Each blocking connect: CONNECTING (stray reply), then CONNECT_RESULT, whose own reply must be the one taken.
+    t.deepEqual(JSON.parse(r.stdout).res, ['ok', 'EISCONN', 'ok', 'EISCONN', 'ok', 'EISCONN']);
+    t.is(fake.messages(A, MSG.CONNECTING).length, 3);
+    t.is(fake.messages(A, MSG.CONNECT_RESULT).length, 3);
+    t.regex(r.stderr, /dropping a reply \(type 8\)/);
+    t.notRegex(r.stderr, /protocol error/);
+    t.is(fake.messages(A, MSG.HELLO).filter((e) => e.name === 'python3').length, 1, 'one channel throughout');
+  });
+});
+
 test('route table, none: EHOSTUNREACH at once, blocking or not, nothing sent to the agent', async (t) => {
   await withAgent(async (fake) => {
     const mA = await fake.addMember(A);

@@ -25,7 +25,7 @@ int shim_track(int fd, struct vsock *v);
 void shim_keepalive(int fd);
 
 /* Random ports tried by connect() before binding port 0 (connect.c, ensure_bound). */
-#define SHIM_BIND_PROBES 8
+#define SHIM_BIND_PROBES 16
 
 /* The kernel's ephemeral port range (net.ipv4.ip_local_port_range, read once; 32768-60999 if unreadable). */
 void shim_port_range(uint16_t *lo, uint16_t *hi);
