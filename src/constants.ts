@@ -102,6 +102,8 @@ export const RELAY_UPGRADE_MS = 15_000;
 export const RELAY_CHUNK = 16 * 1024;
 /** An application ping (`boxer ping`) over an open link waits this long for its answer. */
 export const PING_TIMEOUT_MS = 3_000;
+/** A whole ping, link opening included: below CONTROL_TIMEOUT_MS (10 s), so `boxer ping` gets the agent's answer. */
+export const PING_TOTAL_MS = 9_000;
 /**
  * While the seed is down, the home of a member declares it dead when its home link has been gone this long
  * without the member linking again (it retries within RECONNECT_MAX_MS).

@@ -109,7 +109,7 @@ export async function probe(o: ProbeOptions, fromPort: number, listen: number): 
   const { stream, local } = await o.io.dial(o.seed, PROBE_TIMEOUT_MS, fromPort);
   const ch = await Channel.initiate(stream, { psk: o.psk, keys: o.keys, peer: `discovery ${o.seed.ip}:${o.seed.port}`, handshakeTimeoutMs: PROBE_TIMEOUT_MS });
   try {
-    const answer = firstMessage(ch, PROBE_TIMEOUT_MS + CONNECT_BACK_TIMEOUT_MS);
+    const answer = firstMessage(ch, PROBE_TIMEOUT_MS + CONNECT_BACK_TIMEOUT_MS + HANDSHAKE_TIMEOUT_MS);
     ch.start();
     ch.sendMessage({ t: 'probe', listen });
     const m = await answer;
@@ -226,7 +226,8 @@ export class DiscoveryServer {
       return false;
     }
     try {
-      const ch = await Channel.initiate(stream, { psk: this.opts.psk, keys: this.opts.keys, peer: `connect-back ${to.ip}:${to.port}`, handshakeTimeoutMs: CONNECT_BACK_TIMEOUT_MS });
+      // The short timeout is for the SYN (a NAT drops it silently); once connected, the usual handshake bound.
+      const ch = await Channel.initiate(stream, { psk: this.opts.psk, keys: this.opts.keys, peer: `connect-back ${to.ip}:${to.port}` });
       ch.start();
       ch.sendMessage({ t: 'hello', id: 0, path: 'probe', home: false });
       const same = Buffer.compare(Buffer.from(ch.remoteStatic), Buffer.from(key)) === 0;

@@ -31,6 +31,7 @@ import {
   LINK_OPEN_TIMEOUT_MS,
   MAX_LINKS,
   PING_TIMEOUT_MS,
+  PING_TOTAL_MS,
   PUNCH_TIMEOUT_MS,
   RELAY_UPGRADE_MS,
   SIGNAL_TIMEOUT_MS,
@@ -191,11 +192,12 @@ export class Peers extends EventEmitter<PeersEvents> {
   /** Opens (or reuses) the link to member `id` and measures one round trip over it. */
   async ping(id: number): Promise<{ path: PathKind; endpoint: string; rttMs: number }> {
     // Once more on a new link if the far side closed this one meanwhile (its own bound, an upgrade).
+    const deadline = Date.now() + PING_TOTAL_MS;
     for (let attempt = 0; ; attempt++) {
-      const l = await this.ensure(id);
+      const l = await withTimeout(this.ensure(id), Math.max(1, deadline - Date.now()), `reaching member ${id}`);
       l.lastUsed = Date.now();
       try {
-        const rttMs = await withTimeout(this.pingLink(l), PING_TIMEOUT_MS, `ping of member ${id}`);
+        const rttMs = await withTimeout(this.pingLink(l), Math.max(1, Math.min(PING_TIMEOUT_MS, deadline - Date.now())), `ping of member ${id}`);
         return { path: l.path, endpoint: l.endpoint, rttMs };
       } catch (e) {
         if (attempt >= 1 || !l.ch.isClosed) throw e;

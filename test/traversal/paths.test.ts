@@ -16,8 +16,6 @@ const BOXER = path.join(ROOT, 'bin/boxer');
 const SECRET = 'lab secret for the paths test';
 const SEED_PORT = 7070;
 const MEMBERS = ['vm1', 'vm2', 'fp', 'fsa', 'fsb', 'fr', 'fta', 'ftb', 'fla', 'flb'];
-/** Bound on one node's round of pings (9 pings, each bounded by the agent's 10 s control timeout). */
-const ROUND_MS = 120_000;
 const JOIN_MS = 30_000;
 
 /** The path the issue asks for between two lab nodes. */
@@ -39,30 +37,39 @@ function boxer(lab: Lab, node: string, args: string[], timeoutMs: number) {
   return lab.exec(node, process.execPath, [BOXER, ...args], { timeoutMs, env: { BOXER_SECRET: SECRET } });
 }
 
+/** One ping from `a` to `b`: its reply, or what went wrong. */
+async function pingOnce(lab: Lab, a: string, b: string): Promise<string> {
+  const r = await lab.exec(a, process.execPath, [BOXER, 'ping', b, '--json'], { timeoutMs: 20_000, env: { BOXER_SECRET: SECRET } });
+  try {
+    const reply = JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as { ok: boolean; path?: string; error?: string; name?: string };
+    if (!reply.ok) return `error: ${reply.error}`;
+    return reply.name === b ? `${reply.path}` : `answered by ${reply.name}`;
+  } catch {
+    return `no answer (exit ${r.code}${r.timedOut ? ', timed out' : ''}): ${r.stderr.trim()}`;
+  }
+}
+
 async function pingAll(t: ExecutionContext, lab: Lab, phase: string): Promise<void> {
   const failures: string[] = [];
   await Promise.all(
     MEMBERS.map(async (a) => {
-      const others = MEMBERS.filter((b) => b !== a);
-      const script = others.map((b) => `${process.execPath} ${BOXER} ping ${b} --json; echo "rc=$?"`).join('; ');
-      const r = await lab.exec(a, '/bin/sh', ['-c', script], { timeoutMs: ROUND_MS, env: { BOXER_SECRET: SECRET } });
-      const lines = r.stdout.split('\n').filter((l) => l.startsWith('{'));
-      others.forEach((b, i) => {
+      for (const b of MEMBERS.filter((x) => x !== a)) {
         const want = expectedPath(lab, a, b);
-        let got = 'no answer';
-        try {
-          const reply = JSON.parse(lines[i]) as { ok: boolean; path?: string; error?: string; name?: string };
-          got = reply.ok ? `${reply.path}` : `error: ${reply.error}`;
-          if (reply.ok && reply.name !== b) got = `answered by ${reply.name}`;
-        } catch {
-          /* no answer */
+        let got = await pingOnce(lab, a, b);
+        if (got !== want && !PATH_NAMES.includes(got)) {
+          // A loaded machine (every node pings at once, each ping a new process) may miss the 10 s bound of
+          // the control request once; a second try must then work, over the expected path.
+          t.log(`${phase}: ${a} -> ${b}: ${got}; trying once more`);
+          got = await pingOnce(lab, a, b);
         }
         if (got !== want) failures.push(`${phase}: ${a} -> ${b}: expected ${want}, got ${got}`);
-      });
+      }
     }),
   );
   t.deepEqual(failures, [], failures.join('\n'));
 }
+
+const PATH_NAMES = ['direct', 'punched', 'lan', 'hairpin', 'relay'];
 
 lt.test('every ordered pair on every NAT kind pings over the expected path, with and without the seed', async (t, lab) => {
   t.timeout(10 * 60_000);
@@ -72,7 +79,7 @@ lt.test('every ordered pair on every NAT kind pings over the expected path, with
   seed.stderr!.on('data', (d: Buffer) => (seedErr += d.toString()));
   const agents = MEMBERS.map((n) => {
     const c = lab.spawn(n, process.execPath, [BOXER, 'run', '--seed', `${seedIp}:${SEED_PORT}`, '--name', n, '--nodes', String(MEMBERS.length), '--', 'sleep', '600'], {
-      env: { BOXER_SECRET: SECRET },
+      env: { BOXER_SECRET: SECRET, BOXER_LOG: 'info' },
     });
     let err = '';
     c.stderr!.on('data', (d: Buffer) => (err += d.toString()));
@@ -103,7 +110,10 @@ lt.test('every ordered pair on every NAT kind pings over the expected path, with
     }
     await new Promise((r) => setTimeout(r, 2_500)); // homes relink
     await pingAll(t, lab, 'without the seed');
+  } catch (e) {
+    throw e;
   } finally {
+    if (!t.passed) for (const a of agents) t.log(`--- ${a.n}:\n${a.err().split('\n').filter((l) => /comp=peers|level=warn|level=error/.test(l)).slice(-40).join('\n')}`);
     seed.kill('SIGKILL');
     for (const a of agents) a.c.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 500));
