@@ -118,3 +118,5 @@ export const HAIRPIN_PRIME_MS = 500;
  * once, would close each other before their first message): the bound may be exceeded for this long.
  */
 export const LINK_MIN_AGE_MS = 2_000;
+/** Pause before dialling a hairpin neighbour again after a reset from the gateway (see Peers.hairpin). */
+export const HAIRPIN_REDIAL_MS = 100;

@@ -21,6 +21,7 @@ import { encodeMessage, decodeMessage, type Endpoint, type MemberInfo, type Mess
 import {
   DIRECT_CONNECT_TIMEOUT_MS,
   HAIRPIN_PRIME_MS,
+  HAIRPIN_REDIAL_MS,
   HOME_DEATH_GRACE_MS,
   HOME_RETRY_MS,
   LAN_CONNECT_TIMEOUT_MS,
@@ -648,7 +649,18 @@ export class Peers extends EventEmitter<PeersEvents> {
     try {
       await this.signal(b.id, { t: 'punch', sid, phase: 'req', ep: null, path: 'hairpin' });
       const theirs = await withTimeout(ack, SIGNAL_TIMEOUT_MS, 'hairpin answer');
-      const { stream } = await this.opts.io.dial(theirs, PUNCH_TIMEOUT_MS);
+      // A reset comes from the gateway itself while it has not learnt the neighbour's mapping yet (its priming
+      // SYN may leave late on a loaded host): try again until PUNCH_TIMEOUT_MS.
+      const deadline = Date.now() + PUNCH_TIMEOUT_MS;
+      let stream: Duplex | null = null;
+      for (let i = 0; !stream; i++) {
+        try {
+          stream = (await this.opts.io.dial(theirs, Math.max(1, deadline - Date.now()))).stream;
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ECONNREFUSED' || Date.now() + HAIRPIN_REDIAL_MS >= deadline) throw e;
+          await new Promise((r) => setTimeout(r, HAIRPIN_REDIAL_MS));
+        }
+      }
       return await this.establish(stream, 'init', b.id, 'hairpin', epText(theirs), false);
     } finally {
       this.acks.delete(sid);
