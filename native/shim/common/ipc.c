@@ -181,7 +181,7 @@ static int transact(uint16_t type, const uint8_t *body, size_t body_len, uint8_t
 	uint8_t in[FRAME_MAX];
 	uint32_t id = 0;
 	int fd = -1;
-	int64_t deadline = now_ms() + SHIM_IPC_TIMEOUT_MS;
+	int64_t deadline = now_ms() + (type == MSG_CONNECT ? SHIM_CONNECT_TIMEOUT_MS : SHIM_IPC_TIMEOUT_MS);
 	pthread_mutex_lock(&send_lock);
 	int rc = send_frame(type, body, body_len, &id, deadline);
 	pthread_mutex_unlock(&send_lock);

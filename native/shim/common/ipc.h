@@ -10,6 +10,10 @@
 
 /* Bound on every wait on the channel (contract: docs/shim-protocol.md). */
 #define SHIM_IPC_TIMEOUT_MS 2000
+/* Bound on a CONNECT round trip: the agent route may wait on the network (a first link to a member behind the
+ * same NAT, a relay opening a port and the far member answering), like a connect to a distant host. Routes
+ * answered from the table never wait at all. */
+#define SHIM_CONNECT_TIMEOUT_MS 10000
 /* The channel's descriptor is moved to at least this number, away from the low numbers programs expect. */
 #define SHIM_IPC_FD_MIN 900
 /* SO_SNDBUF asked for the channel (the kernel caps it at net.core.wmem_max). */
