@@ -181,7 +181,9 @@ static int transact(uint16_t type, const uint8_t *body, size_t body_len, uint8_t
 	uint8_t in[FRAME_MAX];
 	uint32_t id = 0;
 	int fd = -1;
-	int64_t deadline = now_ms() + (type == MSG_CONNECT ? SHIM_CONNECT_TIMEOUT_MS : SHIM_IPC_TIMEOUT_MS);
+	/* A blocking CONNECT may wait on the network (the agent route); a non-blocking one keeps the short bound. */
+	int blocking_connect = type == MSG_CONNECT && body_len >= 12 && !(body[8] & CONNECT_FLAG_NONBLOCK);
+	int64_t deadline = now_ms() + (blocking_connect ? SHIM_CONNECT_TIMEOUT_MS : SHIM_IPC_TIMEOUT_MS);
 	pthread_mutex_lock(&send_lock);
 	int rc = send_frame(type, body, body_len, &id, deadline);
 	pthread_mutex_unlock(&send_lock);

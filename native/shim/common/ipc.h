@@ -10,9 +10,9 @@
 
 /* Bound on every wait on the channel (contract: docs/shim-protocol.md). */
 #define SHIM_IPC_TIMEOUT_MS 2000
-/* Bound on a CONNECT round trip: the agent route may wait on the network (a first link to a member behind the
- * same NAT, a relay opening a port and the far member answering), like a connect to a distant host. Routes
- * answered from the table never wait at all. */
+/* Bound on a blocking connect's CONNECT round trip: the agent route may wait on the network (a first link to a
+ * member behind the same NAT, a relay opening a port and the far member answering), like a connect to a
+ * distant host. A non-blocking connect keeps SHIM_IPC_TIMEOUT_MS; routes from the table never wait at all. */
 #define SHIM_CONNECT_TIMEOUT_MS 10000
 /* The channel's descriptor is moved to at least this number, away from the low numbers programs expect. */
 #define SHIM_IPC_FD_MIN 900
