@@ -154,7 +154,7 @@ export class Broker {
 
   hello(pid: number, name: string): void {
     this.shims.set(pid, name);
-    log.info('a program loaded the shim', { pid, program: name });
+    log.debug('a program loaded the shim', { pid, program: name });
   }
 
   listen(port: number): void {
