@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import { BoxerError } from '../util/errors';
+import { SHIM_REPORT_WAIT_MS, type VirtualNetwork } from '../vnet/service';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
@@ -24,4 +25,24 @@ export function runCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv):
       else resolve(code ?? 0);
     });
   });
+}
+
+/**
+ * Runs a member's command with the shim preloaded (when `vnet` is given), and says so clearly on stderr when the
+ * program did not load it (a static binary, a setuid program, an unreadable library): it then runs without
+ * the virtual network, and the user must know.
+ */
+export async function runMemberCommand(cmd: string[], env: NodeJS.ProcessEnv, vnet: VirtualNetwork | null): Promise<number> {
+  let done = false;
+  const running = runCommand(cmd[0], cmd.slice(1), vnet ? vnet.env(env) : env).finally(() => (done = true));
+  if (vnet) {
+    void vnet.shimReported().then((loaded) => {
+      if (!loaded && !done) {
+        process.stderr.write(
+          `boxer: ${cmd[0]} did not load the Boxer shim within ${SHIM_REPORT_WAIT_MS / 1000} s (a static binary such as a Go program, a setuid program, or an unreadable library?): it runs WITHOUT the virtual network\n`,
+        );
+      }
+    });
+  }
+  return running;
 }

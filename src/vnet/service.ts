@@ -8,6 +8,7 @@ import { Broker, type VnetNetwork } from './broker';
 import { encodeVnet, decodeVnet } from './messages';
 import { ShimServer } from '../ipc/shim-server';
 import type { Agent } from '../control/agent';
+import type { Endpoint, MemberInfo, PathKind } from '../wire/messages';
 import { uniquePath, writeFileAtomic } from '../util/paths';
 import { logger } from '../util/log';
 
@@ -34,22 +35,53 @@ function loadNative(): NativeApi {
   return require(path.resolve(__dirname, '../../../native')) as NativeApi;
 }
 
-/** The Agent as the broker sees it. */
-export function agentNetwork(agent: Agent): VnetNetwork {
+/**
+ * What the virtual network needs from the member it runs in: an Agent (`boxer run`), or a seed that runs a
+ * command (`boxer seed -- CMD`, whose member is the seed itself).
+ */
+export interface VnetHost {
+  self(): { id: number; addr: string } | null;
+  list(): MemberInfo[];
+  /** This member's predicted external endpoint for a local port (null: unpredictable). */
+  predictEndpoint(localPort: number): Endpoint | null;
+  linkPath(id: number): PathKind | undefined;
+  ping(id: number): Promise<{ path: PathKind }>;
+  sendTo(id: number, payload: Uint8Array): Promise<void>;
+  onVnet(fn: (from: number, payload: Uint8Array) => void): void;
+  onChange(fn: () => void): void;
+}
+
+/** An Agent as a VnetHost. */
+export function agentHost(agent: Agent): VnetHost {
   return {
     self: () => agent.self,
-    members: () => agent.list(),
-    predictOwn: (p) => {
+    list: () => agent.list(),
+    predictEndpoint: (p) => {
       if (agent.mapping.kind === 'unknown') {
+        // No NAT discovery ran (a network on one host's loopback): our address as the seed saw it.
         const ext = agent.list().find((m) => m.id === agent.self?.id)?.ext;
         return ext ? { ip: ext.ip, port: p } : null;
       }
       return agent.predictEndpoint(p);
     },
     linkPath: (id) => agent.links().find((l) => l.id === id)?.path,
-    ensureLink: async (id) => (await agent.ping(id)).path,
+    ping: (id) => agent.ping(id),
+    sendTo: (id, payload) => agent.sendTo(id, payload),
+    onVnet: (fn) => agent.on('vnet', fn),
+    onChange: (fn) => agent.on('change', fn),
+  };
+}
+
+/** The broker's view of the network, over a VnetHost. */
+function brokerNetwork(host: VnetHost): VnetNetwork {
+  return {
+    self: () => host.self(),
+    members: () => host.list(),
+    predictOwn: (p) => host.predictEndpoint(p),
+    linkPath: (id) => host.linkPath(id),
+    ensureLink: async (id) => (await host.ping(id)).path,
     send: (to, msg) => {
-      agent.sendTo(to, encodeVnet(msg)).catch((e: Error) => log.info('cannot reach a member for a connection', { to, reason: e.message }));
+      host.sendTo(to, encodeVnet(msg)).catch((e: Error) => log.info('cannot reach a member for a connection', { to, reason: e.message }));
     },
   };
 }
@@ -62,11 +94,11 @@ export class VirtualNetwork {
   private timer: NodeJS.Timeout | null = null;
   private readonly nat: NativeApi;
 
-  constructor(private readonly agent: Agent) {
+  constructor(host: VnetHost) {
     this.nat = loadNative();
-    this.broker = new Broker(agentNetwork(agent), this.nat);
+    this.broker = new Broker(brokerNetwork(host), this.nat);
     this.shim = new ShimServer(uniquePath('shim', '.sock'), this.broker, this.nat);
-    agent.on('vnet', (from: number, payload: Uint8Array) => {
+    host.onVnet((from: number, payload: Uint8Array) => {
       let m;
       try {
         m = decodeVnet(payload);
@@ -76,7 +108,7 @@ export class VirtualNetwork {
       }
       this.broker.onMessage(from, m);
     });
-    agent.on('change', () => this.writeRoutes());
+    host.onChange(() => this.writeRoutes());
   }
 
   async start(): Promise<void> {

@@ -4,12 +4,12 @@ import { parseHostPort, networkKeys } from './common';
 import { readSecret } from '../secret';
 import { checkName } from '../../control/names';
 import { LocalMember, type MemberView } from '../member';
-import { runCommand } from '../process';
+import { runMemberCommand } from '../process';
 import { BoxerError } from '../../util/errors';
 import { logger } from '../../util/log';
 import { nativeIo } from '../../traversal/io';
 import { pingReply } from '../member';
-import { VirtualNetwork, SHIM_REPORT_WAIT_MS } from '../../vnet/service';
+import { VirtualNetwork, agentHost } from '../../vnet/service';
 
 const log = logger('run');
 
@@ -46,7 +46,7 @@ export async function runCommandCli(a: RunArgs): Promise<void> {
     traversal: { io: nativeIo, discoveryPort: a.discoveryPort ?? envPort(process.env.BOXER_DISCOVERY_PORT) },
   });
   const self = await agent.join();
-  const vnet = a.shim === false ? null : new VirtualNetwork(agent);
+  const vnet = a.shim === false ? null : new VirtualNetwork(agentHost(agent));
   const view: MemberView = {
     get self() {
       return agent.self;
@@ -99,18 +99,7 @@ export async function runCommandCli(a: RunArgs): Promise<void> {
   log.info('starting the command', { id: self.id, name: self.name, addr: self.addr, cmd: a.cmd.join(' ') });
   let code: number;
   try {
-    const env = member.env(process.env);
-    const running = runCommand(a.cmd[0], a.cmd.slice(1), vnet ? vnet.env(env) : env);
-    if (vnet) {
-      void vnet.shimReported().then((loaded) => {
-        if (!loaded && !leaving) {
-          process.stderr.write(
-            `boxer: ${a.cmd[0]} did not load the Boxer shim within ${SHIM_REPORT_WAIT_MS / 1000} s (a static binary such as a Go program, a setuid program, or an unreadable library?): it runs WITHOUT the virtual network\n`,
-          );
-        }
-      });
-    }
-    code = await running;
+    code = await runMemberCommand(a.cmd, member.env(process.env), vnet);
   } catch (e) {
     await leave();
     throw e;

@@ -5,7 +5,8 @@ import { parseHostPort, networkKeys } from './common';
 import { seedSecret } from '../secret';
 import { checkName } from '../../control/names';
 import { LocalMember, type MemberView } from '../member';
-import { runCommand } from '../process';
+import { runMemberCommand } from '../process';
+import { VirtualNetwork } from '../../vnet/service';
 import { runtimeDir } from '../../util/paths';
 import { parseCidr } from '../../control/addresses';
 import { DiscoveryServer } from '../../traversal/discovery';
@@ -96,12 +97,24 @@ export async function seedCommand(a: SeedArgs): Promise<void> {
     self: { id: selfInfo.id, name: selfInfo.name, addr: selfInfo.addr, network: cidr.text },
     list: () => seed.list(),
     on: (ev, fn) => seed.on(ev, fn),
-    statusExtra: () => ({ role: 'seed', joins: seed.stats.joins, nat: 'open', links: peers.status() }),
+    statusExtra: () => ({ role: 'seed', joins: seed.stats.joins, nat: 'open', links: peers.status(), vnet: vnet.status() }),
     handle: (req) => (req.op === 'ping' ? pingReply({ list: () => seed.list(), ping: (id) => peers.ping(id) }, req) : undefined),
   };
+  const vnet = new VirtualNetwork({
+    self: () => ({ id: selfInfo.id, addr: selfInfo.addr }),
+    list: () => seed.list(),
+    predictEndpoint: (p) => peers.predict(p),
+    linkPath: (id) => peers.link(id)?.path,
+    ping: (id) => peers.ping(id),
+    sendTo: (id, payload) => peers.sendTo(id, payload),
+    onVnet: (fn) => peers.on('vnet', fn),
+    onChange: (fn) => seed.on('change', fn),
+  });
   const member = new LocalMember(view, where);
   await member.start();
-  const code = await runCommand(a.cmd[0], a.cmd.slice(1), member.env(process.env));
+  await vnet.start();
+  const code = await runMemberCommand(a.cmd, member.env(process.env), vnet);
+  await vnet.close();
   await member.close();
   await peers.close();
   await discovery.close();
