@@ -226,6 +226,8 @@ static int connect_remote(int fd, struct vsock *v, uint32_t ip, uint16_t port)
 	if (rc == 0 && nonblock) {
 		v->state = VS_DONE;
 		fdt_set(fd, v);
+		if (!v->user_keepalive)
+			shim_keepalive_arm(fd);
 		return 0;
 	}
 	/* The kernel's connect ended: the agent may know the virtual outcome (e.g. nothing listens there). */
@@ -236,6 +238,8 @@ static int connect_remote(int fd, struct vsock *v, uint32_t ip, uint16_t port)
 		errno = verr;
 		return -1;
 	}
+	if (rc == 0 && !v->user_keepalive)
+		shim_keepalive_arm(fd);
 	if (rc < 0)
 		errno = err;
 	return rc;

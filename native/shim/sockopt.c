@@ -44,6 +44,8 @@ int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	if (fdt_get(fd, &v) && v.state == VS_PENDING) {
 		v.state = VS_DONE;
 		fdt_set(fd, &v);
+		if (kerr == 0 && !v.user_keepalive)
+			shim_keepalive_arm(fd);
 	}
 out:
 	if (val && len) {

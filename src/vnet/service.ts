@@ -16,6 +16,11 @@ const log = logger('vnet');
 
 /** The route table is compared and rewritten this often, so link changes (a new `lan` link) reach the shim. */
 export const ROUTES_REFRESH_MS = 1_000;
+/**
+ * Members behind our own NAT get a peer link as soon as they are seen (at most this many at once), so that a
+ * program's first connection to one finds its route (LAN or relay) known, instead of waiting for the link.
+ */
+export const PREWARM_CONCURRENCY = 4;
 /** How long `boxer run` waits for the program's shim to report in before it warns that it did not load. */
 export const SHIM_REPORT_WAIT_MS = 3_000;
 
@@ -94,7 +99,7 @@ export class VirtualNetwork {
   private timer: NodeJS.Timeout | null = null;
   private readonly nat: NativeApi;
 
-  constructor(host: VnetHost) {
+  constructor(private readonly host: VnetHost) {
     this.nat = loadNative();
     this.broker = new Broker(brokerNetwork(host), this.nat);
     this.shim = new ShimServer(uniquePath('shim', '.sock'), this.broker, this.nat);
@@ -108,11 +113,39 @@ export class VirtualNetwork {
       }
       this.broker.onMessage(from, m);
     });
-    host.onChange(() => this.writeRoutes());
+    host.onChange(() => {
+      this.writeRoutes();
+      this.prewarm(host);
+    });
+  }
+
+  private readonly warmed = new Set<number>();
+  private warming = 0;
+
+  /** Opens links to the members behind our own NAT (their route depends on the link's path). */
+  private prewarm(host: VnetHost): void {
+    const self = host.self();
+    const me = self && host.list().find((m) => m.id === self.id);
+    if (!me?.ext) return;
+    for (const m of host.list()) {
+      if (this.warming >= PREWARM_CONCURRENCY) return;
+      if (m.id === me.id || this.warmed.has(m.id) || m.ext?.ip !== me.ext.ip || host.linkPath(m.id)) continue;
+      this.warmed.add(m.id);
+      this.warming++;
+      host
+        .ping(m.id)
+        .then(() => this.writeRoutes())
+        .catch((e: Error) => log.debug('no link to a member behind our NAT yet', { member: m.name, reason: e.message }))
+        .finally(() => {
+          this.warming--;
+          this.prewarm(host);
+        });
+    }
   }
 
   async start(): Promise<void> {
     await this.shim.start();
+    this.prewarm(this.host);
     this.writeRoutes();
     this.timer = setInterval(() => this.writeRoutes(), ROUTES_REFRESH_MS);
     this.timer.unref();

@@ -36,6 +36,16 @@ static void read_config(void)
 		shim_log("bad BOXER_NETWORK '%s': shim disabled", net);
 		return;
 	}
+	shim_cfg.keepalive_idle_s = SHIM_KEEPALIVE_IDLE_S;
+	const char *ka = getenv("BOXER_KEEPALIVE_IDLE_S");
+	if (ka && *ka) {
+		char *end;
+		long v = strtol(ka, &end, 10);
+		if (*end == 0 && v >= 1 && v <= 7200)
+			shim_cfg.keepalive_idle_s = (int)v;
+		else
+			shim_log("bad BOXER_KEEPALIVE_IDLE_S '%s' (1..7200 seconds): keeping %d", ka, SHIM_KEEPALIVE_IDLE_S);
+	}
 	const char *self = getenv("BOXER_ADDR");
 	struct in_addr a;
 	if (self && inet_pton(AF_INET, self, &a) == 1)

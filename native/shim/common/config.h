@@ -14,6 +14,7 @@ struct shim_config {
 	char nodes_file[512];   /* BOXER_NODES_FILE ("" : none) */
 	char routes_file[512];  /* BOXER_ROUTES_FILE ("" : none; every connect asks the agent) */
 	int debug;              /* BOXER_SHIM_DEBUG=1 */
+	int keepalive_idle_s;   /* BOXER_KEEPALIVE_IDLE_S (default SHIM_KEEPALIVE_IDLE_S): for NATs stricter than 120 s */
 };
 
 extern struct shim_config shim_cfg;

@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "sockutil.h"
+#include "config.h"
 
 #include "addr.h"
 #include "ipc.h"
@@ -37,12 +38,20 @@ int shim_track(int fd, struct vsock *v)
 
 void shim_keepalive(int fd)
 {
-	int saved = errno, one = 1, idle = SHIM_KEEPALIVE_IDLE_S, intvl = SHIM_KEEPALIVE_INTVL_S,
-	    cnt = SHIM_KEEPALIVE_CNT;
+	/* The probe interval follows a shortened idle time (a third of it), so a strict NAT sees traffic often. */
+	int saved = errno, one = 1, idle = shim_cfg.keepalive_idle_s ? shim_cfg.keepalive_idle_s : SHIM_KEEPALIVE_IDLE_S,
+	    intvl = idle < 3 * SHIM_KEEPALIVE_INTVL_S ? (idle + 2) / 3 : SHIM_KEEPALIVE_INTVL_S, cnt = SHIM_KEEPALIVE_CNT;
 	REAL(setsockopt)(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
 	REAL(setsockopt)(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
 	REAL(setsockopt)(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
 	REAL(setsockopt)(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
+	errno = saved;
+}
+
+void shim_keepalive_arm(int fd)
+{
+	int saved = errno, idle = shim_cfg.keepalive_idle_s ? shim_cfg.keepalive_idle_s : SHIM_KEEPALIVE_IDLE_S;
+	REAL(setsockopt)(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
 	errno = saved;
 }
 

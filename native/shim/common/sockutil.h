@@ -24,6 +24,11 @@ int shim_track(int fd, struct vsock *v);
 /* Turns on the overlay keepalive (best effort; keeps errno). */
 void shim_keepalive(int fd);
 
+/* Arms the keepalive timer of a socket that just got connected. Linux arms it when an active open completes
+ * (tcp_finish_connect), but not after a simultaneous open (SYN_SENT -> SYN_RECV -> ESTABLISHED), which is how
+ * punched connections come up: setting TCP_KEEPIDLE again on the established socket arms it. Keeps errno. */
+void shim_keepalive_arm(int fd);
+
 /* Random ports tried by connect() before binding port 0 (connect.c, ensure_bound). */
 #define SHIM_BIND_PROBES 16
 
