@@ -60,6 +60,11 @@ export interface AgentOptions {
   label?: string;
   /** Peer links and NAT discovery (src/traversal); without it the agent only talks to the seed. */
   traversal?: TraversalOptions;
+  /**
+   * Local ports reserved for punched program connections (src/vnet/ports.ts), announced in the port map so
+   * that other members pick their punch port there; default: the whole ip_local_port_range.
+   */
+  punchPorts?: [number, number];
 }
 
 export interface TraversalOptions {
@@ -158,6 +163,16 @@ export class Agent extends EventEmitter<AgentEvents> {
     return this.peers.sendTo(memberId, payload);
   }
 
+  /** Sends a vnet payload to the seed's relay of program connections; false when the seed is not reachable. */
+  sendToSeed(payload: Uint8Array): boolean {
+    return !!this.channel && !this.channel.isClosed && this.channel.sendMessage({ t: 'svnet', payload });
+  }
+
+  /** The seed's address as this agent reaches it (null while disconnected). */
+  seedAddressNow(): string | null {
+    return this.seedConnected ? this.seedIp : null;
+  }
+
   /** Opens (or uses) the link to a member and measures its round-trip time. */
   ping(memberId: number): Promise<{ path: PathKind; endpoint: string; rttMs: number }> {
     if (!this.peers) return Promise.reject(new Error('peer links are off in this agent'));
@@ -245,7 +260,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         priv: this.opts.priv ?? this.privCandidates(stream),
         nat: tr ? this.mapping.kind : this.opts.nat ?? 'unknown',
         lport: this.peers?.lport,
-        map: tr ? portMapOf(this.mapping) : undefined,
+        map: tr ? portMapOf(this.mapping, this.opts.punchPorts) : undefined,
         rejoin: this.self
           ? { id: this.self.id, addr: this.self.addr, name: this.self.name, maxId: this.maxId, maxAddr: this.maxAddr }
           : undefined,
@@ -353,6 +368,10 @@ export class Agent extends EventEmitter<AgentEvents> {
         break;
       case 'relay':
         this.peers?.onRelay(m, null);
+        break;
+      case 'svnet':
+        // From the seed's relay of program connections: member id 0 stands for the seed.
+        this.emit('vnet', 0, m.payload);
         break;
       case 'members':
         this.members.clear();
@@ -492,7 +511,7 @@ export function localPortRange(): [number, number] {
 }
 
 /** The port map announced at join: how the data path predicts this member's external ports. */
-export function portMapOf(m: NatMapping): PortMap {
-  const [lo, hi] = localPortRange();
+export function portMapOf(m: NatMapping, ports?: [number, number]): PortMap {
+  const [lo, hi] = ports ?? localPortRange();
   return { xor: m.xor ?? 0, offset: m.kind === 'translating' && m.xor === null ? m.offset ?? 0 : 0, lo, hi };
 }

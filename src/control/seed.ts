@@ -58,6 +58,8 @@ interface SeedState {
 
 export interface SeedEvents {
   change: [];
+  /** A broker's message for the seed's relay of program connections. */
+  svnet: [from: number, payload: Uint8Array];
 }
 
 export interface SeedStats {
@@ -278,6 +280,9 @@ export class Seed extends EventEmitter<SeedEvents> {
         break;
       case 'pong':
         break;
+      case 'svnet':
+        this.emit('svnet', entry.info.id, m.payload);
+        break;
       case 'fwd': {
         // Signalling between members (src/traversal): the seed vouches for the sender.
         if (m.to === this.selfId && this.selfSink) {
@@ -304,6 +309,17 @@ export class Seed extends EventEmitter<SeedEvents> {
       default:
         entry.channel?.close(`unexpected ${m.t} from member ${entry.info.id}`);
     }
+  }
+
+  /** Sends the seed relay's message to member `id`; false when it is not connected. */
+  sendVnet(id: number, payload: Uint8Array): boolean {
+    const e = this.members.get(id);
+    return !!e?.channel && e.channel.sendMessage({ t: 'svnet', payload });
+  }
+
+  /** A member by id. */
+  info(id: number): MemberInfo | undefined {
+    return this.members.get(id)?.info;
   }
 
   /** What the seed's own member sends "to the seed" (signalling, relay): delivered to the member it names. */

@@ -48,6 +48,16 @@ export const PUNCH_RETRY_MS = 40;
  * client's kernel reports the socket connected (getsockopt(SO_ERROR) asks without waiting).
  */
 export const REFUSE_NOTICE_MS = 50;
+/**
+ * A punch request (`open` with a port) is sent again this often until the far side answers, at most
+ * OPEN_RESENDS times: a message in flight on a peer link that is being replaced (two members opening links to
+ * each other at once keep one) can be lost. The far side handles each request once (by its id). A direct
+ * connection's announcement, which gets no answer, is sent twice for the same reason.
+ */
+export const OPEN_RESEND_MS = 400;
+export const OPEN_RESENDS = 4;
+/** How long a far side remembers the punch requests it handled (resends arrive within a few seconds). */
+const HANDLED_TTL_MS = 10_000;
 /** How long a client waits for a relay to open a port for it, before trying another relay. */
 export const RELAY_REQUEST_TIMEOUT_MS = 3_000;
 /** Relays tried for one connection. */
@@ -60,7 +70,7 @@ export type VnetMessage =
   | { k: 'open'; cid: string; vport: number; cport: number; cext: Endpoint | null; punch: number | null }
   | { k: 'result'; cid: string; errno: number }
   | { k: 'relay-req'; cid: string; to: number; vport: number; cport: number }
-  | { k: 'relay-ok'; cid: string; port: number; errno: number }
+  | { k: 'relay-ok'; cid: string; port: number; ip: string; errno: number }
   | { k: 'relay-open'; cid: string; from: number; vport: number; cport: number; relay: Endpoint; token: Uint8Array }
   | { k: 'relay-cancel'; cid: string };
 
@@ -73,8 +83,14 @@ export interface VnetNetwork {
   linkPath(id: number): PathKind | undefined;
   /** Opens (or uses) the link to member `id` and returns its path (first contact: one network round trip). */
   ensureLink(id: number): Promise<PathKind>;
+  /** Sends to member `to`; `SEED` (0) is the seed's relay. */
   send(to: number, msg: VnetMessage): void;
+  /** The seed's address as this member reaches it, when the seed can relay (null: not connected). */
+  seedIp(): string | null;
 }
+
+/** The id that stands for the seed in broker messages (member ids start at 1). */
+export const SEED = 0;
 
 /** The socket operations the broker needs (the native addon; a fake in tests). */
 export interface SocketOps {
@@ -227,11 +243,15 @@ export class Broker {
 
   private async connectViaRelay(far: MemberInfo, vport: number, localPort: number, connId: bigint): Promise<ConnectAnswer> {
     const self = this.netw.self()!;
-    const relays = this.netw
+    // Open members first (linked ones first: they spread the load), then the seed, the relay of last resort.
+    const relays: Array<{ id: number; name: string; ip: string | null }> = this.netw
       .members()
       .filter((m) => m.nat === 'open' && m.ext && m.id !== self.id && m.id !== far.id)
       .sort((a, b) => Number(!!this.netw.linkPath(b.id)) - Number(!!this.netw.linkPath(a.id)) || a.id - b.id)
-      .slice(0, RELAYS_TRIED);
+      .slice(0, RELAYS_TRIED)
+      .map((m) => ({ id: m.id, name: m.name, ip: m.ext!.ip }));
+    const seedIp = this.netw.seedIp();
+    if (seedIp) relays.push({ id: SEED, name: 'the seed', ip: seedIp });
     const cid = `${self.id}:${connId}`;
     for (const r of relays) {
       const ok = await new Promise<Extract<VnetMessage, { k: 'relay-ok' }> | null>((resolve) => {
@@ -262,7 +282,9 @@ export class Broker {
       }
       if (errno) return { errno };
       this.stat.relayed++;
-      return { errno: 0, real: { ip: r.ext!.ip, port: ok.port }, connId };
+      const ip = ok.ip && ok.ip !== '0.0.0.0' ? ok.ip : r.ip;
+      if (!ip) return { errno: E.EHOSTUNREACH };
+      return { errno: 0, real: { ip, port: ok.port }, connId };
     }
     log.info('no path to the member: no direct path and no relay answered', { member: far.name, relays: relays.length });
     return { errno: E.EHOSTUNREACH };
@@ -290,7 +312,19 @@ export class Broker {
       this.stat.direct++;
       this.outcomes.set(connId, { errno: 0, waiters: [], at: Date.now() });
     }
-    this.netw.send(m.id, { k: 'open', cid, vport, cport: localPort, cext, punch: punch || null });
+    const msg: VnetMessage = { k: 'open', cid, vport, cport: localPort, cext, punch: punch || null };
+    this.netw.send(m.id, msg);
+    let resends = 0;
+    const again = () => {
+      const o = this.outcomes.get(connId);
+      const answered = !punch ? resends >= 1 : !o || o.errno !== null;
+      if (answered || resends >= OPEN_RESENDS) return;
+      resends++;
+      log.debug('sending a connection request again', { to: m.name, cid, resends });
+      this.netw.send(m.id, msg);
+      setTimeout(again, OPEN_RESEND_MS).unref();
+    };
+    setTimeout(again, OPEN_RESEND_MS).unref();
   }
 
   /** CONNECT_RESULT: the outcome, once known or after waitMs (EINPROGRESS: not known). */
@@ -399,7 +433,14 @@ export class Broker {
   }
 
   /** The far side of a punched connection: simultaneous open from port `punch`, then the hand-off. */
+  private readonly handled = new Map<string, number>();
+
   private async punch(from: number, client: MemberInfo, msg: Extract<VnetMessage, { k: 'open' }>): Promise<void> {
+    // Each request once: it may come again (see OPEN_RESEND_MS).
+    const now = Date.now();
+    if (this.handled.has(msg.cid)) return;
+    this.handled.set(msg.cid, now);
+    for (const [cid, at] of this.handled) if (now - at > HANDLED_TTL_MS) this.handled.delete(cid);
     const reply = (errno: number) => this.netw.send(from, { k: 'result', cid: msg.cid, errno });
     if (!msg.cext || msg.punch === null) return reply(E.EHOSTUNREACH);
     log.debug('punching back toward a client', { client: client.name, from: msg.punch, to: `${msg.cext.ip}:${msg.cext.port}`, vport: msg.vport });
@@ -459,11 +500,11 @@ export class Broker {
     const client = this.byId(from);
     const far = this.byId(msg.to);
     const me = this.me();
-    const no = (errno: number) => this.netw.send(from, { k: 'relay-ok', cid: msg.cid, port: 0, errno });
+    const no = (errno: number) => this.netw.send(from, { k: 'relay-ok', cid: msg.cid, port: 0, ip: '', errno });
     if (!client?.ext || !far || !me?.ext || me.nat !== 'open') return no(E.EHOSTUNREACH);
     try {
       const { port, relayPort, token } = await this.relay.prepare(msg.cid, client.ext.ip);
-      this.netw.send(from, { k: 'relay-ok', cid: msg.cid, port, errno: 0 });
+      this.netw.send(from, { k: 'relay-ok', cid: msg.cid, port, ip: me.ext.ip, errno: 0 });
       this.netw.send(far.id, { k: 'relay-open', cid: msg.cid, from, vport: msg.vport, cport: msg.cport, relay: { ip: me.ext.ip, port: relayPort }, token });
     } catch (e) {
       log.info('cannot relay a connection', { reason: (e as Error).message });
@@ -482,10 +523,13 @@ export class Broker {
       reply(E.ECONNREFUSED);
       return cancel();
     }
+    // The seed, listening on every address, leaves it to us: the address we reach it at.
+    const relayIp = msg.relay.ip === '0.0.0.0' && relayId === SEED ? this.netw.seedIp() : msg.relay.ip;
     let fd = -1;
     try {
+      if (!relayIp) throw new Error('the seed is not reachable');
       fd = this.ops.tcpSocket();
-      if (!this.ops.connectStart(fd, msg.relay.ip, msg.relay.port)) await this.ops.connectWait(fd, PUNCH_TIMEOUT_MS);
+      if (!this.ops.connectStart(fd, relayIp, msg.relay.port)) await this.ops.connectWait(fd, PUNCH_TIMEOUT_MS);
       fs.writeSync(fd, msg.token);
     } catch (e) {
       if (fd >= 0) this.ops.close(fd);

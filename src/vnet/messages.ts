@@ -7,7 +7,7 @@
  * | `open` | `cid`, `vport`, `cport`, `cext` (endpoint or null), `punch` (port or null) | a program of the sender connects to the receiver's `vport` from its virtual port `cport`, its socket seen at `cext`; with `punch`, bind that port and connect to `cext` (simultaneous open) |
  * | `result` | `cid`, `errno` | the outcome of a punched or relayed connection (0, ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH) |
  * | `relay-req` | `cid`, `to`, `vport`, `cport` | to an `open` member: relay a connection from the sender to member `to` |
- * | `relay-ok` | `cid`, `port`, `errno` | the relay's answer: the port the client's program connects to |
+ * | `relay-ok` | `cid`, `port`, `ip`, `errno` | the relay's answer: where the client's program connects (`ip` empty: the address the client reaches the relay at) |
  * | `relay-open` | `cid`, `from`, `vport`, `cport`, `relay`, `token` (16 bytes) | to the far member: connect to the relay, send the token, hand the socket to the program on `vport` |
  * | `relay-cancel` | `cid` | to the relay: the far member refused (nothing listens): reset the client's half |
  */
@@ -56,8 +56,10 @@ export function decodeVnet(bytes: Uint8Array): VnetMessage {
       return { k: 'result', cid: v.cid, errno: errno() };
     case 'relay-req':
       return { k: 'relay-req', cid: v.cid, to: member(v.to, 'to'), vport: port(v.vport, 'vport') as number, cport: port(v.cport, 'cport') as number };
-    case 'relay-ok':
-      return { k: 'relay-ok', cid: v.cid, port: port(v.port, 'port') as number, errno: errno() };
+    case 'relay-ok': {
+      const ip = v.ip === undefined || v.ip === '' ? '' : (endpoint({ ip: v.ip, port: 0 }) as Endpoint).ip;
+      return { k: 'relay-ok', cid: v.cid, port: port(v.port, 'port') as number, ip, errno: errno() };
+    }
     case 'relay-open': {
       const relay = endpoint(v.relay);
       if (!relay) throw new Error('relay: expected an endpoint');

@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Broker, type VnetNetwork } from './broker';
+import { Broker, SEED, type VnetNetwork } from './broker';
 import { encodeVnet, decodeVnet } from './messages';
 import { ShimServer } from '../ipc/shim-server';
 import type { Agent } from '../control/agent';
@@ -35,7 +35,7 @@ interface NativeApi {
   SHIM_PATH: string;
 }
 
-function loadNative(): NativeApi {
+export function loadNative(): NativeApi {
   // The repository's native/ (this file runs from dist/src/vnet).
   return require(path.resolve(__dirname, '../../../native')) as NativeApi;
 }
@@ -54,6 +54,10 @@ export interface VnetHost {
   sendTo(id: number, payload: Uint8Array): Promise<void>;
   onVnet(fn: (from: number, payload: Uint8Array) => void): void;
   onChange(fn: () => void): void;
+  /** Sends to the seed's relay (false: not connected). */
+  sendToSeed(payload: Uint8Array): boolean;
+  /** The seed's address as this member reaches it (null: not connected). */
+  seedIp(): string | null;
 }
 
 /** An Agent as a VnetHost. */
@@ -74,6 +78,8 @@ export function agentHost(agent: Agent): VnetHost {
     sendTo: (id, payload) => agent.sendTo(id, payload),
     onVnet: (fn) => agent.on('vnet', fn),
     onChange: (fn) => agent.on('change', fn),
+    sendToSeed: (payload) => agent.sendToSeed(payload),
+    seedIp: () => agent.seedAddressNow(),
   };
 }
 
@@ -86,8 +92,13 @@ function brokerNetwork(host: VnetHost): VnetNetwork {
     linkPath: (id) => host.linkPath(id),
     ensureLink: async (id) => (await host.ping(id)).path,
     send: (to, msg) => {
+      if (to === SEED) {
+        if (!host.sendToSeed(encodeVnet(msg))) log.info('the seed is not reachable for a relayed connection');
+        return;
+      }
       host.sendTo(to, encodeVnet(msg)).catch((e: Error) => log.info('cannot reach a member for a connection', { to, reason: e.message }));
     },
+    seedIp: () => host.seedIp(),
   };
 }
 

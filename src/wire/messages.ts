@@ -93,7 +93,9 @@ export type Message =
    */
   | { t: 'relay'; peer: number; sid: number; data: Uint8Array; end: boolean; hop: boolean }
   /** An opaque payload of the virtual-network layer. */
-  | { t: 'vnet'; payload: Uint8Array };
+  | { t: 'vnet'; payload: Uint8Array }
+  /** A broker's message to or from the seed's relay of program connections (src/vnet/seed-relay.ts). */
+  | { t: 'svnet'; payload: Uint8Array };
 
 export type MessageType = Message['t'];
 
@@ -270,6 +272,7 @@ export function decodeMessage(bytes: Uint8Array): Message {
     case 'relay':
       return { t, peer: int(v, 'peer', 1), sid: int(v, 'sid'), data: blob(v, 'data', MAX_PAYLOAD), end: v.end === true, hop: v.hop === true };
     case 'vnet':
+    case 'svnet':
       return { t, payload: blob(v, 'payload', MAX_PAYLOAD) };
     default:
       throw new MessageError(`unknown message type ${JSON.stringify(t)}`);

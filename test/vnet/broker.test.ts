@@ -30,6 +30,7 @@ async function twoMembers(natOfB: NatKind) {
       predictOwn: (p) => ({ ip: '127.0.0.1', port: p }),
       linkPath: () => undefined,
       ensureLink: async () => 'direct',
+      seedIp: () => null,
       send: (to: number, msg: VnetMessage) => setImmediate(() => nodes.find((n) => n.info.id === to)!.broker.onMessage(info.id, msg)),
     };
     const broker = new Broker(netw, native());
@@ -135,7 +136,7 @@ except OSError as e:
 test('names and services resolve through the agent, rotating', (t) => {
   const infos = [1, 2, 3].map((id) => ({ id, name: `n${id}`, addr: `100.96.0.${id}`, services: id > 1 ? ['web'] : [], ext: null, priv: [], lport: 0, nat: 'open' as const, key: new Uint8Array(32) }));
   const broker = new Broker(
-    { self: () => infos[0], members: () => infos, predictOwn: () => null, linkPath: () => undefined, ensureLink: async () => 'direct' as const, send: () => undefined },
+    { self: () => infos[0], members: () => infos, predictOwn: () => null, linkPath: () => undefined, ensureLink: async () => 'direct' as const, seedIp: () => null, send: () => undefined },
     native(),
   );
   t.deepEqual(broker.resolve('n2.boxer'), ['100.96.0.2']);

@@ -62,3 +62,28 @@ lt.test('every ordered pair connects by name with verified bytes and agreeing vi
     await net.stop();
   }
 });
+
+lt.serial('a network of functions only: connections without a direct path are relayed by the seed', async (t, lab) => {
+  t.timeout(4 * 60_000);
+  const net = new LabNet(lab);
+  const members = ['fr', 'fp', 'fsa', 'fsb'];
+  try {
+    await net.startSeed();
+    const ms = members.map((n) => net.member(n, n, members.length, ['python3', `${PROGRAMS}/mesh.py`], { env: { MESH_PORT: '7001' } }));
+    await Promise.all(ms.map((m) => net.waitFor(m, /^DONE$/m)));
+    const results = ms.flatMap((m) =>
+      m
+        .out()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as MeshResult),
+    );
+    const failures = results.filter((r) => !r.ok).map((r) => `${r.from} -> ${r.to}: ${r.err ?? `client ${r.local}, server saw ${r.seen_as}`}`);
+    t.is(results.length, 12);
+    t.deepEqual(failures, [], failures.join('\n'));
+    const fr = (await net.status('fr')) as { vnet: { connections: Record<string, number> } };
+    t.is(fr.vnet.connections.relayed, 3, 'every connection from the random NAT went through the seed');
+  } finally {
+    await net.stop();
+  }
+});

@@ -1,5 +1,5 @@
 /** `boxer run`: join, wait for the barrier, run CMD with its place in the network in its environment. */
-import { Agent } from '../../control/agent';
+import { Agent, localPortRange } from '../../control/agent';
 import { parseHostPort, networkKeys } from './common';
 import { readSecret } from '../secret';
 import { checkName } from '../../control/names';
@@ -9,7 +9,8 @@ import { BoxerError } from '../../util/errors';
 import { logger } from '../../util/log';
 import { nativeIo } from '../../traversal/io';
 import { pingReply } from '../member';
-import { VirtualNetwork, agentHost } from '../../vnet/service';
+import { VirtualNetwork, agentHost, loadNative } from '../../vnet/service';
+import { PunchPorts } from '../../vnet/ports';
 
 const log = logger('run');
 
@@ -35,7 +36,10 @@ export async function runCommandCli(a: RunArgs): Promise<void> {
   if (a.nodes !== undefined && !(Number.isInteger(a.nodes) && a.nodes >= 1)) throw new BoxerError('USAGE', '--nodes: expected a whole number of members, at least 1');
   const secret = readSecret(a.secretFile);
   const { psk, keys } = await networkKeys(secret);
+  // Ports for the far ends of punched program connections, held before we announce them at join.
+  const punchPorts = a.shim === false ? null : PunchPorts.reserve(loadNative(), localPortRange());
   const agent = new Agent({
+    punchPorts: punchPorts?.range,
     seedHost: host,
     seedPort: port,
     psk,
@@ -70,6 +74,7 @@ export async function runCommandCli(a: RunArgs): Promise<void> {
     leaving = true;
     await agent.leave();
     await vnet?.close();
+    punchPorts?.close();
     await member.close();
   };
 

@@ -7,6 +7,7 @@ import { checkName } from '../../control/names';
 import { LocalMember, type MemberView } from '../member';
 import { runMemberCommand } from '../process';
 import { VirtualNetwork } from '../../vnet/service';
+import { SeedRelay } from '../../vnet/seed-relay';
 import { runtimeDir } from '../../util/paths';
 import { parseCidr } from '../../control/addresses';
 import { DiscoveryServer } from '../../traversal/discovery';
@@ -44,6 +45,8 @@ export async function seedCommand(a: SeedArgs): Promise<void> {
   });
   const bound = await seed.listen(host, port);
   const where = `${bound.address}:${bound.port}`;
+  // The relay of last resort for program connections (no open member to relay through).
+  const seedRelay = new SeedRelay(seed, host === '0.0.0.0' ? null : host);
   const discovery = new DiscoveryServer({ psk, keys });
   let dport: number;
   if (a.discoveryPort !== undefined) {
@@ -72,6 +75,7 @@ export async function seedCommand(a: SeedArgs): Promise<void> {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
+    seedRelay.close();
     await discovery.close();
     await seed.close();
     return;
@@ -109,6 +113,9 @@ export async function seedCommand(a: SeedArgs): Promise<void> {
     sendTo: (id, payload) => peers.sendTo(id, payload),
     onVnet: (fn) => peers.on('vnet', fn),
     onChange: (fn) => seed.on('change', fn),
+    // The seed's own member relays through its own broker (it is open); it needs no seed relay.
+    sendToSeed: () => false,
+    seedIp: () => null,
   });
   const member = new LocalMember(view, where);
   await member.start();
@@ -117,6 +124,7 @@ export async function seedCommand(a: SeedArgs): Promise<void> {
   await vnet.close();
   await member.close();
   await peers.close();
+  seedRelay.close();
   await discovery.close();
   await seed.close();
   process.exit(code);
