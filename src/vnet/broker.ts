@@ -213,7 +213,10 @@ export class Broker {
     const far = this.member(vaddr);
     if (!far) return { errno: E.EHOSTUNREACH };
     let r = this.route(far);
-    if (r.kind === 'agent' && !this.netw.linkPath(far.id)) {
+    // Behind our own NAT, the route depends on whether the LAN reaches it: the link's path says.
+    const me = this.me();
+    const sameNat = !!me?.ext && me.ext.ip === far.ext?.ip;
+    if (r.kind === 'agent' && sameNat && !this.netw.linkPath(far.id)) {
       try {
         await this.netw.ensureLink(far.id);
       } catch (e) {
