@@ -32,7 +32,7 @@ export interface Config {
 
 export function config(quick: boolean): Config {
   return quick
-    ? { quick, tputReps: 2, tputSeconds: 2, latReps: 1, rttN: 1000, ttfbN: 200, aggSenders: [1, 2, 4, 8, 16, 32], aggReps: 1, aggSeconds: 2, joinSizes: [8, 32, 64], joinReps: 1, connectN: 1000, connectReps: 1, idleSeconds: 3 }
+    ? { quick, tputReps: 1, tputSeconds: 1, latReps: 1, rttN: 300, ttfbN: 100, aggSenders: [1, 8, 32], aggReps: 1, aggSeconds: 1, joinSizes: [8, 64], joinReps: 1, connectN: 300, connectReps: 1, idleSeconds: 2 }
     : { quick, tputReps: 5, tputSeconds: 10, latReps: 3, rttN: 1000, ttfbN: 1000, aggSenders: [1, 2, 4, 8, 16, 32], aggReps: 3, aggSeconds: 5, joinSizes: [8, 32, 64], joinReps: 5, connectN: 1000, connectReps: 3, idleSeconds: 10 };
 }
 
@@ -54,7 +54,7 @@ export const CONN_TYPES: ConnType[] = [
   { id: 'vm-to-fn', label: 'VM-to-function', client: 'vm1', server: 'fp', native: false, baselines: ['fn-to-vm'], metrics: ALL },
   { id: 'fn-to-vm', label: 'function-to-VM', client: 'fp', server: 'vm1', native: true, baselines: [], metrics: ALL },
   { id: 'vm-to-vm', label: 'VM-to-VM', client: 'vm1', server: 'vm2', native: true, baselines: [], metrics: ALL },
-  { id: 'fn-to-fn-hairpin', label: 'function-to-function, same NAT (hairpin)', client: 'fsa', server: 'fsb', native: false, baselines: ['fn-to-vm'], metrics: ['throughput'] },
+  { id: 'fn-to-fn-hairpin', label: 'function-to-function, same NAT, no LAN (relayed)', client: 'fsa', server: 'fsb', native: false, baselines: ['fn-to-vm'], metrics: ['throughput'] },
   { id: 'fn-to-fn-translating', label: 'function-to-function, translating NAT', client: 'fta', server: 'fp', native: false, baselines: ['fn-to-vm'], metrics: ['throughput'] },
   { id: 'fn-to-fn-lan', label: 'function-to-function, shared LAN', client: 'fla', server: 'flb', native: false, baselines: ['fn-to-vm'], metrics: ['throughput'] },
   { id: 'fn-to-fn-relay', label: 'function-to-function through the relay (random NAT)', client: 'fr', server: 'fp', native: false, baselines: ['fn-to-vm'], metrics: ['throughput'] },
