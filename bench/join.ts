@@ -30,31 +30,25 @@ function countingConnector(c: Counter): Connector {
     new Promise((resolve, reject) => {
       const sock = net.connect({ host, port });
       sock.setNoDelay(true);
-      let pending = Buffer.alloc(0);
-      const countFrames = (d: Buffer) => {
-        pending = Buffer.concat([pending, d]);
-        while (pending.length >= 4) {
-          const len = pending.readUInt32BE(0);
-          if (pending.length < 4 + len) break;
-          c.frames++;
-          pending = pending.subarray(4 + len);
-        }
+      // Frames are u32 length-prefixed: count them in each direction as the bytes go by.
+      const frameCounter = () => {
+        let pending = Buffer.alloc(0);
+        return (d: Buffer) => {
+          c.bytes += d.length;
+          pending = Buffer.concat([pending, d]);
+          while (pending.length >= 4) {
+            const len = pending.readUInt32BE(0);
+            if (pending.length < 4 + len) break;
+            c.frames++;
+            pending = pending.subarray(4 + len);
+          }
+        };
       };
-      sock.on('data', (d: Buffer) => {
-        c.bytes += d.length;
-        countFrames(d);
-      });
+      sock.on('data', frameCounter());
+      const countOut = frameCounter();
       const write = sock.write.bind(sock);
-      let outPending = Buffer.alloc(0);
       sock.write = ((chunk: Buffer, ...rest: never[]) => {
-        c.bytes += chunk.length;
-        outPending = Buffer.concat([outPending, chunk]);
-        while (outPending.length >= 4) {
-          const len = outPending.readUInt32BE(0);
-          if (outPending.length < 4 + len) break;
-          c.frames++;
-          outPending = outPending.subarray(4 + len);
-        }
+        countOut(chunk);
         return write(chunk, ...rest);
       }) as typeof sock.write;
       sock.once('error', reject);

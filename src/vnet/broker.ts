@@ -353,6 +353,15 @@ export class Broker {
     const key = `${peer.ip}:${peer.port}`;
     let exp = this.expected.get(key);
     if (!exp) {
+      // An `open` member (no NAT: its port is its own) alone at that address needs no announcement: answer at
+      // once, so a connection from it costs no wait (time to first byte close to native).
+      const at = this.netw.members().filter((m) => m.ext?.ip === peer.ip);
+      if (at.length === 1 && at[0].nat === 'open' && !isLoopback(peer.ip)) {
+        this.expected.delete(key);
+        return { errno: 0, vaddr: at[0].addr, vport: peer.port };
+      }
+    }
+    if (!exp) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, isLoopback(peer.ip) ? LOOPBACK_ANNOUNCE_WAIT_MS : ANNOUNCE_WAIT_MS);
         const list = this.expectWaiters.get(key) ?? [];

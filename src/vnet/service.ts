@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Broker, SEED, type VnetNetwork } from './broker';
+import { Broker, SEED, type SocketOps, type VnetNetwork } from './broker';
 import { encodeVnet, decodeVnet } from './messages';
 import { ShimServer } from '../ipc/shim-server';
 import type { Agent } from '../control/agent';
@@ -24,13 +24,8 @@ export const PREWARM_CONCURRENCY = 4;
 /** How long `boxer run` waits for the program's shim to report in before it warns that it did not load. */
 export const SHIM_REPORT_WAIT_MS = 3_000;
 
-interface NativeApi {
-  tcpSocket(): number;
-  bind(fd: number, ip: string, port: number): void;
-  connectStart(fd: number, ip: string, port: number): boolean;
-  connectWait(fd: number, timeoutMs: number): Promise<void>;
-  setLinger0(fd: number): void;
-  close(fd: number): void;
+/** The part of the native addon (native/index.d.ts) the virtual network uses. */
+interface NativeApi extends SocketOps {
   sendFd(unixFd: number, fd: number, data: Buffer): number;
   SHIM_PATH: string;
 }
