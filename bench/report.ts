@@ -229,7 +229,7 @@ export function markdown(r: Results, chartFiles: string[]): string {
   L.push('```sh');
   L.push('npm run build            # the agent, the shim and the addon (make -C native bench for connect_latency)');
   L.push('npm run bench -- --quick # under two minutes; writes bench/results.json, docs/benchmarks.md, docs/bench/*.svg');
-  L.push('npm run bench            # the full run: more repetitions, 10 s iperf3 runs, 1000 TTFB connections');
+  L.push('npm run bench            # the full run: more repetitions, 5 s iperf3 runs, 1000 TTFB connections');
   L.push('cp bench/results.json /tmp/old.json; npm run bench -- --compare /tmp/old.json   # per-figure change');
   L.push('npm run bench -- --out /tmp/new.json --no-docs                                  # results elsewhere, docs untouched');
   L.push('```');
