@@ -171,7 +171,8 @@ out(v6=v6)
     const [a, b] = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
     t.is(a.refused[0], 'ECONNREFUSED');
     t.is(a.unreach[0], 'EHOSTUNREACH');
-    t.true(a.refused[1] < 1 && a.unreach[1] < 1);
+    // Promptly: no SYN timeout and no channel timeout (bounds only against hangs: the machine is shared).
+    t.true(a.refused[1] < 3 && a.unreach[1] < 3, JSON.stringify(a));
     t.is(b.v6, 'EHOSTUNREACH');
   });
 });
