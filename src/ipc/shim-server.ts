@@ -17,7 +17,8 @@ const log = logger('shim-ipc');
 const E = os.constants.errno;
 
 export const MSG = { HELLO: 1, CONNECT: 2, CONNECT_RESULT: 3, LISTEN: 4, UNLISTEN: 5, ACCEPTED: 6, RESOLVE: 7, CONNECTING: 8 } as const;
-const HEADER = 12;
+/** Size of every message's header. */
+export const HEADER = 12;
 /** Largest message either way (docs/shim-protocol.md). */
 const MAX_MESSAGE = 4096;
 /** Longest a CONNECT_RESULT may ask the agent to wait (the shim's own IPC timeout is 2 s). */
@@ -30,13 +31,15 @@ export interface FdSender {
   close(fd: number): void;
 }
 
-function ipBytes(ip: string): Buffer {
+/** An IPv4 address as 4 bytes in network order (the channel's address encoding). */
+export function ipBytes(ip: string): Buffer {
   return Buffer.from(ip.split('.').map(Number));
 }
-function ipAt(b: Buffer, off: number): string {
+export function ipAt(b: Buffer, off: number): string {
   return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
 }
-function frame(type: number, id: number, body: Buffer, flags = 0): Buffer {
+/** One message: header (len, type, flags, request id), then the body. */
+export function frame(type: number, id: number, body: Buffer, flags = 0): Buffer {
   const h = Buffer.alloc(HEADER);
   h.writeUInt32LE(HEADER + body.length, 0);
   h.writeUInt16LE(type, 4);

@@ -19,11 +19,15 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { native, tmpDir } from './helpers';
+import { MSG, HEADER, frame, ipBytes, ipAt } from '../../src/ipc/shim-server';
 
 const E = os.constants.errno;
 
-export const MSG = { HELLO: 1, CONNECT: 2, CONNECT_RESULT: 3, LISTEN: 4, UNLISTEN: 5, ACCEPTED: 6, RESOLVE: 7, CONNECTING: 8 } as const;
-const HDR = 12;
+// The channel's framing is the real agent's (src/ipc/shim-server.ts); what the fake does with requests is its own.
+export { MSG };
+const HDR = HEADER;
+const ipToBytes = ipBytes;
+const bytesToIp = ipAt;
 
 export interface LogEntry {
   member: string;
@@ -50,21 +54,6 @@ export interface Member {
   ports: Map<number, number>;
 }
 
-function ipToBytes(ip: string): Buffer {
-  return Buffer.from(ip.split('.').map(Number));
-}
-function bytesToIp(b: Buffer, off: number): string {
-  return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
-}
-
-function frame(type: number, id: number, body: Buffer, flags = 0): Buffer {
-  const h = Buffer.alloc(HDR);
-  h.writeUInt32LE(HDR + body.length, 0);
-  h.writeUInt16LE(type, 4);
-  h.writeUInt16LE(flags, 6);
-  h.writeUInt32LE(id, 8);
-  return Buffer.concat([h, body]);
-}
 
 interface Handoff {
   fd: number;
