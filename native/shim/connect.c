@@ -11,7 +11,9 @@
  *         answers at once (one local round trip).
  *     Then the kernel connect. Non-blocking: the kernel's EINPROGRESS is returned (no network wait); SO_ERROR
  *     (sockopt.c) reports the outcome. Blocking: after the kernel connect returns, CONNECT_RESULT gives the
- *     virtual outcome (ECONNREFUSED when nothing listens on the far port). SO_SNDTIMEO expiry and EINTR give
+ *     virtual outcome (ECONNREFUSED when nothing listens on the far port), except on a `direct` route, where
+ *     the program's socket reaches the far program's own listener and the kernel's outcome is the virtual
+ *     one: no round trip to the agent. SO_SNDTIMEO expiry and EINTR give
  *     the kernel's EINPROGRESS / EINTR, and the connect goes on.
  * Returns 0, or -1 with errno (docs/shim-protocol.md, "Errors the program sees"); addresses outside the
  * virtual network and non-TCP sockets pass through untouched. */
@@ -165,7 +167,7 @@ static int route_decide(uint32_t ip, uint16_t port, struct route *r, uint32_t *r
 static int connect_remote(int fd, struct vsock *v, uint32_t ip, uint16_t port)
 {
 	int nonblock = (REAL(fcntl)(fd, F_GETFL) & O_NONBLOCK) != 0;
-	struct route route;
+	struct route route = {0};
 	uint32_t real_ip = 0;
 	uint16_t real_port = 0, punch = 0;
 	int decided = route_decide(ip, port, &route, &real_ip, &real_port, &punch);
@@ -217,6 +219,7 @@ static int connect_remote(int fd, struct vsock *v, uint32_t ip, uint16_t port)
 	v->conn_id = conn_id;
 	v->real_ip = real_ip;
 	v->real_port = real_port;
+	v->direct = decided == 1 && route.kind == ROUTE_DIRECT;
 	fdt_set(fd, v);
 
 	int rc = real_connect_to(fd, v->family, real_ip, real_port);
@@ -231,7 +234,7 @@ static int connect_remote(int fd, struct vsock *v, uint32_t ip, uint16_t port)
 		return 0;
 	}
 	/* The kernel's connect ended: the agent may know the virtual outcome (e.g. nothing listens there). */
-	int verr = connect_result(conn_id, rc == 0 ? SHIM_CONNECT_RESULT_WAIT_MS : 0);
+	int verr = v->direct ? 0 : connect_result(conn_id, rc == 0 ? SHIM_CONNECT_RESULT_WAIT_MS : 0);
 	v->state = VS_DONE;
 	fdt_set(fd, v);
 	if (verr) {

@@ -1,6 +1,7 @@
 /* getsockopt(SO_ERROR) on a socket whose virtual connect is pending: once the kernel's connect has ended,
  * the agent's CONNECT_RESULT (asked without waiting) gives the virtual outcome (ECONNREFUSED when nothing
- * listens on the far port, ETIMEDOUT when the member died); else the kernel's error. While the connect is
+ * listens on the far port, ETIMEDOUT when the member died); else the kernel's error. On a `direct` route
+ * (connect.c) the kernel's error is the outcome and the agent is not asked. While the connect is
  * still in progress it returns 0 without asking. setsockopt(SO_KEEPALIVE) marks the socket so the shim
  * leaves keepalive to the program. Everything else passes through. Returns 0, or -1 with errno. */
 #define _GNU_SOURCE
@@ -34,12 +35,14 @@ int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 			goto out;
 		}
 	}
-	uint8_t body[16], reply[16];
-	size_t n = body_connect_result(body, v.conn_id, 0);
-	int32_t verr;
-	if (ipc_request(MSG_CONNECT_RESULT, body, n, reply, sizeof reply, &n, NULL) == 0 &&
-	    parse_errno_reply(reply, n, &verr) == 0 && verr != 0 && verr != EINPROGRESS)
-		kerr = verr;
+	if (!v.direct) {
+		uint8_t body[16], reply[16];
+		size_t n = body_connect_result(body, v.conn_id, 0);
+		int32_t verr;
+		if (ipc_request(MSG_CONNECT_RESULT, body, n, reply, sizeof reply, &n, NULL) == 0 &&
+		    parse_errno_reply(reply, n, &verr) == 0 && verr != 0 && verr != EINPROGRESS)
+			kerr = verr;
+	}
 	errno = saved;
 	if (fdt_get(fd, &v) && v.state == VS_PENDING) {
 		v.state = VS_DONE;

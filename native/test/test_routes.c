@@ -78,6 +78,23 @@ int main(void)
 		CHECK(routes_find(&t, a) == NULL);
 	CHECK(routes_find(&t, 0) == NULL && routes_find(&t, 0xffffffff) == NULL);
 	CHECK(routes_parse("", 0, &t) == 0 && routes_find(&t, 0x64600002) == NULL);
+	/* Naming an accepted connection by its source address: one direct line alone at that address. */
+	const char *peers = "a 100.96.0.2 direct 203.0.113.9 0 0 0 0\n"   /* a VM alone at its address */
+			    "b 100.96.0.3 direct 10.0.0.5 0 0 0 0\n"      /* a LAN member, private address */
+			    "c 100.96.0.4 agent 10.0.0.5 0 0 0 0\n"       /* ... and another member there */
+			    "d 100.96.0.5 punch 198.51.100.7 0 0 1 9\n"   /* behind a NAT */
+			    "e 100.96.0.6 direct 192.0.2.1 0 0 0 0\n"     /* two agents on one VM */
+			    "f 100.96.0.7 direct 192.0.2.1 0 0 0 0\n"
+			    "g 100.96.0.8 self 203.0.113.10 0 0 0 0\n"    /* this member */
+			    "h 100.96.0.9 direct 203.0.113.10 0 0 0 0\n"; /* ... and another at our address */
+	CHECK(routes_parse(peers, strlen(peers), &t) == 8);
+	CHECK((r = routes_find_peer(&t, 0xcb007109)) && r->vaddr == 0x64600002);
+	CHECK(routes_find_peer(&t, 0x0a000005) == NULL);  /* ambiguous */
+	CHECK(routes_find_peer(&t, 0xc6336407) == NULL);  /* not direct: the NAT's address */
+	CHECK(routes_find_peer(&t, 0xc0000201) == NULL);  /* two members */
+	CHECK(routes_find_peer(&t, 0xcb00710a) == NULL);  /* shares our own address */
+	CHECK(routes_find_peer(&t, 0x01020304) == NULL);  /* nobody */
+	CHECK(routes_find_peer(&t, 0) == NULL);
 	/* len bounds the text: the second line is not seen */
 	const char *two = "a 100.96.0.2 none 0 0 0 0 0\nb 100.96.0.3 none 0 0 0 0 0\n";
 	CHECK(routes_parse(two, 28, &t) == 1 && routes_find(&t, 0x64600003) == NULL);
@@ -171,10 +188,12 @@ int main(void)
 	CHECK(routes_lookup_file(path, 0x64600003, &out) == 0);
 	write_file(path, "a 100.96.0.2 direct 127.0.0.1 0 0 0 0\n"); /* same size: the inode tells */
 	CHECK(routes_lookup_file(path, 0x64600002, &out) == 1 && out.kind == ROUTE_DIRECT && out.ip == 0x7f000001);
+	CHECK(routes_peer_file(path, 0x7f000001, &out) == 1 && out.vaddr == 0x64600002);
 	FILE *f = fopen(path, "a"); /* in place: size and mtime change */
 	fputs("b 100.96.0.3 punch 127.0.0.1 0 0 5000 5001\n", f);
 	fclose(f);
 	CHECK(routes_lookup_file(path, 0x64600003, &out) == 1 && out.kind == ROUTE_PUNCH && out.lo == 5000);
+	CHECK(routes_peer_file(path, 0x7f000001, &out) == 0); /* two members at 127.0.0.1 */
 	unlink(path); /* a failed read keeps the last good table */
 	CHECK(routes_lookup_file(path, 0x64600003, &out) == 1 && out.kind == ROUTE_PUNCH);
 	mkdir(path, 0700); /* a directory at the path: open works, read fails */

@@ -129,6 +129,8 @@ export interface BrokerStats {
   relayed: number;
   refused: number;
   handedOff: number;
+  /** ACCEPTED requests: accepted connections the shim could not name from its route table. */
+  acceptsAsked: number;
 }
 
 function isLoopback(ip: string): boolean {
@@ -150,7 +152,7 @@ export class Broker {
   readonly relay = new DataRelay();
   private nextConn = 1n;
   private readonly rotation = new Map<string, number>();
-  private readonly stat = { connects: 0, direct: 0, punched: 0, relayed: 0, refused: 0 };
+  private readonly stat = { connects: 0, direct: 0, punched: 0, relayed: 0, refused: 0, acceptsAsked: 0 };
   /** Programs whose shim reported in (pid -> program name). */
   readonly shims = new Map<number, string>();
   private readonly sweeper: NodeJS.Timeout;
@@ -200,7 +202,7 @@ export class Broker {
 
   /** The route table for the shim (rewritten by the caller whenever members or links change). */
   routes(): string {
-    return formatRoutes(this.netw.members().map((m) => ({ id: m.id, addr: m.addr, route: this.route(m) })));
+    return formatRoutes(this.netw.members().map((m) => ({ id: m.id, addr: m.addr, route: this.route(m), ext: m.ext?.ip })));
   }
 
   /**
@@ -295,7 +297,11 @@ export class Broker {
 
   /**
    * CONNECTING: the shim connected from the route table (or we answered CONNECT): tell the far member, so that
-   * it names the connection (direct) or punches back from port `punch` (punched).
+   * it names the connection (direct) or punches back from port `punch` (punched). A direct connection's
+   * outcome is the kernel's (the program's socket reaches the far program's listener), so none is kept; and
+   * when we are an `open` member alone at our address, the far side names the connection from its own route
+   * table (or its broker from the member list), so it is not announced at all: a direct connection then costs
+   * the agents nothing.
    */
   connecting(far: MemberInfo | string, vport: number, localPort: number, real: Endpoint, punch: number, connId: bigint): void {
     const self = this.netw.self();
@@ -305,16 +311,16 @@ export class Broker {
     const me = this.me();
     let cext: Endpoint | null;
     const overLan = !!me?.ext && me.ext.ip === m.ext?.ip && m.priv.some((p) => p.ip === real.ip) && me.priv.length > 0;
-    if (overLan) cext = { ip: me!.priv[0].ip, port: localPort };
-    else cext = this.netw.predictOwn(localPort) ?? (punch ? null : { ip: me?.ext?.ip ?? '0.0.0.0', port: 0 });
-    if (punch) {
+    if (!punch) {
+      this.stat.direct++;
+      if (!overLan && me && this.namedByAddress(me)) return;
+    } else {
       this.stat.punched++;
       this.outcomes.set(connId, { errno: null, waiters: [], at: Date.now() });
       this.byCid.set(cid, connId);
-    } else {
-      this.stat.direct++;
-      this.outcomes.set(connId, { errno: 0, waiters: [], at: Date.now() });
     }
+    if (overLan) cext = { ip: me!.priv[0].ip, port: localPort };
+    else cext = this.netw.predictOwn(localPort) ?? (punch ? null : { ip: me?.ext?.ip ?? '0.0.0.0', port: 0 });
     const msg: VnetMessage = { k: 'open', cid, vport, cport: localPort, cext, punch: punch || null };
     this.netw.send(m.id, msg);
     let resends = 0;
@@ -328,6 +334,13 @@ export class Broker {
       setTimeout(again, OPEN_RESEND_MS).unref();
     };
     setTimeout(again, OPEN_RESEND_MS).unref();
+  }
+
+  /** Whether a connection straight from member `m` is known by its address alone: `m` is `open` and no other member is at its public address. */
+  private namedByAddress(m: MemberInfo): boolean {
+    if (m.nat !== 'open' || !m.ext || isLoopback(m.ext.ip)) return false;
+    const ip = m.ext.ip;
+    return this.netw.members().filter((x) => x.ext?.ip === ip).length === 1;
   }
 
   /** CONNECT_RESULT: the outcome, once known or after waitMs (EINPROGRESS: not known). */
@@ -346,6 +359,7 @@ export class Broker {
 
   /** ACCEPTED: who the program's new connection is from; for a punched or relayed one, the real socket. */
   async accepted(_listenPort: number, peer: Endpoint): Promise<AcceptAnswer> {
+    this.stat.acceptsAsked++;
     if (isLoopback(peer.ip)) {
       const h = await this.handoffs.claim(peer.port);
       if (h) return { errno: 0, vaddr: h.vaddr, vport: h.vport, fd: h.fd };
@@ -355,11 +369,8 @@ export class Broker {
     if (!exp) {
       // An `open` member (no NAT: its port is its own) alone at that address needs no announcement: answer at
       // once, so a connection from it costs no wait (time to first byte close to native).
-      const at = this.netw.members().filter((m) => m.ext?.ip === peer.ip);
-      if (at.length === 1 && at[0].nat === 'open' && !isLoopback(peer.ip)) {
-        this.expected.delete(key);
-        return { errno: 0, vaddr: at[0].addr, vport: peer.port };
-      }
+      const at = this.netw.members().find((m) => m.ext?.ip === peer.ip);
+      if (at && this.namedByAddress(at)) return { errno: 0, vaddr: at.addr, vport: peer.port };
     }
     if (!exp) {
       await new Promise<void>((resolve) => {

@@ -49,17 +49,22 @@ export function decideRoute(me: MemberInfo | undefined, far: MemberInfo, link: P
   return { kind: 'agent' };
 }
 
-/** The route table as the shim reads it: `ID VADDR KIND IP XOR OFFSET LO HI` per member. */
-export function formatRoutes(rows: Array<{ id: number; addr: string; route: Route }>): string {
+/**
+ * The route table as the shim reads it: `ID VADDR KIND IP XOR OFFSET LO HI` per member. On `self`, `agent` and
+ * `none` lines IP is the member's public address (`ext`, when known): the shim does not connect there, but
+ * names an accepted connection from its table only when one line alone has the connection's address, and
+ * must see every member at that address to know.
+ */
+export function formatRoutes(rows: Array<{ id: number; addr: string; route: Route; ext?: string }>): string {
   return rows
-    .map(({ id, addr, route: r }) => {
+    .map(({ id, addr, route: r, ext }) => {
       switch (r.kind) {
         case 'direct':
           return `${id} ${addr} direct ${r.ip} 0 0 0 0\n`;
         case 'punch':
           return `${id} ${addr} punch ${r.ip} ${r.xor} ${r.offset} ${r.lo} ${r.hi}\n`;
         default:
-          return `${id} ${addr} ${r.kind} 0.0.0.0 0 0 0 0\n`;
+          return `${id} ${addr} ${r.kind} ${ext ?? '0.0.0.0'} 0 0 0 0\n`;
       }
     })
     .join('');

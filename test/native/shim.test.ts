@@ -425,9 +425,10 @@ n = socket.socket(); n.setblocking(False)
 rc = n.connect_ex(('${B}', ${srv.port}))
 select.select([], [n], [], 5)
 out(rc=ename(rc), err=n.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+z = socket.socket(); z.bind(('127.0.0.1', 0)); closed = z.getsockname()[1]; z.close()
 c = socket.socket()
 try:
-    c.connect(('100.96.0.4', ${srv.port})); cres = 'ok'
+    c.connect(('100.96.0.4', closed)); cres = 'ok'
 except OSError as e:
     cres = ename(e.errno)
 out(closed_member=cres)
@@ -440,8 +441,8 @@ out(closed_member=cres)
     t.deepEqual(a, { local: [A, lport], peer: [B, srv.port], reply: 'DIRECT' });
     t.deepEqual(await srv.p.json(), { addr: [A, lport], peer: [A, lport], local: [B, srv.port] });
     t.deepEqual(b, { rc: 'EINPROGRESS', err: 0 });
-    // 100.96.0.4 is no member of the fake agent: the kernel connect works (the echo server), the agent's
-    // CONNECT_RESULT says ECONNREFUSED, as for a CONNECT to a closed port.
+    // A direct route reaches the far program's own listener: the kernel's outcome is the virtual one (a
+    // closed port refuses), and the agent is never asked for it.
     t.is(c.closed_member, 'ECONNREFUSED');
     t.is(fake.messages(A, MSG.CONNECT).length, 0);
     const cg = fake.messages(A, MSG.CONNECTING);
@@ -452,7 +453,7 @@ out(closed_member=cres)
       cg.map((e) => e.connId),
       [1n, 2n, 3n].map((k) => (BigInt(pid) << 32n) | k),
     );
-    t.is(fake.messages(A, MSG.CONNECT_RESULT).length, 3); // blocking, SO_ERROR, blocking
+    t.is(fake.messages(A, MSG.CONNECT_RESULT).length, 0, 'direct: the kernel says how the connect ended');
   });
 });
 
@@ -461,7 +462,8 @@ test('request ids: a stray reply to CONNECTING and the unread HELLO reply are dr
     const mA = await fake.addMember(A);
     const srv = await startEcho(fake, B, own, { QUIET: '1' });
     fake.replyToConnecting = true;
-    fake.writeRoutes([`b ${B} direct 127.0.0.1 0 0 0 0`]);
+    // A punch route whose far port is the echo server's: a blocking connect then asks CONNECT_RESULT.
+    fake.writeRoutes([`b ${B} punch 127.0.0.1 0 0 ${srv.port} ${srv.port}`]);
     const r = await runPython(
       `${PRELUDE}
 res = []

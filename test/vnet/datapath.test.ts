@@ -24,6 +24,13 @@ function expectedPath(lab: Lab, a: string, b: string): 'direct' | 'punched' | 'r
   return 'punched';
 }
 
+/** Whether b's shim names a connection from a without asking its agent: it came straight from a VM, or over a LAN. */
+function namedFromRoutes(lab: Lab, a: string, b: string): boolean {
+  if (expectedPath(lab, a, b) !== 'direct') return false;
+  const na = lab.node(a);
+  return na.role === 'host' || na.gateway === lab.node(b).gateway;
+}
+
 interface MeshResult {
   from: string;
   to: string;
@@ -50,13 +57,16 @@ lt.test('every ordered pair connects by name with verified bytes and agreeing vi
     t.is(results.length, MEMBERS.length * (MEMBERS.length - 1));
     const failures = results.filter((r) => !r.ok).map((r) => `${r.from} -> ${r.to}: ${r.err ?? `client ${r.local}, server saw ${r.seen_as}`}`);
     t.deepEqual(failures, [], failures.join('\n'));
-    // The paths: each member's broker counts the connections it made per path.
+    // The paths: each member's broker counts the connections it made per path; and the accepted connections
+    // its shims asked it about: all but those straight from a VM (an `open` member alone at its address) or
+    // over a shared LAN, which the shim names from its route table.
     for (const a of MEMBERS) {
-      const want = { direct: 0, punched: 0, relayed: 0 };
+      const want = { direct: 0, punched: 0, relayed: 0, acceptsAsked: 0 };
       for (const b of MEMBERS) if (b !== a) want[expectedPath(lab, a, b)]++;
+      for (const c of MEMBERS) if (c !== a && !namedFromRoutes(lab, c, a)) want.acceptsAsked++;
       const st = (await net.status(a)) as { vnet: { connections: Record<string, number> } };
       const got = st.vnet.connections;
-      t.deepEqual({ direct: got.direct, punched: got.punched, relayed: got.relayed }, want, `paths of ${a}'s connections`);
+      t.deepEqual({ direct: got.direct, punched: got.punched, relayed: got.relayed, acceptsAsked: got.acceptsAsked }, want, `paths of ${a}'s connections`);
     }
   } finally {
     await net.stop();

@@ -19,6 +19,7 @@ struct vsock {
 	uint8_t has_local;       /* vlocal valid */
 	uint8_t has_peer;        /* vpeer valid */
 	uint8_t state;           /* enum vsock_state */
+	uint8_t direct;          /* connecting over a `direct` route: the kernel's outcome is the virtual one */
 	uint16_t listen_port;
 	uint32_t vlocal_ip;      /* host order */
 	uint16_t vlocal_port;    /* 0: the socket's real local port */

@@ -105,6 +105,8 @@ static int parse_line(const char *s, size_t len, struct route *r)
 	if (r->kind == ROUTE_DIRECT || r->kind == ROUTE_PUNCH) {
 		if (parse_ip(tok[3], tl[3], &r->ip) < 0 || r->ip == 0)
 			return -1;
+	} else if (parse_ip(tok[3], tl[3], &r->ip) < 0) {
+		r->ip = 0; /* informational here (routes_find_peer): a line is not dropped for it */
 	}
 	if (r->kind == ROUTE_PUNCH) {
 		if (lo < 1 || hi < lo)
@@ -166,6 +168,21 @@ const struct route *routes_find(const struct route_table *t, uint32_t vaddr)
 			hi = mid - 1;
 	}
 	return NULL;
+}
+
+const struct route *routes_find_peer(const struct route_table *t, uint32_t ip)
+{
+	const struct route *found = NULL;
+	if (ip == 0)
+		return NULL;
+	for (int i = 0; i < t->n; i++) {
+		if (t->r[i].ip != ip)
+			continue;
+		if (found)
+			return NULL; /* several members at that address: only the agent can tell them apart */
+		found = &t->r[i];
+	}
+	return found && found->kind == ROUTE_DIRECT ? found : NULL;
 }
 
 /* ---- port picking (pure) ---- */
@@ -285,7 +302,10 @@ static void reload(const char *path)
 	free(buf);
 }
 
-int routes_lookup_file(const char *path, uint32_t vaddr, struct route *out)
+/* Runs find(table, key) on the current table of the file at path (re-read when it changed); copies the route
+ * found into *out. Returns 1, or 0. Keeps errno. */
+static int lookup_file(const char *path, const struct route *(*find)(const struct route_table *, uint32_t),
+		       uint32_t key, struct route *out)
 {
 	if (!path || !path[0])
 		return 0;
@@ -294,7 +314,7 @@ int routes_lookup_file(const char *path, uint32_t vaddr, struct route *out)
 	struct stat st;
 	if (stat(path, &st) == 0 && (!cur || !same_file(&st, &cur_st) || strcmp(path, cur_path) != 0))
 		reload(path);
-	const struct route *r = cur ? routes_find(cur, vaddr) : NULL;
+	const struct route *r = cur ? find(cur, key) : NULL;
 	if (r) {
 		*out = *r;
 		found = 1;
@@ -302,6 +322,16 @@ int routes_lookup_file(const char *path, uint32_t vaddr, struct route *out)
 	pthread_mutex_unlock(&routes_lock);
 	errno = saved;
 	return found;
+}
+
+int routes_lookup_file(const char *path, uint32_t vaddr, struct route *out)
+{
+	return lookup_file(path, routes_find, vaddr, out);
+}
+
+int routes_peer_file(const char *path, uint32_t ip, struct route *out)
+{
+	return lookup_file(path, routes_find_peer, ip, out);
 }
 
 void routes_atfork_prepare(void) { pthread_mutex_lock(&routes_lock); }

@@ -1,6 +1,7 @@
 /* The route table (BOXER_ROUTES_FILE, docs/shim-protocol.md): one member per line,
  *   ID VADDR KIND IP XOR OFFSET LO HI        KIND: direct | punch | agent | none | self
- * from which connect() decides where the program's socket connects without a round trip to the agent.
+ * from which connect() decides where the program's socket connects, and accept() names a connection that came
+ * straight from a member, without a round trip to the agent.
  * Blank lines, lines starting with '#' and lines that do not parse are skipped; when a VADDR appears twice the
  * later line wins. The parser and the port picking are pure (unit-tested in native/test/test_routes.c); the
  * file cache re-reads the file when its mtime, size or inode changes (one stat per lookup), keeps the last
@@ -45,6 +46,15 @@ int routes_parse(const char *text, size_t len, struct route_table *t);
 /* The route of vaddr, or NULL (binary search). */
 const struct route *routes_find(const struct route_table *t, uint32_t vaddr);
 
+/* The member an accepted connection from real address ip (host order) comes from, when the table alone can
+ * tell: exactly one route has IP == ip, and it is `direct` (an `open` member at its own address, or a member
+ * on a shared LAN at its private one: no NAT between, so the connection's source port is its virtual port).
+ * NULL when no route has that address, or several do (members behind one NAT, or several agents on one
+ * host: only the agent can tell them apart, from their announcements), or the one that does is not direct.
+ * The agent writes a member's public address on `agent` lines too, so that such sharing is visible here.
+ * Linear in the table (an accept() of a virtual connection costs one scan, no round trip to the agent). */
+const struct route *routes_find_peer(const struct route_table *t, uint32_t ip);
+
 /* A uniform integer in [0, range) (range >= 1) from a 32-bit random source (Lemire's method, unbiased). */
 uint32_t route_uniform(uint32_t (*rnd)(void *), void *ctx, uint32_t range);
 /* The far port of a punch route: draws M uniformly in [lo, hi] until (M ^ XOR) + OFFSET (M ^ XOR on 16 bits)
@@ -59,6 +69,10 @@ uint32_t route_rand(void *ctx);
 /* Looks vaddr up in the table of the file at path (cached; re-read when the file changed). Returns 1 with
  * *out, or 0 (no such member, no path, or no table could ever be read). Keeps errno. */
 int routes_lookup_file(const char *path, uint32_t vaddr, struct route *out);
+
+/* routes_find_peer on the table of the file at path (cached as above). Returns 1 with *out, or 0. Keeps
+ * errno. */
+int routes_peer_file(const char *path, uint32_t ip, struct route *out);
 
 void routes_atfork_prepare(void);
 void routes_atfork_parent(void);
