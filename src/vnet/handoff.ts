@@ -21,6 +21,8 @@ export interface Handed {
 
 export class Handoffs {
   private readonly waiting = new Map<number, Handed>();
+  /** claim()s waiting for a wake connection's bookkeeping, by its loopback port. */
+  private readonly claimers = new Map<number, () => void>();
   private pending = 0;
   handed = 0;
 
@@ -43,6 +45,7 @@ export class Handoffs {
       wake.on('error', () => undefined);
       const key = wake.localPort!;
       this.waiting.set(key, h);
+      this.claimers.get(key)?.();
       setTimeout(() => {
         if (this.waiting.get(key) === h) {
           this.waiting.delete(key);
@@ -51,14 +54,27 @@ export class Handoffs {
         wake.destroy();
       }, HANDOFF_TTL_MS).unref();
     } finally {
-      this.pending--;
+      // The last offer in flight is settled: a claim still waiting will find nothing more.
+      if (--this.pending === 0) for (const wake of [...this.claimers.values()]) wake();
     }
   }
 
-  /** The hand-off whose wake connection came from loopback port `peerPort`, if any (waits briefly). */
+  /**
+   * The hand-off whose wake connection came from loopback port `peerPort`, if any. The program's accept() can
+   * return before the wake's connect is seen here: then wait (event-driven, at most HANDOFF_CLAIM_WAIT_MS) while
+   * offers are in flight.
+   */
   async claim(peerPort: number): Promise<Handed | undefined> {
-    for (let waited = 0; !this.waiting.has(peerPort) && this.pending > 0 && waited < HANDOFF_CLAIM_WAIT_MS; waited += 5) {
-      await new Promise((r) => setTimeout(r, 5));
+    if (!this.waiting.has(peerPort) && this.pending > 0 && !this.claimers.has(peerPort)) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(t);
+          this.claimers.delete(peerPort);
+          resolve();
+        };
+        const t = setTimeout(done, HANDOFF_CLAIM_WAIT_MS);
+        this.claimers.set(peerPort, done);
+      });
     }
     const h = this.waiting.get(peerPort);
     if (h) {
@@ -69,6 +85,7 @@ export class Handoffs {
   }
 
   close(): void {
+    for (const wake of [...this.claimers.values()]) wake();
     for (const h of this.waiting.values()) this.closeFd(h.fd);
     this.waiting.clear();
   }
