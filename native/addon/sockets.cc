@@ -38,16 +38,22 @@ static void FillSin(struct sockaddr_in *sin, struct in_addr ip, uint16_t port) {
 
 static std::string Endpoint(const std::string &ip, uint16_t port) { return ip + ":" + std::to_string(port); }
 
+// The (fd, ip, port) arguments of bind and connectStart, as a sockaddr_in. False (a JS exception pending) on a
+// bad argument.
+static bool ArgsFdEndpoint(const Napi::CallbackInfo &info, int *fd, struct sockaddr_in *sin, uint16_t *port) {
+  struct in_addr ip;
+  if (!ArgFd(info, 0, "fd", fd) || !ArgIPv4(info, 1, "ip", &ip) || !ArgPort(info, 2, "port", port)) return false;
+  FillSin(sin, ip, *port);
+  return true;
+}
+
 // bind(fd, ip, port): void
 static Napi::Value Bind(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int fd;
-  struct in_addr ip;
   uint16_t port;
-  if (!ArgFd(info, 0, "fd", &fd) || !ArgIPv4(info, 1, "ip", &ip) || !ArgPort(info, 2, "port", &port))
-    return env.Undefined();
   struct sockaddr_in sin;
-  FillSin(&sin, ip, port);
+  if (!ArgsFdEndpoint(info, &fd, &sin, &port)) return env.Undefined();
   if (bind(fd, (struct sockaddr *)&sin, sizeof sin) < 0)
     ThrowErrno(env, errno,
                "bind(fd " + std::to_string(fd) + ", " + Endpoint(info[1].As<Napi::String>(), port) + ")");
@@ -81,12 +87,9 @@ static Napi::Value LocalAddress(const Napi::CallbackInfo &info) {
 static Napi::Value ConnectStart(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int fd;
-  struct in_addr ip;
   uint16_t port;
-  if (!ArgFd(info, 0, "fd", &fd) || !ArgIPv4(info, 1, "ip", &ip) || !ArgPort(info, 2, "port", &port))
-    return env.Undefined();
   struct sockaddr_in sin;
-  FillSin(&sin, ip, port);
+  if (!ArgsFdEndpoint(info, &fd, &sin, &port)) return env.Undefined();
   int rc = connect(fd, (struct sockaddr *)&sin, sizeof sin);
   // EINTR: the kernel carries on with the connect in the background, exactly as for EINPROGRESS.
   if (rc == 0) return Napi::Boolean::New(env, true);

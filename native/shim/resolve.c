@@ -232,46 +232,41 @@ int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buf
 static struct hostent static_host;
 static char static_buf[2048];
 
-struct hostent *gethostbyname(const char *name)
+/* gethostbyname and gethostbyname2(AF_INET) of a virtual name into the static buffer; 1 with *out (NULL
+ * and h_errno set on failure) when the name is the virtual network's, 0 to leave it to the resolver. */
+static int static_lookup(const char *name, struct hostent **out)
 {
 	uint32_t ips[RESOLVE_MAX_ADDRS];
 	int n;
+	*out = NULL;
 	switch (lookup_virtual(name, ips, RESOLVE_MAX_ADDRS, &n)) {
 	case LOOKUP_FOUND:
 		if (fill_hostent(name, ips, n, &static_host, static_buf, sizeof static_buf) == 0)
-			return &static_host;
-		h_errno = NO_RECOVERY;
-		return NULL;
+			*out = &static_host;
+		else
+			h_errno = NO_RECOVERY;
+		return 1;
 	case LOOKUP_NONAME:
 		h_errno = HOST_NOT_FOUND;
-		return NULL;
+		return 1;
 	case LOOKUP_AGAIN:
 		h_errno = TRY_AGAIN;
-		return NULL;
+		return 1;
 	default:
-		return REAL(gethostbyname)(name);
+		return 0;
 	}
+}
+
+struct hostent *gethostbyname(const char *name)
+{
+	struct hostent *h;
+	return static_lookup(name, &h) ? h : REAL(gethostbyname)(name);
 }
 
 struct hostent *gethostbyname2(const char *name, int af)
 {
+	struct hostent *h;
 	if (af != AF_INET)
 		return REAL(gethostbyname2)(name, af);
-	uint32_t ips[RESOLVE_MAX_ADDRS];
-	int n;
-	switch (lookup_virtual(name, ips, RESOLVE_MAX_ADDRS, &n)) {
-	case LOOKUP_FOUND:
-		if (fill_hostent(name, ips, n, &static_host, static_buf, sizeof static_buf) == 0)
-			return &static_host;
-		h_errno = NO_RECOVERY;
-		return NULL;
-	case LOOKUP_NONAME:
-		h_errno = HOST_NOT_FOUND;
-		return NULL;
-	case LOOKUP_AGAIN:
-		h_errno = TRY_AGAIN;
-		return NULL;
-	default:
-		return REAL(gethostbyname2)(name, af);
-	}
+	return static_lookup(name, &h) ? h : REAL(gethostbyname2)(name, af);
 }
