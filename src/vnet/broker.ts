@@ -500,7 +500,9 @@ export class Broker {
     if (this.listens.has(vport)) {
       try {
         await this.handoffs.offer(vport, { fd, vaddr: client.addr, vport: cport });
-        reply(0);
+        // After the program's ACCEPTED has its answer (it may be waiting for this very offer): the client's
+        // agent needs the outcome only when its program asks, the program's first byte is waiting now.
+        setImmediate(() => reply(0));
         return true;
       } catch (e) {
         log.info('the program stopped listening before the connection was handed over', { port: vport, reason: (e as Error).message });
