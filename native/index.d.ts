@@ -66,6 +66,27 @@ export function peerCred(unixFd: number): { pid: number; uid: number; gid: numbe
 /** socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC): two connected blocking descriptors. */
 export function socketPair(): [number, number];
 
+/** What a finished splice() moved, and whether it ended in a reset (an error on either side, or an abort). */
+export interface SpliceResult {
+  aToB: number;
+  bToA: number;
+  reset: boolean;
+}
+/**
+ * Relays two connected TCP sockets in the kernel (splice(2) through a pipe per direction, on two threads of
+ * its own; no byte passes through JavaScript) until both directions ended. Takes its own duplicates of fdA and
+ * fdB: close yours at once (destroy() a net.Socket) and never read them again. `headToA`/`headToB`: bytes
+ * already read from the other side, written first. EOF on one side half-closes the other (shutdown
+ * SHUT_WR); an error on either side resets both (SO_LINGER 0). Resolves once both sockets are closed; does
+ * not keep the event loop alive. Throws EBADF/EINVAL on bad arguments, EMFILE/EAGAIN when a descriptor or
+ * thread cannot be had (nothing taken then).
+ */
+export function splice(fdA: number, fdB: number, headToA?: Buffer, headToB?: Buffer): Promise<SpliceResult>;
+/** Resets every splice() in progress (the agent is stopping). Returns how many. */
+export function spliceAbortAll(): number;
+/** How many splice() relays are in progress. */
+export function spliceActive(): number;
+
 /** Absolute path of the LD_PRELOAD shim library (native/out/libboxer-shim.so). */
 export const SHIM_PATH: string;
 /** Absolute path of the addon binary. */

@@ -32,6 +32,9 @@ module.exports = {
   recvFd: addon.recvFd,
   peerCred: addon.peerCred,
   socketPair: addon.socketPair,
+  splice: addon.splice,
+  spliceAbortAll: addon.spliceAbortAll,
+  spliceActive: addon.spliceActive,
   SHIM_PATH,
   ADDON_PATH: ADDON,
 };

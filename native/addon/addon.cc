@@ -1,6 +1,6 @@
 // boxer_native: the socket operations the agent needs and Node.js cannot do itself (SO_REUSEPORT on client
 // sockets, a bound non-blocking connect for TCP simultaneous open, SCM_RIGHTS to non-Node processes,
-// SO_PEERCRED). The JS surface is documented in ../index.d.ts.
+// SO_PEERCRED, a relay of two sockets in the kernel with splice(2)). The JS surface is documented in ../index.d.ts.
 #include "common.h"
 
 #include <arpa/inet.h>
@@ -74,6 +74,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   boxer::InitSockets(env, exports);
   boxer::InitConnectWait(env, exports);
   boxer::InitFdPass(env, exports);
+  boxer::InitSplice(env, exports);
   return exports;
 }
 

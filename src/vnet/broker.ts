@@ -21,7 +21,7 @@ import os from 'node:os';
 import type { Endpoint, MemberInfo, PathKind } from '../wire/messages';
 import { decideRoute, formatRoutes, mappedPort, pickPort, type Route } from './routes';
 import { Handoffs } from './handoff';
-import { DataRelay } from './relay';
+import { DataRelay, type KernelSplice } from './relay';
 import { logger } from '../util/log';
 
 const log = logger('vnet');
@@ -100,6 +100,10 @@ export interface SocketOps {
   connectWait(fd: number, timeoutMs: number): Promise<void>;
   setLinger0(fd: number): void;
   close(fd: number): void;
+  /** The kernel relay (relay.ts, KernelSplice); absent in memory tests. */
+  splice?: KernelSplice['splice'];
+  spliceActive?: KernelSplice['spliceActive'];
+  spliceAbortAll?: KernelSplice['spliceAbortAll'];
 }
 
 export interface ConnectAnswer {
@@ -149,7 +153,7 @@ export class Broker {
   private readonly expectWaiters = new Map<string, Array<() => void>>();
   private readonly relayWaiters = new Map<string, (m: Extract<VnetMessage, { k: 'relay-ok' }>) => void>();
   private readonly handoffs: Handoffs;
-  readonly relay = new DataRelay();
+  readonly relay: DataRelay;
   private nextConn = 1n;
   private readonly rotation = new Map<string, number>();
   private readonly stat = { connects: 0, direct: 0, punched: 0, relayed: 0, refused: 0, acceptsAsked: 0 };
@@ -162,6 +166,7 @@ export class Broker {
     private readonly ops: SocketOps,
   ) {
     this.handoffs = new Handoffs((fd) => ops.close(fd));
+    this.relay = new DataRelay(ops.splice ? (ops as Required<SocketOps>) : undefined);
     this.sweeper = setInterval(() => this.sweep(), STALE_MS);
     this.sweeper.unref();
   }

@@ -13,6 +13,11 @@
  * ```
  * The far agent's connection starts with a 16-byte token (the agent's bytes, before the socket is handed to
  * the program); the client's carries nothing extra. Pairs not completed within RELAY_PAIR_TIMEOUT_MS are reset.
+ *
+ * The splice itself runs in the kernel when the addon is there (`KernelSplice`, splice(2) on threads of the
+ * addon's own: the bytes never enter JavaScript), at most MAX_KERNEL_SPLICES at once; otherwise, or beyond
+ * that, the two streams are piped in Node (with its backpressure). Either way EOF half-closes and an error
+ * resets the other side, as one TCP connection would.
  */
 import net from 'node:net';
 import crypto from 'node:crypto';
@@ -26,6 +31,18 @@ export const RELAY_PAIR_TIMEOUT_MS = 10_000;
 /** Most relayed connections being set up at once (each holds a listening port); more are refused. */
 export const MAX_PENDING_RELAYS = 256;
 export const TOKEN_BYTES = 16;
+/**
+ * Relayed connections spliced in the kernel at once: each holds two threads (64 KiB stacks) and two pipes
+ * (256 KiB each at most); beyond this the relay pipes in Node, which costs CPU but no threads.
+ */
+export const MAX_KERNEL_SPLICES = 512;
+
+/** The addon's kernel relay (native/index.d.ts: splice, spliceActive, spliceAbortAll). */
+export interface KernelSplice {
+  splice(fdA: number, fdB: number, headToA?: Buffer, headToB?: Buffer): Promise<{ aToB: number; bToA: number; reset: boolean }>;
+  spliceActive(): number;
+  spliceAbortAll(): number;
+}
 
 interface Pair {
   cid: string;
@@ -39,8 +56,11 @@ interface Pair {
 
 export interface RelayStats {
   relayed: number;
+  /** Bytes relayed: counted as they pass in Node, and when a kernel splice ends. */
   bytes: number;
   refused: number;
+  /** Relayed connections spliced in the kernel. */
+  inKernel: number;
 }
 
 export class DataRelay {
@@ -48,7 +68,10 @@ export class DataRelay {
   private readonly byToken = new Map<string, Pair>();
   private tokenServer: net.Server | null = null;
   private tokenPort = 0;
-  readonly stats: RelayStats = { relayed: 0, bytes: 0, refused: 0 };
+  readonly stats: RelayStats = { relayed: 0, bytes: 0, refused: 0, inKernel: 0 };
+
+  /** `kernel`: the addon's splice, when loaded; without it every relayed connection is piped in Node. */
+  constructor(private readonly kernel?: KernelSplice) {}
 
   /** Opens the listening port for a client connection from `allowIp`; returns it and the far side's ticket. */
   async prepare(cid: string, allowIp: string): Promise<{ port: number; relayPort: number; token: Buffer }> {
@@ -121,18 +144,50 @@ export class DataRelay {
     clearTimeout(p.timer);
     this.forget(p);
     const { a, b } = p;
+    this.stats.relayed++;
+    // Bytes after the token that Node read already (the client's side was paused on connect: none there).
+    const head = (b.read() as Buffer | null) ?? undefined;
+    if (this.spliceInKernel(p, head)) return;
     const count = (d: Buffer) => (this.stats.bytes += d.length);
     a.on('data', count);
     b.on('data', count);
     // An error on one side resets the other, as it would end to end.
     a.on('error', () => b.resetAndDestroy());
     b.on('error', () => a.resetAndDestroy());
+    if (head) {
+      this.stats.bytes += head.length;
+      a.write(head);
+    }
     a.pipe(b);
     b.pipe(a);
     b.resume();
     a.resume();
-    this.stats.relayed++;
-    log.debug('relaying a connection', { cid: p.cid });
+    log.debug('relaying a connection in the agent', { cid: p.cid });
+  }
+
+  /** Hands the pair to the addon's kernel splice; false (nothing changed) when it cannot take it. */
+  private spliceInKernel(p: Pair, headToA: Buffer | undefined): boolean {
+    const k = this.kernel;
+    const fa = fdOf(p.a!);
+    const fb = fdOf(p.b!);
+    if (!k || fa === undefined || fb === undefined || k.spliceActive() >= MAX_KERNEL_SPLICES) return false;
+    let done;
+    try {
+      done = k.splice(fa, fb, headToA);
+    } catch (e) {
+      log.info('cannot splice a relayed connection in the kernel: relaying it in the agent', { cid: p.cid, reason: (e as Error).message });
+      return false;
+    }
+    // The addon holds its own descriptors now: Node's go, unread.
+    p.a!.destroy();
+    p.b!.destroy();
+    this.stats.inKernel++;
+    log.debug('relaying a connection in the kernel', { cid: p.cid });
+    void done.then((r) => {
+      this.stats.bytes += r.aToB + r.bToA;
+      log.debug('relayed connection ended', { cid: p.cid, aToB: r.aToB, bToA: r.bToA, reset: r.reset });
+    });
+    return true;
   }
 
   private drop(p: Pair, why: string): void {
@@ -152,7 +207,14 @@ export class DataRelay {
   close(): void {
     for (const p of [...this.pairs.values()]) this.drop(p, 'agent stopping');
     this.tokenServer?.close();
+    if (this.stats.inKernel) this.kernel?.spliceAbortAll();
   }
+}
+
+/** The descriptor under a net.Socket (a TCP socket of this process), if it has one. */
+function fdOf(s: net.Socket): number | undefined {
+  const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }
 
 /** The far agent's side: connects out to the relay and sends the token; the socket is then the program's. */

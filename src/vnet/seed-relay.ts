@@ -5,7 +5,7 @@
  * seed, and splices with the same DataRelay an open member's broker uses.
  */
 import type { Seed } from '../control/seed';
-import { DataRelay } from './relay';
+import { DataRelay, type KernelSplice } from './relay';
 import { decodeVnet, encodeVnet } from './messages';
 import type { VnetMessage } from './broker';
 import { logger } from '../util/log';
@@ -15,13 +15,18 @@ const log = logger('seed-relay');
 const E = os.constants.errno;
 
 export class SeedRelay {
-  readonly relay = new DataRelay();
+  readonly relay: DataRelay;
 
-  /** `publicIp`: the seed's address as members reach it, or null (listening on 0.0.0.0: each member knows). */
+  /**
+   * `publicIp`: the seed's address as members reach it, or null (listening on 0.0.0.0: each member knows).
+   * `kernel`: the addon's splice, when it loads (else the relay pipes in Node).
+   */
   constructor(
     private readonly seed: Seed,
     private readonly publicIp: string | null,
+    kernel?: KernelSplice,
   ) {
+    this.relay = new DataRelay(kernel);
     seed.on('svnet', (from, payload) => {
       let m: VnetMessage;
       try {

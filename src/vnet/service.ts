@@ -25,7 +25,7 @@ export const PREWARM_CONCURRENCY = 4;
 export const SHIM_REPORT_WAIT_MS = 3_000;
 
 /** The part of the native addon (native/index.d.ts) the virtual network uses. */
-interface NativeApi extends SocketOps {
+interface NativeApi extends Required<SocketOps> {
   sendFd(unixFd: number, fd: number, data: Buffer): number;
   SHIM_PATH: string;
 }
@@ -188,7 +188,7 @@ export class VirtualNetwork {
   }
 
   status(): Record<string, unknown> {
-    return { connections: { ...this.broker.stats }, shims: [...this.broker.shims.entries()].map(([pid, name]) => ({ pid, name })) };
+    return { connections: { ...this.broker.stats }, relay: { ...this.broker.relay.stats }, shims: [...this.broker.shims.entries()].map(([pid, name]) => ({ pid, name })) };
   }
 
   async close(): Promise<void> {

@@ -57,6 +57,7 @@ lt.test('every ordered pair connects by name with verified bytes and agreeing vi
     t.is(results.length, MEMBERS.length * (MEMBERS.length - 1));
     const failures = results.filter((r) => !r.ok).map((r) => `${r.from} -> ${r.to}: ${r.err ?? `client ${r.local}, server saw ${r.seen_as}`}`);
     t.deepEqual(failures, [], failures.join('\n'));
+    let relayedTotal = 0;
     // The paths: each member's broker counts the connections it made per path; and the accepted connections
     // its shims asked it about: all but those straight from a VM (an `open` member alone at its address) or
     // over a shared LAN, which the shim names from its route table.
@@ -67,7 +68,12 @@ lt.test('every ordered pair connects by name with verified bytes and agreeing vi
       const st = (await net.status(a)) as { vnet: { connections: Record<string, number> } };
       const got = st.vnet.connections;
       t.deepEqual({ direct: got.direct, punched: got.punched, relayed: got.relayed, acceptsAsked: got.acceptsAsked }, want, `paths of ${a}'s connections`);
+      relayedTotal += want.relayed;
     }
+    // The open members relayed them, each spliced in the kernel (no byte through the agents' JavaScript).
+    const relays = await Promise.all(['vm1', 'vm2'].map(async (v) => ((await net.status(v)) as { vnet: { relay: { relayed: number; inKernel: number } } }).vnet.relay));
+    t.is(relays[0].relayed + relays[1].relayed, relayedTotal, 'every relayed connection went through vm1 or vm2');
+    t.is(relays[0].inKernel + relays[1].inKernel, relayedTotal, 'and was spliced in the kernel');
   } finally {
     await net.stop();
   }

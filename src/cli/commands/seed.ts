@@ -6,8 +6,10 @@ import { seedSecret } from '../secret';
 import { checkName } from '../../control/names';
 import { LocalMember, type MemberView } from '../member';
 import { runMemberCommand } from '../process';
-import { VirtualNetwork } from '../../vnet/service';
+import { loadNative, VirtualNetwork } from '../../vnet/service';
 import { SeedRelay } from '../../vnet/seed-relay';
+import type { KernelSplice } from '../../vnet/relay';
+import { logger } from '../../util/log';
 import { runtimeDir } from '../../util/paths';
 import { parseCidr } from '../../control/addresses';
 import { DiscoveryServer } from '../../traversal/discovery';
@@ -46,7 +48,7 @@ export async function seedCommand(a: SeedArgs): Promise<void> {
   const bound = await seed.listen(host, port);
   const where = `${bound.address}:${bound.port}`;
   // The relay of last resort for program connections (no open member to relay through).
-  const seedRelay = new SeedRelay(seed, host === '0.0.0.0' ? null : host);
+  const seedRelay = new SeedRelay(seed, host === '0.0.0.0' ? null : host, kernelSplice());
   const discovery = new DiscoveryServer({ psk, keys });
   let dport: number;
   if (a.discoveryPort !== undefined) {
@@ -128,4 +130,16 @@ export async function seedCommand(a: SeedArgs): Promise<void> {
   await discovery.close();
   await seed.close();
   process.exit(code);
+}
+
+const log = logger('seed');
+
+/** The addon's kernel relay, if the addon loads (a seed also runs without it: the relay then pipes in Node). */
+function kernelSplice(): KernelSplice | undefined {
+  try {
+    return loadNative();
+  } catch (e) {
+    log.info('the native addon is not loadable: the seed relays program connections in Node', { reason: (e as Error).message });
+    return undefined;
+  }
 }
