@@ -22,8 +22,11 @@ export interface SockAddr {
   port: number;
 }
 
-/** A non-blocking, close-on-exec AF_INET TCP socket with SO_REUSEADDR and SO_REUSEPORT set. */
-export function tcpSocket(): number;
+/**
+ * A non-blocking, close-on-exec AF_INET TCP socket, with SO_REUSEADDR and SO_REUSEPORT set unless `reuse` is
+ * false (then a bind to port 0 gets a port no other socket holds).
+ */
+export function tcpSocket(reuse?: boolean): number;
 /** bind(2) to `ip:port` (IPv4 dotted quad; port 0 lets the kernel choose). */
 export function bind(fd: number, ip: string, port: number): void;
 /** getsockname(2) of an AF_INET socket. */

@@ -10,17 +10,26 @@
 
 namespace boxer {
 
-// tcpSocket(): number — a non-blocking, close-on-exec AF_INET TCP socket with SO_REUSEADDR and SO_REUSEPORT.
+// tcpSocket(reuse = true): number — a non-blocking, close-on-exec AF_INET TCP socket; with SO_REUSEADDR and
+// SO_REUSEPORT unless reuse is false (a socket whose kernel-chosen port must be its own).
 static Napi::Value TcpSocket(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
+  bool reuse = true;
+  if (info.Length() > 0 && !info[0].IsUndefined()) {
+    if (!info[0].IsBoolean()) {
+      ThrowErrno(env, EINVAL, "tcpSocket: argument reuse must be a boolean");
+      return env.Undefined();
+    }
+    reuse = info[0].As<Napi::Boolean>().Value();
+  }
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
   if (fd < 0) {
     ThrowErrno(env, errno, "tcpSocket: socket(AF_INET, SOCK_STREAM)");
     return env.Undefined();
   }
   int one = 1;
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-      setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
+  if (reuse && (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+                setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)) {
     int err = errno;
     close(fd);
     ThrowErrno(env, err, "tcpSocket: setsockopt(SO_REUSEADDR/SO_REUSEPORT)");

@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import type { Endpoint, MemberInfo, PathKind } from '../wire/messages';
 import { decideRoute, formatRoutes, mappedPort, pickPort, type Route } from './routes';
-import { Handoffs } from './handoff';
+import { Handoffs, type WakeOps } from './handoff';
 import { DataRelay, type KernelSplice } from './relay';
 import { logger } from '../util/log';
 
@@ -93,8 +93,8 @@ export interface VnetNetwork {
 export const SEED = 0;
 
 /** The socket operations the broker needs (the native addon; a fake in tests). */
-export interface SocketOps {
-  tcpSocket(): number;
+export interface SocketOps extends WakeOps {
+  tcpSocket(reuse?: boolean): number;
   bind(fd: number, ip: string, port: number): void;
   connectStart(fd: number, ip: string, port: number): boolean;
   connectWait(fd: number, timeoutMs: number): Promise<void>;
@@ -165,7 +165,7 @@ export class Broker {
     private readonly netw: VnetNetwork,
     private readonly ops: SocketOps,
   ) {
-    this.handoffs = new Handoffs((fd) => ops.close(fd));
+    this.handoffs = new Handoffs(ops);
     this.relay = new DataRelay(ops.splice ? (ops as Required<SocketOps>) : undefined);
     this.sweeper = setInterval(() => this.sweep(), STALE_MS);
     this.sweeper.unref();
@@ -366,7 +366,7 @@ export class Broker {
   async accepted(_listenPort: number, peer: Endpoint): Promise<AcceptAnswer> {
     this.stat.acceptsAsked++;
     if (isLoopback(peer.ip)) {
-      const h = await this.handoffs.claim(peer.port);
+      const h = this.handoffs.claim(peer.port);
       if (h) return { errno: 0, vaddr: h.vaddr, vport: h.vport, fd: h.fd };
     }
     const key = `${peer.ip}:${peer.port}`;

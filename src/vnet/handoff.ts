@@ -5,13 +5,14 @@
  * return; the shim, inside accept() and before the program sees the descriptor, asks the agent (ACCEPTED)
  * and receives the real socket, which it puts in place of the loopback one (docs/shim-protocol.md). Here:
  * the loopback "wake" connection and the real socket waiting to be claimed, keyed by the wake's local port.
+ * The wake socket is bound (to a port of its own) and registered before it connects, so a claim never waits:
+ * by the time the program's accept() can return it, the hand-off is known.
  */
-import net from 'node:net';
 
 /** A hand-off not claimed by an accept() within this long is dropped (the program is not accepting). */
 export const HANDOFF_TTL_MS = 30_000;
-/** How long ACCEPTED waits for a wake connection's bookkeeping, which may trail the kernel's accept. */
-export const HANDOFF_CLAIM_WAIT_MS = 1_000;
+/** How long the wake connection may take (a full accept queue): beyond it the hand-off fails. */
+export const WAKE_CONNECT_TIMEOUT_MS = 5_000;
 
 export interface Handed {
   fd: number;
@@ -19,74 +20,79 @@ export interface Handed {
   vport: number;
 }
 
+/** The addon's socket calls a hand-off needs (native/index.d.ts). */
+export interface WakeOps {
+  tcpSocket(reuse?: boolean): number;
+  bind(fd: number, ip: string, port: number): void;
+  localAddress(fd: number): { address: string; port: number };
+  connectStart(fd: number, ip: string, port: number): boolean;
+  connectWait(fd: number, timeoutMs: number): Promise<void>;
+  close(fd: number): void;
+}
+
+interface Waiting extends Handed {
+  wake: number;
+  timer: NodeJS.Timeout;
+}
+
 export class Handoffs {
-  private readonly waiting = new Map<number, Handed>();
-  /** claim()s waiting for a wake connection's bookkeeping, by its loopback port. */
-  private readonly claimers = new Map<number, () => void>();
-  private pending = 0;
+  private readonly waiting = new Map<number, Waiting>();
   handed = 0;
 
-  constructor(private readonly closeFd: (fd: number) => void) {}
+  constructor(private readonly ops: WakeOps) {}
 
   /**
    * Wakes the program's accept() on `port` and keeps `h.fd` for it. Rejects (and leaves h.fd to the caller)
-   * when nothing listens on the port.
+   * when nothing listens on the port, or the wake connection does not complete in WAKE_CONNECT_TIMEOUT_MS.
    */
   async offer(port: number, h: Handed): Promise<void> {
-    this.pending++;
+    const wake = this.ops.tcpSocket(false);
+    let key = -1;
     try {
-      const wake = net.connect(port, '127.0.0.1');
-      wake.on('data', () => undefined);
-      wake.on('end', () => wake.destroy());
-      await new Promise<void>((resolve, reject) => {
-        wake.once('connect', resolve);
-        wake.once('error', reject);
-      });
-      wake.on('error', () => undefined);
-      const key = wake.localPort!;
-      this.waiting.set(key, h);
-      this.claimers.get(key)?.();
-      setTimeout(() => {
-        if (this.waiting.get(key) === h) {
-          this.waiting.delete(key);
-          this.closeFd(h.fd);
-        }
-        wake.destroy();
-      }, HANDOFF_TTL_MS).unref();
-    } finally {
-      // The last offer in flight is settled: a claim still waiting will find nothing more.
-      if (--this.pending === 0) for (const wake of [...this.claimers.values()]) wake();
+      this.ops.bind(wake, '127.0.0.1', 0);
+      key = this.ops.localAddress(wake).port;
+      const timer = setTimeout(() => this.expire(key), HANDOFF_TTL_MS);
+      timer.unref();
+      this.waiting.set(key, { ...h, wake, timer });
+      if (!this.ops.connectStart(wake, '127.0.0.1', port)) await this.ops.connectWait(wake, WAKE_CONNECT_TIMEOUT_MS);
+    } catch (e) {
+      const w = this.waiting.get(key);
+      if (key >= 0 && w?.wake !== wake) return; // claimed meanwhile: the program has it
+      if (w) {
+        clearTimeout(w.timer);
+        this.waiting.delete(key);
+      }
+      this.ops.close(wake);
+      throw e;
     }
   }
 
-  /**
-   * The hand-off whose wake connection came from loopback port `peerPort`, if any. The program's accept() can
-   * return before the wake's connect is seen here: then wait (event-driven, at most HANDOFF_CLAIM_WAIT_MS) while
-   * offers are in flight.
-   */
-  async claim(peerPort: number): Promise<Handed | undefined> {
-    if (!this.waiting.has(peerPort) && this.pending > 0 && !this.claimers.has(peerPort)) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          clearTimeout(t);
-          this.claimers.delete(peerPort);
-          resolve();
-        };
-        const t = setTimeout(done, HANDOFF_CLAIM_WAIT_MS);
-        this.claimers.set(peerPort, done);
-      });
-    }
-    const h = this.waiting.get(peerPort);
-    if (h) {
-      this.waiting.delete(peerPort);
-      this.handed++;
-    }
-    return h;
+  private expire(key: number): void {
+    const w = this.waiting.get(key);
+    if (!w) return;
+    this.waiting.delete(key);
+    this.ops.close(w.fd);
+    this.ops.close(w.wake);
+  }
+
+  /** The hand-off whose wake connection came from loopback port `peerPort`, if any. */
+  claim(peerPort: number): Handed | undefined {
+    const w = this.waiting.get(peerPort);
+    if (!w) return undefined;
+    this.waiting.delete(peerPort);
+    clearTimeout(w.timer);
+    // The program's end of the wake connection is replaced by the real socket; ours is done.
+    this.ops.close(w.wake);
+    this.handed++;
+    return { fd: w.fd, vaddr: w.vaddr, vport: w.vport };
   }
 
   close(): void {
-    for (const wake of [...this.claimers.values()]) wake();
-    for (const h of this.waiting.values()) this.closeFd(h.fd);
+    for (const w of this.waiting.values()) {
+      clearTimeout(w.timer);
+      this.ops.close(w.fd);
+      this.ops.close(w.wake);
+    }
     this.waiting.clear();
   }
 }
