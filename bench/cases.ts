@@ -3,6 +3,7 @@
  * connection exists) and a Boxer variant (run only once the data-path probe succeeded; otherwise reported as
  * "not measured" with the probe's reason). plan() turns them into a list of bounded tasks (one per
  * repetition) so that index.ts can show progress; finish() turns the collected values into CaseResults.
+ * With `--only`, plan() keeps the tasks selected by prefix and finish() reports only their cases.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -10,13 +11,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { benchJoin } from './join';
 import type { CaseResult, Variant } from './results';
-import { HOST, Mode, NETBENCH, PY, ROOT, Runner, BOXER, sleep } from './runner';
+import { HOST, Mode, NETBENCH, PY, ROOT, Runner, BOXER, sleep, type Group } from './runner';
 import { ecdf, median, summarize, type Summary } from './stats';
 
 export interface Config {
   quick: boolean;
   tputReps: number;
   tputSeconds: number;
+  /** Connection types whose throughput is also measured in reverse (-R); undefined: all of them. */
+  tputReverse?: string[];
   latReps: number;
   rttN: number;
   ttfbN: number;
@@ -25,15 +28,26 @@ export interface Config {
   aggSeconds: number;
   joinSizes: number[];
   joinReps: number;
+  /** Connections per repetition of the setup-CPU cases (figures are scaled to SETUP_PER). */
+  setupN: number;
+  setupReps: number;
   connectN: number;
   connectReps: number;
   idleSeconds: number;
 }
 
+/**
+ * Quick mode (`--quick`) is a smoke test of every group in under two minutes, lab included (90 s measured on
+ * the shared 2-core machine, with another lab busy beside it): one short repetition of everything, aggregate
+ * at 1 and 32 senders, and reverse throughput only for one connection type, function-to-function (each
+ * throughput task costs ~2.5 s there, mostly the two agents' start).
+ */
+const QUICK_REVERSE = ['fn-to-fn'];
+
 export function config(quick: boolean): Config {
   return quick
-    ? { quick, tputReps: 1, tputSeconds: 1, latReps: 1, rttN: 300, ttfbN: 100, aggSenders: [1, 8, 32], aggReps: 1, aggSeconds: 1, joinSizes: [8, 64], joinReps: 1, connectN: 300, connectReps: 1, idleSeconds: 2 }
-    : { quick, tputReps: 3, tputSeconds: 5, latReps: 3, rttN: 1000, ttfbN: 1000, aggSenders: [1, 2, 4, 8, 16, 32], aggReps: 2, aggSeconds: 4, joinSizes: [8, 32, 64], joinReps: 3, connectN: 1000, connectReps: 3, idleSeconds: 10 };
+    ? { quick, tputReps: 1, tputSeconds: 1, tputReverse: QUICK_REVERSE, latReps: 1, rttN: 300, ttfbN: 100, aggSenders: [1, 32], aggReps: 1, aggSeconds: 1, joinSizes: [8, 64], joinReps: 1, setupN: 200, setupReps: 1, connectN: 300, connectReps: 1, idleSeconds: 2 }
+    : { quick, tputReps: 3, tputSeconds: 5, latReps: 3, rttN: 1000, ttfbN: 1000, aggSenders: [1, 2, 4, 8, 16, 32], aggReps: 2, aggSeconds: 4, joinSizes: [8, 32, 64, 128, 256], joinReps: 3, setupN: 1000, setupReps: 3, connectN: 1000, connectReps: 3, idleSeconds: 10 };
 }
 
 export interface ConnType {
@@ -60,16 +74,61 @@ export const CONN_TYPES: ConnType[] = [
   { id: 'fn-to-fn-relay', label: 'function-to-function through the relay (random NAT)', client: 'fr', server: 'fp', native: false, baselines: ['fn-to-vm'], metrics: ['throughput'] },
 ];
 
-/** Seconds before the aggregate's measuring window opens: natively the clients start at once. */
-const AGG_NATIVE_SETTLE_S = 2;
-const AGG_BOXER_SETTLE_S = 8;
+/**
+ * The aggregate case. All k streams must be established within AGG_READY_MAX_S of the clients' launch (under
+ * Boxer up to 8 agents join at once on two cores, then clients may be refused a few times until the server's
+ * agent has learnt of the listeners); the window opens AGG_SETTLE_S later (slow start of the last streams).
+ */
+const AGG_READY_MAX_S = 30;
+const AGG_SETTLE_S = 1;
+/** iperf3 clients run this much longer than the latest possible window end (they are stopped after it). */
+const AGG_TAIL_S = 2;
+/** A refused connect is retried this many times, this far apart (the listener may not be known yet). */
+export const AGG_CONNECT_TRIES = 20;
+export const AGG_RETRY_PAUSE_S = 0.5;
+/** iperf3's control connection setup gives up after this (a connect that hangs is retried like a refusal). */
+const AGG_CONNECT_TIMEOUT_MS = 5000;
+/** Extra seconds the process groups' `timeout` allows beyond the clients' own bound. */
+const AGG_GROUP_MARGIN_S = 10;
+/** The receiving node's servers must all listen within this. */
+const AGG_LISTEN_MAX_MS = 20_000;
+/** How often `ss` is polled while waiting for listeners and connections. */
+const AGG_POLL_MS = 200;
 /** Function nodes sending into vm1 (native) and into fp (Boxer) in the aggregate case. */
 const AGG_NATIVE_SENDERS = ['fp', 'fsa', 'fsb', 'fr', 'fta', 'ftb', 'fla', 'flb'];
 const AGG_BOXER_SENDERS = ['fsa', 'fsb', 'fr', 'fta', 'ftb', 'fla', 'flb'];
 
+/**
+ * Agent CPU during connection setups: a pair whose connections the agents set up directly (two VMs), and a
+ * punched function-to-function pair (both agents take part in every connection). Figures are per SETUP_PER
+ * connections; each repetition runs cfg.setupN of them.
+ */
+const SETUP_PAIRS = [
+  { id: 'vm-to-vm', label: 'VM-to-VM, direct', client: 'vm1', server: 'vm2' },
+  { id: 'fn-to-fn', label: 'function-to-function, punched', client: 'fp', server: 'fsa' },
+] as const;
+const SETUP_PER = 1000;
+/** The client member waits this long after resolving the server before the first reading (join traffic done). */
+const SETUP_QUIET_S = 1;
+/** Bound on the n connections (netbench's MAX_S) and on the server's life. */
+const SETUP_MAX_S = 90;
+/** Bound on a member's start: join, resolve, the server's "ready", the client's "start". */
+const SETUP_START_MAX_S = 30;
+/** The client member idles this long after its connections, so that it is alive at the second reading. */
+const SETUP_HOLD_S = 10;
+
 export interface Task {
   label: string;
+  /** The group of its cases (`--only` matches it, the label and the ids by prefix). */
+  group: string;
+  /** The cases it measures. */
+  ids: string[];
   run: () => Promise<void>;
+}
+
+/** Whether a task or case with these keys (group, id(s), label) is selected by `--only` prefixes (none: all). */
+export function selected(only: readonly string[] | undefined, keys: readonly string[]): boolean {
+  return !only?.length || only.some((p) => keys.some((k) => k.startsWith(p)));
 }
 
 interface Acc {
@@ -85,7 +144,14 @@ export class Bench {
     readonly cfg: Config,
     readonly runner: Runner,
     readonly boxer: { available: boolean; reason: string },
+    /** `--only` prefixes: plan() keeps the tasks they select, finish() the cases those tasks measure. */
+    readonly only: readonly string[] = [],
   ) {}
+
+  /** Every case group defined by plan(), in order. */
+  groups(): string[] {
+    return [...new Set([...this.acc.values()].map((a) => a.c.group))];
+  }
 
   private define(c: Acc['c'], modes: Mode[], over: Partial<Record<Mode, string>>, distribution = false, boxerReason?: string): Acc {
     const a: Acc = { c, modes: {} };
@@ -107,6 +173,8 @@ export class Bench {
         if (!slot || slot.notMeasured) continue;
         this.tasks.push({
           label: label(m, rep),
+          group: a.c.group,
+          ids: [a.c.id],
           run: async () => {
             try {
               const v = await measure(m);
@@ -128,6 +196,7 @@ export class Bench {
       const baselines = t.native ? undefined : t.baselines;
       if (t.metrics.includes('throughput')) {
         for (const dir of ['forward', 'reverse'] as const) {
+          if (dir === 'reverse' && cfg.tputReverse && !cfg.tputReverse.includes(t.id)) continue;
           const over = `${cfg.tputReps} iperf3 runs of ${cfg.tputSeconds} s`;
           const a = this.define(
             { id: `throughput/${t.id}/${dir}`, group: 'throughput', title: `${t.label} (${t.client} → ${t.server}), ${dir}`, unit: 'Mbit/s', better: 'higher', baselines: baselines?.map((b) => `throughput/${b}/${dir}`) },
@@ -160,11 +229,18 @@ export class Bench {
     }
 
     for (const k of cfg.aggSenders) {
-      const per = Math.ceil(k / AGG_NATIVE_SENDERS.length);
+      const fns = (n: number) => `${n} function${n > 1 ? 's' : ''}`;
+      const over = `${cfg.aggReps} run${cfg.aggReps > 1 ? 's' : ''}, ${cfg.aggSeconds} s window of the receiver's rx_bytes once all ${k} stream${k > 1 ? 's' : ''} were established`;
       const a = this.define(
-        { id: `aggregate/${k}`, group: 'aggregate', title: `${k} sender${k > 1 ? 's' : ''} (native: into vm1 from ${Math.min(k, AGG_NATIVE_SENDERS.length)} functions, ${per} iperf3 client${per > 1 ? 's' : ''} each; Boxer: into fp)`, unit: 'Mbit/s', better: 'higher' },
+        {
+          id: `aggregate/${k}`,
+          group: 'aggregate',
+          title: `${k} sender${k > 1 ? 's' : ''} (native: into vm1 from ${fns(Math.min(k, AGG_NATIVE_SENDERS.length))}; Boxer: into fp from ${fns(Math.min(k, AGG_BOXER_SENDERS.length))})`,
+          unit: 'Mbit/s',
+          better: 'higher',
+        },
         ['native', 'boxer'],
-        { native: `${cfg.aggReps} runs, ${cfg.aggSeconds} s window of the receiver's rx_bytes`, boxer: `${cfg.aggReps} runs, ${cfg.aggSeconds} s window of the receiver's rx_bytes` },
+        { native: over, boxer: over },
       );
       this.addTasks(a, cfg.aggReps, (m, rep) => `aggregate ${k} sender${k > 1 ? 's' : ''} ${m}, rep ${rep}/${cfg.aggReps}`, (m) =>
         this.aggregate(m, m === 'native' ? 'vm1' : 'fp', m === 'native' ? AGG_NATIVE_SENDERS : AGG_BOXER_SENDERS, k, cfg.aggSeconds),
@@ -186,6 +262,8 @@ export class Bench {
       const start = n === cfg.joinSizes[cfg.joinSizes.length - 1] ? this.define({ id: 'cost/agent-start', group: 'cost', title: 'one agent process (`boxer run`, loopback): start → joined', unit: 'ms', better: 'lower' }, ['boxer'], { boxer: `${cfg.joinReps} runs (bench/join.ts)` }, false, '') : undefined;
       this.tasks.push({
         label: `membership ${n} agents (${cfg.joinReps} run${cfg.joinReps > 1 ? 's' : ''})`,
+        group: 'membership',
+        ids: [barrier, msgs, bytes, start].flatMap((a) => (a ? [a.c.id] : [])),
         run: async () => {
           try {
             const j = (await benchJoin({ n, reps: cfg.joinReps })) as unknown as JoinResult;
@@ -203,6 +281,8 @@ export class Bench {
     const pkg = this.define({ id: 'cost/package', group: 'cost', title: 'deployable package (agent, shim, addon, production node_modules; tar+gzip)', unit: 'MB', better: 'lower' }, ['boxer'], { boxer: 'one measurement' }, false, '');
     this.tasks.push({
       label: 'agent package size',
+      group: 'cost',
+      ids: [pkg.c.id],
       run: async () => {
         try {
           const p = packageSize();
@@ -217,6 +297,8 @@ export class Bench {
     const cpu = this.define({ id: 'cost/idle-cpu', group: 'cost', title: `CPU of an idle agent over ${cfg.idleSeconds} s`, unit: '% of a core', better: 'lower' }, ['boxer'], { boxer: 'one agent' }, false, '');
     this.tasks.push({
       label: `idle agent (${cfg.idleSeconds} s)`,
+      group: 'cost',
+      ids: [rss.c.id, cpu.c.id],
       run: async () => {
         try {
           const v = await this.idleAgent(cfg.idleSeconds);
@@ -227,7 +309,48 @@ export class Bench {
         }
       },
     });
-    this.define({ id: 'cost/setup-cpu', group: 'cost', title: 'agent CPU time during 1000 connection setups', unit: 'ms', better: 'lower' }, ['boxer'], {}, false, this.boxer.available ? 'not yet implemented in the harness' : `needs the Boxer data path, not available: ${this.boxer.reason}`);
+    for (const p of SETUP_PAIRS) {
+      const over = `${cfg.setupReps}×${cfg.setupN} connections (netbench ttfb), utime+stime of the agent's process${cfg.setupN !== SETUP_PER ? `, scaled to ${SETUP_PER}` : ''}`;
+      const reason = this.boxer.available ? '' : `needs the Boxer data path, not available: ${this.boxer.reason}`;
+      const side = (s: 'client' | 'server') =>
+        this.define(
+          { id: `cost/setup-cpu/${p.id}/${s}`, group: 'cost', title: `agent CPU per ${SETUP_PER} connection setups, ${p.label}: the ${s === 'client' ? `client's (${p.client})` : `server's (${p.server})`} agent`, unit: 'ms', better: 'lower' },
+          ['boxer'],
+          { boxer: over },
+          false,
+          reason,
+        );
+      const cs = side('client');
+      const ss = side('server');
+      if (!this.boxer.available) continue;
+      const took: number[] = [];
+      const p50s: number[] = [];
+      for (let rep = 1; rep <= cfg.setupReps; rep++) {
+        this.tasks.push({
+          label: `setup CPU ${p.id} (${cfg.setupN} connections), rep ${rep}/${cfg.setupReps}`,
+          group: 'cost',
+          ids: [cs.c.id, ss.c.id],
+          run: async () => {
+            try {
+              const v = await this.setupCpu(p.client, p.server, cfg.setupN);
+              cs.modes.boxer!.values.push(v.clientMs * (SETUP_PER / cfg.setupN));
+              ss.modes.boxer!.values.push(v.serverMs * (SETUP_PER / cfg.setupN));
+              took.push(v.seconds);
+              p50s.push(v.p50Us);
+              const note = `the ${cfg.setupN} connections took ${num3(median(took))} s (TTFB p50 ${num3(median(p50s))} us; median of the runs), the agent's idle CPU over that time included`;
+              cs.modes.boxer!.note = ss.modes.boxer!.note = note;
+            } catch (e) {
+              for (const a of [cs, ss]) a.modes.boxer!.errors.push((e as Error).message.replace(/\s+/g, ' ').slice(0, 300));
+            }
+          },
+        });
+      }
+    }
+
+    if (this.only.length) {
+      const keep = this.tasks.filter((t) => selected(this.only, [t.group, t.label, ...t.ids]));
+      this.tasks.splice(0, this.tasks.length, ...keep);
+    }
   }
 
   private async iperf(m: Mode, client: string, server: string, reverse: boolean, seconds: number): Promise<number> {
@@ -258,43 +381,86 @@ export class Bench {
   }
 
   /**
-   * k iperf3 clients at once into k iperf3 servers on `into`; the figure is what the receiver's eth0 took in
-   * during a window of `seconds` that starts 2 s after the launch (all clients are sending by then) and ends
-   * 1 s before the first client stops, as the paper dropped the first and last seconds.
+   * k iperf3 clients at once into k iperf3 servers on `into`, shaped the same in both variants: one process
+   * group on the receiving node runs all k servers, one process group per sending node runs that node's
+   * share of the clients (under Boxer each group is one `boxer run` member, so at most 8 agents however many
+   * senders: the figure is the network's, not the agents' start-up). The figure is what the receiver's eth0
+   * took in during a window of `seconds` that opens AGG_SETTLE_S after all k streams are established (2k
+   * iperf3 sockets, control and data, on the receiver), and it only counts if they are all still there when
+   * the window closes. The groups are stopped right after the window.
    */
   private async aggregate(m: Mode, into: string, senders: string[], k: number, seconds: number): Promise<number> {
-    const servers = [];
+    const r = this.runner;
+    const lab = r.lab;
+    const ports = r.nextPorts(k);
+    const clientS = AGG_READY_MAX_S + AGG_SETTLE_S + seconds + AGG_TAIL_S;
+    const groupMaxS = clientS + AGG_CONNECT_TRIES * AGG_RETRY_PAUSE_S + AGG_GROUP_MARGIN_S;
     const rx = async () => {
-      const r = await this.runner.lab.exec(into, 'cat', ['/sys/class/net/eth0/statistics/rx_bytes'], { timeoutMs: 5000 });
-      const v = Number(r.stdout.trim());
-      if (!Number.isFinite(v) || r.code !== 0) throw new Error(`cannot read rx_bytes on ${into}: ${r.stderr.trim()}`);
+      const x = await lab.exec(into, 'cat', ['/sys/class/net/eth0/statistics/rx_bytes'], { timeoutMs: 5000 });
+      const v = Number(x.stdout.trim());
+      if (!Number.isFinite(v) || x.code !== 0) throw new Error(`cannot read rx_bytes on ${into}: ${x.stderr.trim()}`);
       return v;
     };
+    const established = async () => {
+      const x = await lab.exec(into, 'ss', ['-tnpH', 'state', 'established'], { timeoutMs: 5000, asRoot: true });
+      if (x.code !== 0) throw new Error(`ss on ${into} failed: ${x.stderr.trim()}`);
+      return countIperfSockets(x.stdout);
+    };
+    const groups: Group[] = [];
+    const failed = () => {
+      const g = groups.find((x) => !x.running);
+      return g ? `${g.name} on ${g.node} exited early: ${g.stderr().slice(-400) || 'no output'}` : undefined;
+    };
     try {
-      for (let i = 0; i < k; i++) {
-        const port = this.runner.nextPort();
-        servers.push({ port, ...(await this.runner.server(m, into, ['iperf3', '-s', '-1', '-p', String(port)], port, seconds + 40)) });
+      const srv = r.group(m, into, aggServerScript(ports), groupMaxS + AGG_GROUP_MARGIN_S, 'aggsrv');
+      groups.push(srv);
+      await this.waitListeners(into, ports, AGG_LISTEN_MAX_MS, failed);
+      for (const [node, ps] of spreadPorts(ports, senders)) {
+        const script = `${r.hostPrelude(m, { node: into, name: srv.name }, AGG_READY_MAX_S)}\n${aggClientScript(ps, clientS)}`;
+        groups.push(r.group(m, node, script, groupMaxS, 'aggcli'));
       }
-      // Under Boxer every client is a new member: it joins and resolves its server first, a few seconds with
-      // many at once on two cores; the window opens once they all send.
-      const settleS = m === 'boxer' ? AGG_BOXER_SETTLE_S : AGG_NATIVE_SETTLE_S;
-      const clients = Promise.all(
-        servers.map((s, i) =>
-          this.runner.client(m, senders[i % senders.length], ['iperf3', '-c', HOST, '-p', String(s.port), '-t', String(seconds + settleS + 1), '-J'], { node: into, name: s.name }, (seconds + settleS + 35) * 1000),
-        ),
-      );
-      clients.catch(() => undefined);
-      await sleep(settleS * 1000);
-      const b0 = await rx();
       const t0 = performance.now();
+      const deadline = t0 + AGG_READY_MAX_S * 1000;
+      let n = 0;
+      for (;;) {
+        const why = failed();
+        if (why) throw new Error(why);
+        n = await established();
+        if (n >= 2 * k) break;
+        if (performance.now() > deadline) throw new Error(`only ${n} of ${2 * k} iperf3 sockets established on ${into} after ${AGG_READY_MAX_S} s`);
+        await sleep(AGG_POLL_MS);
+      }
+      process.stderr.write(`  all ${k} stream${k > 1 ? 's' : ''} established after ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+      await sleep(AGG_SETTLE_S * 1000);
+      const b0 = await rx();
+      const w0 = performance.now();
       await sleep(seconds * 1000);
       const b1 = await rx();
-      const t1 = performance.now();
-      const outs = await clients;
-      outs.forEach(parseIperf); // every client must have succeeded
-      return ((b1 - b0) * 8) / ((t1 - t0) / 1000) / 1e6;
+      const w1 = performance.now();
+      const after = await established();
+      const why = failed();
+      if (why) throw new Error(why);
+      if (after < 2 * k) throw new Error(`only ${after} of ${2 * k} iperf3 sockets were still established on ${into} when the window closed`);
+      return ((b1 - b0) * 8) / ((w1 - w0) / 1000) / 1e6;
     } finally {
-      await Promise.all(servers.map((s) => s.stop()));
+      await Promise.all(groups.map((g) => g.stop()));
+    }
+  }
+
+  /** Polls `ss` in the node until all the TCP ports listen (bounded); fails early if failed() says so. */
+  private async waitListeners(node: string, ports: number[], timeoutMs: number, failed: () => string | undefined): Promise<void> {
+    const lo = Math.min(...ports);
+    const hi = Math.max(...ports);
+    const deadline = performance.now() + timeoutMs;
+    let n = 0;
+    for (;;) {
+      const why = failed();
+      if (why) throw new Error(why);
+      const x = await this.runner.lab.exec(node, 'ss', ['-ltnH', `( sport >= :${lo} and sport <= :${hi} )`], { timeoutMs: 5000 });
+      n = x.stdout.split('\n').filter((l) => l.trim()).length;
+      if (n >= ports.length) return;
+      if (performance.now() > deadline) throw new Error(`only ${n} of ${ports.length} servers listen on ${node} after ${timeoutMs} ms`);
+      await sleep(AGG_POLL_MS);
     }
   }
 
@@ -311,6 +477,49 @@ export class Bench {
       return Number(x[1]);
     } finally {
       await srv.stop();
+    }
+  }
+
+  /**
+   * CPU time of both agents while a Boxer client on `client` makes n connections (connect, 1 byte back,
+   * close) to a Boxer server on `server`. The client member resolves the server, stays quiet for
+   * SETUP_QUIET_S (both agents have finished with its join), prints `start`, runs netbench ttfb (its JSON
+   * line ends the measurement) and then idles until stopped, so that both agents are alive at both readings.
+   */
+  private async setupCpu(client: string, server: string, n: number): Promise<{ clientMs: number; serverMs: number; seconds: number; p50Us: number }> {
+    const r = this.runner;
+    await r.ensureSeed();
+    const port = r.nextPort();
+    const groups: Group[] = [];
+    try {
+      const srv = r.group('boxer', server, `exec ${PY} ${NETBENCH} serve-byte ${port} ${SETUP_MAX_S}`, SETUP_MAX_S + SETUP_HOLD_S + SETUP_START_MAX_S, 'cpusrv');
+      groups.push(srv);
+      await srv.waitLine((l) => l === 'ready', SETUP_START_MAX_S * 1000);
+      const script = [
+        r.hostPrelude('boxer', { node: server, name: srv.name }, SETUP_START_MAX_S),
+        `sleep ${SETUP_QUIET_S}`,
+        'echo start',
+        `${PY} ${NETBENCH} ttfb "$H" ${port} ${n} ${SETUP_MAX_S} || exit $?`,
+        `sleep ${SETUP_HOLD_S}`,
+      ].join('\n');
+      const cli = r.group('boxer', client, script, SETUP_MAX_S + SETUP_HOLD_S + SETUP_START_MAX_S, 'cpucli');
+      groups.push(cli);
+      await cli.waitLine((l) => l === 'start', SETUP_START_MAX_S * 1000);
+      const pc = r.agentPid(cli);
+      const ps = r.agentPid(srv);
+      const c0 = cpuTicks(pc);
+      const s0 = cpuTicks(ps);
+      const t0 = performance.now();
+      const line = await cli.waitLine((l) => l.startsWith('{'), (SETUP_MAX_S + SETUP_START_MAX_S) * 1000);
+      const c1 = cpuTicks(pc);
+      const s1 = cpuTicks(ps);
+      const t1 = performance.now();
+      const res = JSON.parse(line) as { us: number[]; errors: number; truncated: boolean; error?: string };
+      if (res.errors || res.truncated || res.us.length !== n) throw new Error(`ttfb: ${res.us.length} of ${n} connections, ${res.errors} errors${res.truncated ? ', stopped at the time limit' : ''}${res.error ? ` (${res.error})` : ''}`);
+      const ms = (ticks: number) => (ticks / clockTicks()) * 1000;
+      return { clientMs: ms(c1 - c0), serverMs: ms(s1 - s0), seconds: (t1 - t0) / 1000, p50Us: median(res.us) };
+    } finally {
+      await Promise.all(groups.map((g) => g.stop()));
     }
   }
 
@@ -332,17 +541,18 @@ export class Bench {
       const wall = (Date.now() - w0) / 1000;
       const rss = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
       if (!rss) throw new Error('no VmRSS');
-      const hz = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-      return { rssMb: Number(rss[1]) / 1024, cpuPct: (ticks / hz / wall) * 100 };
+      return { rssMb: Number(rss[1]) / 1024, cpuPct: (ticks / clockTicks() / wall) * 100 };
     } finally {
       child.kill('SIGTERM');
     }
   }
 
-  /** The results, in plan order. */
+  /** The results, in plan order (with `--only`: the cases of the selected tasks, and selected placeholders). */
   finish(): CaseResult[] {
     const out: CaseResult[] = [];
+    const ran = new Set(this.tasks.flatMap((t) => t.ids));
     for (const a of this.acc.values()) {
+      if (this.only.length && !ran.has(a.c.id) && !selected(this.only, [a.c.group, a.c.id])) continue;
       const c: CaseResult = { ...a.c };
       if (!c.baselines) delete c.baselines;
       for (const m of ['native', 'boxer'] as const) {
@@ -398,6 +608,53 @@ export function parseIperf(out: string): number {
   return bps / 1e6;
 }
 
+/** Round-robin: port i goes to senders[i % senders.length]; only nodes with ports appear, in senders' order. */
+export function spreadPorts(ports: readonly number[], senders: readonly string[]): Map<string, number[]> {
+  if (!senders.length) throw new Error('spreadPorts: no senders');
+  const out = new Map<string, number[]>();
+  for (const s of senders.slice(0, ports.length)) out.set(s, []);
+  ports.forEach((p, i) => out.get(senders[i % senders.length])!.push(p));
+  return out;
+}
+
+/** sh: one one-off iperf3 server per port in the background, then wait for them all. */
+export function aggServerScript(ports: readonly number[]): string {
+  return `${ports.map((p) => `iperf3 -s -1 -p ${p} >/dev/null &`).join('\n')}\nwait`;
+}
+
+/**
+ * sh (after $H is set): one iperf3 client of `seconds` per port, in the background; a refused (or timed-out)
+ * connect is retried up to AGG_CONNECT_TRIES times AGG_RETRY_PAUSE_S apart, any other failure is reported
+ * on stderr. Exits 0 only if every client succeeded.
+ */
+export function aggClientScript(ports: readonly number[], seconds: number): string {
+  return [
+    'c() {',
+    '  i=0',
+    `  while [ $i -lt ${AGG_CONNECT_TRIES} ]; do`,
+    '    i=$((i + 1))',
+    `    e=$(iperf3 -c "$H" -p "$1" -t ${Math.ceil(seconds)} --connect-timeout ${AGG_CONNECT_TIMEOUT_MS} 2>&1 >/dev/null) && return 0`,
+    '    case $e in',
+    `      *refused*|*"timed out"*) sleep ${AGG_RETRY_PAUSE_S} ;;`,
+    '      *) echo "iperf3 -c $H -p $1: $e" >&2; return 1 ;;',
+    '    esac',
+    '  done',
+    `  echo "iperf3 -c $H -p $1: still failing after ${AGG_CONNECT_TRIES} tries: $e" >&2`,
+    '  return 1',
+    '}',
+    'pids=',
+    ...ports.map((p) => `c ${p} & pids="$pids $!"`),
+    'rc=0',
+    'for p in $pids; do wait $p || rc=1; done',
+    'exit $rc',
+  ].join('\n');
+}
+
+/** The TCP sockets of iperf3 processes in `ss -tnpH` output. */
+export function countIperfSockets(ss: string): number {
+  return ss.split('\n').filter((l) => l.includes('(("iperf3"') || l.includes(',("iperf3"')).length;
+}
+
 function connectLatencyBinary(): string | undefined {
   return ['native/out/connect_latency', 'native/bench/connect_latency'].map((p) => path.join(ROOT, p)).find((p) => {
     try {
@@ -418,6 +675,18 @@ function childrenOf(pid: number): number[] {
   } catch {
     return [];
   }
+}
+
+/** Clock ticks per second of /proc/PID/stat's times (getconf CLK_TCK; 100 where it cannot say). */
+let CLK_TCK: number | undefined;
+function clockTicks(): number {
+  CLK_TCK ??= Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+  return CLK_TCK;
+}
+
+/** Three significant digits for notes. */
+function num3(v: number): string {
+  return Number.isFinite(v) ? String(Number(v.toPrecision(3))) : '–';
 }
 
 function cpuTicks(pid: number): number {

@@ -1,9 +1,12 @@
 /**
- * `npm run bench [-- --quick] [-- --compare old.json] [-- --out FILE] [-- --no-docs]`: the paper's evaluation
- * in the lab, each Boxer figure beside its native baseline (see docs/benchmarks.md, issue 6). Builds the lab
- * once, probes whether Boxer's data path works (Boxer variants run only then), runs the cases with progress
- * on stderr, writes bench/results.json, docs/benchmarks.md and docs/bench/*.svg. The lab is always torn down,
- * on failure and on SIGINT/SIGTERM too.
+ * `npm run bench [-- --quick] [--only PREFIX] [--compare old.json] [--out FILE] [--docs | --no-docs]`: the
+ * paper's evaluation in the lab, each Boxer figure beside its native baseline (see docs/benchmarks.md, issue
+ * 6). Builds the lab once, probes whether Boxer's data path works (Boxer variants run only then), runs the
+ * cases with progress on stderr, writes the results and, for a full run, docs/benchmarks.md and
+ * docs/bench/*.svg. Only a full run writes bench/results.json by default; quick and --only runs write
+ * bench/results-quick.json and bench/results-partial.json (both gitignored) and leave docs/ alone unless
+ * --docs is given, so that they never overwrite the committed full results. The lab is always torn down, on
+ * failure and on SIGINT/SIGTERM too.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -14,32 +17,72 @@ import { charts, markdown } from './report';
 import { compareResults, formatComparison, type MachineInfo, type Results } from './results';
 import { boxerDataPathAvailable, ROOT, Runner } from './runner';
 
+/** The committed results of a full run, and where quick and filtered runs write theirs instead. */
+export const FULL_RESULTS = path.join(ROOT, 'bench', 'results.json');
+export const QUICK_RESULTS = path.join(ROOT, 'bench', 'results-quick.json');
+export const PARTIAL_RESULTS = path.join(ROOT, 'bench', 'results-partial.json');
+
+export const USAGE = `usage: npm run bench -- [options]
+  (none)            the full run (~18 min): writes bench/results.json, docs/benchmarks.md, docs/bench/*.svg
+  --quick           a smoke test of every group in under two minutes (fewer, shorter repetitions);
+                    writes bench/results-quick.json, leaves docs/ alone
+  --only PREFIX     run only the cases whose group, id or progress label starts with PREFIX (repeatable, or
+                    comma-separated: --only aggregate, --only cost/setup-cpu, --only "throughput vm-to-vm");
+                    writes bench/results-partial.json, leaves docs/ alone
+  --out FILE        write the results to FILE instead (quick and --only runs may not write bench/results.json)
+  --docs            also write docs/benchmarks.md and docs/bench/*.svg (the default for a full run only;
+                    not with --only, whose docs would lack every other case)
+  --no-docs         never write docs/
+  --compare OLD     print the per-figure change from the results file OLD`;
+
 export interface Args {
   quick: boolean;
   compare?: string;
   out: string;
   docs: boolean;
+  /** Prefixes of the groups, case ids or task labels to run; empty: all. */
+  only: string[];
 }
 
 export function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, out: path.join(ROOT, 'bench', 'results.json'), docs: true };
+  let quick = false;
+  let compare: string | undefined;
+  let out: string | undefined;
+  let docs: boolean | undefined;
+  const only: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const x = argv[i];
     const value = () => {
       const v = argv[++i];
-      if (v === undefined) throw new Error(`${x} needs a value`);
+      if (v === undefined) throw new Error(`${x} needs a value\n${USAGE}`);
       return v;
     };
-    if (x === '--quick') a.quick = true;
-    else if (x === '--compare') a.compare = value();
-    else if (x.startsWith('--compare=')) a.compare = x.slice(10);
-    else if (x === '--out') a.out = path.resolve(value());
-    else if (x.startsWith('--out=')) a.out = path.resolve(x.slice(6));
-    else if (x === '--no-docs') a.docs = false;
+    const addOnly = (v: string) => {
+      const parts = v
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean);
+      if (!parts.length) throw new Error(`--only needs a prefix\n${USAGE}`);
+      only.push(...parts);
+    };
+    if (x === '--quick') quick = true;
+    else if (x === '--compare') compare = value();
+    else if (x.startsWith('--compare=')) compare = x.slice(10);
+    else if (x === '--out') out = path.resolve(value());
+    else if (x.startsWith('--out=')) out = path.resolve(x.slice(6));
+    else if (x === '--only') addOnly(value());
+    else if (x.startsWith('--only=')) addOnly(x.slice(7));
+    else if (x === '--docs') docs = true;
+    else if (x === '--no-docs') docs = false;
+    else if (x === '--help' || x === '-h') throw new Error(USAGE);
     else if (x === '--') continue;
-    else throw new Error(`unknown argument ${x} (usage: npm run bench [-- --quick] [--compare old.json] [--out FILE] [--no-docs])`);
+    else throw new Error(`unknown argument ${x}\n${USAGE}`);
   }
-  return a;
+  const full = !quick && !only.length;
+  if (docs && only.length) throw new Error(`--docs with --only would write docs/benchmarks.md without the other cases\n${USAGE}`);
+  out ??= full ? FULL_RESULTS : quick ? QUICK_RESULTS : PARTIAL_RESULTS;
+  if (!full && out === FULL_RESULTS) throw new Error(`bench/results.json holds the full run's results: give a quick or --only run another --out\n${USAGE}`);
+  return { quick, ...(compare !== undefined ? { compare } : {}), out, docs: docs ?? full, only };
 }
 
 export function machineInfo(): MachineInfo {
@@ -57,16 +100,24 @@ function log(s: string): void {
   process.stderr.write(`${s}\n`);
 }
 
-async function main(): Promise<number> {
-  const args = parseArgs(process.argv.slice(2));
+async function main(args: Args): Promise<number> {
   const old = args.compare ? (JSON.parse(fs.readFileSync(args.compare, 'utf8')) as Results) : undefined;
   const pre = checkLabPrerequisites();
   if (!pre.ok) {
     log(`bench: cannot build the lab: ${pre.reason}`);
     return 80;
   }
+  if (args.only.length) {
+    // A dry plan (plan() only builds closures; nothing touches the lab) says whether --only selects anything.
+    const dry = new Bench(config(args.quick), new Runner({} as Lab), { available: true, reason: '' }, args.only);
+    dry.plan();
+    if (!dry.tasks.length) {
+      log(`bench: --only ${args.only.join(',')} selects nothing (groups: ${dry.groups().join(', ')})`);
+      return 2;
+    }
+  }
   const t0 = Date.now();
-  log(`bench: building the lab (${args.quick ? 'quick' : 'full'} run) ...`);
+  log(`bench: building the lab (${args.quick ? 'quick' : 'full'} run${args.only.length ? `, only ${args.only.join(', ')}` : ''}) ...`);
   let lab: Lab | undefined;
   let runner: Runner | undefined;
   const cleanup = () => lab?.downSync();
@@ -85,7 +136,7 @@ async function main(): Promise<number> {
     log('bench: probing the Boxer data path ...');
     const boxer = await boxerDataPathAvailable(runner);
     log(`bench: Boxer data path ${boxer.available ? 'available' : 'NOT available'}: ${boxer.reason}`);
-    const bench = new Bench(config(args.quick), runner, boxer);
+    const bench = new Bench(config(args.quick), runner, boxer, args.only);
     bench.plan();
     const n = bench.tasks.length;
     for (const [i, task] of bench.tasks.entries()) {
@@ -97,6 +148,7 @@ async function main(): Promise<number> {
       version: 1,
       date: new Date().toISOString(),
       quick: args.quick,
+      ...(args.only.length ? { only: args.only } : {}),
       durationS: (Date.now() - t0) / 1000,
       machine: machineInfo(),
       boxerDataPath: boxer,
@@ -110,7 +162,8 @@ async function main(): Promise<number> {
       fs.mkdirSync(dir, { recursive: true });
       const cs = charts(results);
       for (const c of cs) fs.writeFileSync(path.join(dir, c.file), c.svg);
-      fs.writeFileSync(path.join(ROOT, 'docs', 'benchmarks.md'), markdown(results, cs.map((c) => c.file)));
+      const docsDir = path.join(ROOT, 'docs');
+      fs.writeFileSync(path.join(docsDir, 'benchmarks.md'), markdown(results, cs.map((c) => c.file), path.relative(docsDir, args.out)));
       log(`bench: wrote docs/benchmarks.md and ${cs.map((c) => `docs/bench/${c.file}`).join(', ')}`);
     }
     for (const c of results.cases) {
@@ -130,7 +183,15 @@ async function main(): Promise<number> {
 }
 
 if (require.main === module) {
-  main()
+  let args: Args;
+  try {
+    args = parseArgs(process.argv.slice(2));
+  } catch (e) {
+    const help = (e as Error).message === USAGE;
+    (help ? console.log : log)((e as Error).message);
+    process.exit(help ? 0 : 2);
+  }
+  main(args)
     .then((code) => process.exit(code))
     .catch((e: Error) => {
       log(`bench failed: ${e.stack ?? e.message}`);

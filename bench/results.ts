@@ -50,6 +50,8 @@ export interface Results {
   version: 1;
   date: string;
   quick: boolean;
+  /** `--only` prefixes of a partial run (absent: every case ran). */
+  only?: string[];
   durationS: number;
   machine: MachineInfo;
   boxerDataPath: { available: boolean; reason: string };

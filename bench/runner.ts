@@ -1,8 +1,10 @@
 /**
  * Running the benchmark programs inside the lab: natively (server on a node's own address), or as Boxer
- * applications (`boxer run` on both ends, the client connecting to the server's virtual address). Every
- * process is bounded in time (`timeout` around servers, timeoutMs on clients) and tracked so that it can be
- * stopped; the lab's teardown kills whatever is left in its namespaces.
+ * applications (`boxer run` on both ends, the client connecting to the server's virtual address); one program
+ * at a time (server(), client()) or a process group running an sh script (group(): under Boxer, one member
+ * for all the script's programs). Every process is bounded in time (`timeout` around servers and groups,
+ * timeoutMs on clients) and tracked so that it can be stopped; the lab's teardown kills whatever is left in
+ * its namespaces.
  */
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -16,6 +18,15 @@ export const SHIM = path.join(ROOT, 'native', 'out', 'libboxer-shim.so');
 export const PY = '/usr/bin/python3';
 const SECRET = 'boxer benchmark secret, long enough';
 const SEED_PORT = 7070;
+/** Ports the benchmark servers listen on are drawn from this range, in turn (a port is not reused soon after). */
+const PORT_LOW = 20000;
+const PORT_HIGH = 60000;
+/** Lines of a group's stdout kept for waitLine() (a group prints a few markers and one JSON line). */
+const GROUP_MAX_LINES = 200;
+/** Characters of a group's stderr kept for error messages. */
+const GROUP_STDERR_TAIL = 4000;
+/** Pause after the server's name resolved, before a Boxer client connects (client(), hostPrelude()). */
+const RESOLVED_PAUSE_S = 0.3;
 
 export type Mode = 'native' | 'boxer';
 
@@ -31,13 +42,22 @@ export class Runner {
   private readonly live = new Set<ChildProcess>();
   private seed?: ChildProcess;
   private names = 0;
-  private port = 20000;
+  private port = PORT_LOW;
 
   constructor(readonly lab: Lab) {}
 
   nextPort(): number {
-    this.port = this.port >= 60000 ? 20000 : this.port + 1;
+    this.port = this.port >= PORT_HIGH ? PORT_LOW : this.port + 1;
     return this.port;
+  }
+
+  /** k consecutive ports (one `ss` port range covers them), not yet handed out by nextPort(). */
+  nextPorts(k: number): number[] {
+    if (!(Number.isInteger(k) && k >= 1 && k <= PORT_HIGH - PORT_LOW)) throw new Error(`nextPorts: bad count ${k}`);
+    if (this.port + k > PORT_HIGH) this.port = PORT_LOW - 1;
+    const first = this.port + 1;
+    this.port += k;
+    return Array.from({ length: k }, (_, i) => first + i);
   }
 
   private env(): Record<string, string> {
@@ -106,7 +126,7 @@ export class Runner {
       r = await this.lab.exec(node, argv[0], argv.slice(1).map((a) => (a === HOST ? host : a)), { timeoutMs });
     } else {
       const cmd = argv.map((a) => (a === HOST ? '"$H"' : shq(a))).join(' ');
-      const script = `H=$(${PY} ${shq(NETBENCH)} resolve ${server.name} 15) || exit 99; sleep 0.3; exec ${cmd}`;
+      const script = `H=$(${PY} ${shq(NETBENCH)} resolve ${server.name} 15) || exit 99; sleep ${RESOLVED_PAUSE_S}; exec ${cmd}`;
       r = await this.lab.exec(node, process.execPath, [BOXER, 'run', '--seed', this.seedAddr(), '--name', `bcli${++this.names}`, '--', 'sh', '-c', script], {
         timeoutMs,
         env: this.env(),
@@ -115,6 +135,109 @@ export class Runner {
     if (r.timedOut) throw new Error(`${argv.join(' ')} on ${node} timed out after ${timeoutMs} ms`);
     if (r.code !== 0) throw new Error(`${path.basename(argv[0])} on ${node} exited ${r.code ?? r.signal}: ${(r.stderr || r.stdout).trim().slice(-500)}`);
     return r.stdout;
+  }
+
+  /**
+   * The sh code that puts the server's address into $H: its own address natively; under Boxer the virtual
+   * address of member `server.name`, resolved from the member file (at most maxS seconds), or exit 99.
+   */
+  hostPrelude(mode: Mode, server: { node: string; name: string }, maxS: number): string {
+    if (mode === 'native') return `H=${shq(this.lab.node(server.node).address)}`;
+    return `H=$(${PY} ${shq(NETBENCH)} resolve ${shq(server.name)} ${Math.ceil(maxS)}) || exit 99; sleep ${RESOLVED_PAUSE_S}`;
+  }
+
+  /**
+   * Starts `sh -c script` on node as one process group, killed after maxS seconds at the latest (`timeout`
+   * kills its whole group, background jobs included, and passes SIGTERM on to it as well). Under Boxer the
+   * group runs inside one member (`boxer run --name NAME`), so every program of the script is a Boxer
+   * application of the same agent. `pid` is the process the lab started (ip netns exec and setpriv exec in
+   * place): `timeout` natively, the agent's node process under Boxer (see agentPid()).
+   */
+  group(mode: Mode, node: string, script: string, maxS: number, prefix = 'bgrp'): Group {
+    const name = `${prefix}${++this.names}`;
+    const bounded = ['timeout', '-k', '2', String(Math.ceil(maxS)), 'sh', '-c', script];
+    const child =
+      mode === 'native'
+        ? this.lab.spawn(node, bounded[0], bounded.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
+        : this.lab.spawn(node, process.execPath, [BOXER, 'run', '--seed', this.seedAddr(), '--name', name, '--', ...bounded], { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+    this.track(child);
+    const lines: string[] = [];
+    const waiters = new Set<() => void>();
+    let partial = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+      const parts = (partial + d).split('\n');
+      partial = parts.pop() ?? '';
+      lines.push(...parts);
+      if (lines.length > GROUP_MAX_LINES) lines.splice(0, lines.length - GROUP_MAX_LINES);
+      for (const w of [...waiters]) w();
+    });
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-GROUP_STDERR_TAIL)));
+    const exited = new Promise<void>((resolve) => {
+      const done = () => {
+        for (const w of [...waiters]) w();
+        resolve();
+      };
+      child.once('exit', done);
+      child.once('error', done);
+    });
+    const g: Group = {
+      name,
+      node,
+      child,
+      get pid() {
+        return child.pid;
+      },
+      get running() {
+        return child.exitCode === null && child.signalCode === null;
+      },
+      stderr: () => stderr.trim(),
+      exited,
+      stop: () => stop(child),
+      waitLine: (pred, timeoutMs) =>
+        new Promise<string>((resolve, reject) => {
+          let seen = 0;
+          const check = () => {
+            for (; seen < lines.length; seen++) {
+              if (pred(lines[seen])) {
+                finish();
+                resolve(lines[seen]);
+                return;
+              }
+            }
+            if (!g.running) {
+              finish();
+              reject(new Error(`${name} on ${node} exited (${child.exitCode ?? child.signalCode}) before the expected line: ${stderr.trim().slice(-500)}`));
+            }
+          };
+          const timer = setTimeout(() => {
+            finish();
+            reject(new Error(`${name} on ${node}: no expected line within ${timeoutMs} ms: ${stderr.trim().slice(-500)}`));
+          }, timeoutMs);
+          const finish = () => {
+            clearTimeout(timer);
+            waiters.delete(check);
+          };
+          waiters.add(check);
+          check();
+        }),
+    };
+    return g;
+  }
+
+  /** The pid of a Boxer group's agent (`boxer run --name NAME`), checked against its command line. */
+  agentPid(g: Group): number {
+    const pid = g.pid;
+    if (!pid) throw new Error(`${g.name} on ${g.node} did not start`);
+    let argv: string[];
+    try {
+      argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    } catch {
+      throw new Error(`${g.name} on ${g.node} (pid ${pid}) is gone: ${g.stderr().slice(-300)}`);
+    }
+    const i = argv.indexOf('--name');
+    if (!argv.includes('run') || i < 0 || argv[i + 1] !== g.name) throw new Error(`pid ${pid} is not the agent of ${g.name}: ${argv.join(' ').slice(0, 200)}`);
+    return pid;
   }
 
   /** Spawns a long-lived process (the idle agent) tracked for cleanup. */
@@ -130,6 +253,23 @@ export class Runner {
   async stopAll(): Promise<void> {
     await Promise.all([...this.live].map((c) => stop(c)));
   }
+}
+
+/** A process group started by Runner.group(). */
+export interface Group {
+  /** Its member name under Boxer (unused natively). */
+  readonly name: string;
+  readonly node: string;
+  readonly child: ChildProcess;
+  readonly pid: number | undefined;
+  readonly running: boolean;
+  /** The last GROUP_STDERR_TAIL characters of its stderr (the agent's and the script's). */
+  stderr(): string;
+  /** Resolves once it exited. */
+  readonly exited: Promise<void>;
+  /** The first stdout line (counting lines already printed) that pred accepts; rejects on exit or timeout. */
+  waitLine(pred: (line: string) => boolean, timeoutMs: number): Promise<string>;
+  stop(): Promise<void>;
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -145,7 +145,7 @@ test('ratios: against the own native variant, else each baseline; never from an 
 });
 
 test('arguments and iperf3 output', (t) => {
-  t.deepEqual({ ...parseArgs(['--quick', '--compare', 'old.json', '--no-docs']), out: '' }, { quick: true, compare: 'old.json', out: '', docs: false });
+  t.deepEqual({ ...parseArgs(['--quick', '--compare', 'old.json', '--no-docs']), out: '' }, { quick: true, compare: 'old.json', out: '', docs: false, only: [] });
   t.true(parseArgs(['--out=/tmp/x.json']).out.endsWith('/tmp/x.json'));
   t.throws(() => parseArgs(['--bogus']));
   t.throws(() => parseArgs(['--compare']));
