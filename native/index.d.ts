@@ -80,8 +80,8 @@ export interface SpliceResult {
  * its own; no byte passes through JavaScript) until both directions ended. Takes its own duplicates of fdA and
  * fdB: close yours at once (destroy() a net.Socket) and never read them again. `headToA`/`headToB`: bytes
  * already read from the other side, written first. EOF on one side half-closes the other (shutdown
- * SHUT_WR); an error on either side resets both (SO_LINGER 0). Resolves once both sockets are closed; does
- * not keep the event loop alive. Throws EBADF/EINVAL on bad arguments, EMFILE/EAGAIN when a descriptor or
+ * SHUT_WR); an error on either side resets both (SO_LINGER 0). Resolves once both sockets are closed; keeps
+ * the event loop alive meanwhile (spliceAbortAll() ends them all). Throws EBADF/EINVAL on bad arguments, EMFILE/EAGAIN when a descriptor or
  * thread cannot be had (nothing taken then).
  */
 export function splice(fdA: number, fdB: number, headToA?: Buffer, headToB?: Buffer): Promise<SpliceResult>;

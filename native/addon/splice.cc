@@ -15,7 +15,8 @@
 //     (argument errors throw synchronously: EBADF, EINVAL; EMFILE / EAGAIN when a descriptor or thread cannot
 //     be had, with nothing taken).
 // The threads block in poll(2) only (the sockets stay non-blocking: O_NONBLOCK belongs to the shared open
-// file), with an eventfd to be woken for an abort. The promise does not keep the event loop alive.
+// file), with an eventfd to be woken for an abort. A relay in progress keeps the event loop alive (it is work
+// being done); spliceAbortAll() ends them all.
 #include "common.h"
 
 #include <errno.h>
@@ -221,7 +222,6 @@ Napi::Value Splice(const Napi::CallbackInfo &info) {
   r->ba.from = r->b;
   r->ba.to = r->a;
   r->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function(), "boxer splice", 0, 1, r, Finalize, (void *)nullptr);
-  r->tsfn.Unref(env);
   Napi::Promise promise = r->deferred.Promise();
   {
     std::lock_guard<std::mutex> g(g_mu);

@@ -6,7 +6,8 @@
  *       - from the route table (BOXER_ROUTES_FILE, common/routes.c), without waiting for the agent: `direct`
  *         (IP:vport), `punch` (IP:((M ^ XOR) + OFFSET), M drawn in [LO, HI]); the agent is told with one
  *         reply-less CONNECTING (conn_id = pid << 32 | counter) before the kernel connect, so the far side
- *         starts at once; `none` fails with EHOSTUNREACH at once; `self` connects over loopback;
+ *         starts at once, except on a `direct-quiet` route, where it has nothing to do; `none` fails with
+ *         EHOSTUNREACH at once; `self` connects over loopback;
  *       - else (`agent`, or a member not in the table) CONNECT (vaddr, vport, local port) to the agent, which
  *         answers at once (one local round trip).
  *     Then the kernel connect. Non-blocking: the kernel's EINPROGRESS is returned (no network wait); SO_ERROR
@@ -179,7 +180,11 @@ static int connect_remote(int fd, struct vsock *v, uint32_t ip, uint16_t port)
 	if (local == 0)
 		return -1;
 	uint64_t conn_id;
-	if (decided) {
+	if (decided && route.quiet) {
+		/* direct-quiet: nothing for the agent to do (the far side names us by our address), so not a word:
+		 * waking it would cost the connection tens of microseconds of a shared CPU. */
+		conn_id = next_conn_id();
+	} else if (decided) {
 		/* Tell the agent before the kernel connect, so the far side starts punching at once; no reply. */
 		conn_id = next_conn_id();
 		uint8_t body[32];

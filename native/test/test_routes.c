@@ -78,6 +78,14 @@ int main(void)
 		CHECK(routes_find(&t, a) == NULL);
 	CHECK(routes_find(&t, 0) == NULL && routes_find(&t, 0xffffffff) == NULL);
 	CHECK(routes_parse("", 0, &t) == 0 && routes_find(&t, 0x64600002) == NULL);
+	/* direct-quiet: a direct route the agent needs no word of. */
+	const char *quiet = "a 100.96.0.2 direct-quiet 203.0.113.9 0 0 0 0\nb 100.96.0.3 direct 203.0.113.8 0 0 0 0\n";
+	CHECK(routes_parse(quiet, strlen(quiet), &t) == 2);
+	CHECK((r = routes_find(&t, 0x64600002)) && r->kind == ROUTE_DIRECT && r->quiet == 1 && r->ip == 0xcb007109);
+	CHECK((r = routes_find(&t, 0x64600003)) && r->kind == ROUTE_DIRECT && r->quiet == 0);
+	quiet = "a 100.96.0.2 direct-quiet 0.0.0.0 0 0 0 0\n"; /* still needs an address */
+	CHECK(routes_parse(quiet, strlen(quiet), &t) == 0);
+
 	/* Naming an accepted connection by its source address: one direct line alone at that address. */
 	const char *peers = "a 100.96.0.2 direct 203.0.113.9 0 0 0 0\n"   /* a VM alone at its address */
 			    "b 100.96.0.3 direct 10.0.0.5 0 0 0 0\n"      /* a LAN member, private address */

@@ -72,7 +72,7 @@ export type VnetMessage =
   | { k: 'relay-req'; cid: string; to: number; vport: number; cport: number }
   | { k: 'relay-ok'; cid: string; port: number; ip: string; errno: number }
   | { k: 'relay-open'; cid: string; from: number; vport: number; cport: number; relay: Endpoint; token: Uint8Array }
-  | { k: 'relay-cancel'; cid: string };
+  | { k: 'relay-cancel'; cid: string; errno?: number };
 
 export interface VnetNetwork {
   self(): { id: number; addr: string } | null;
@@ -205,9 +205,22 @@ export class Broker {
     return decideRoute(this.me(), far, this.netw.linkPath(far.id));
   }
 
-  /** The route table for the shim (rewritten by the caller whenever members or links change). */
+  /**
+   * The route table for the shim (rewritten by the caller whenever members or links change). Direct routes
+   * are `direct-quiet` when the far side names us by our address: the shim then tells us nothing, and
+   * `stats.direct` does not count those connections.
+   */
   routes(): string {
-    return formatRoutes(this.netw.members().map((m) => ({ id: m.id, addr: m.addr, route: this.route(m), ext: m.ext?.ip })));
+    const me = this.me();
+    const quiet = !!me && this.namedByAddress(me);
+    return formatRoutes(
+      this.netw.members().map((m) => {
+        const route = this.route(m);
+        // Not over a LAN (a private address): the far side needs our announcement there.
+        if (quiet && route.kind === 'direct' && route.ip === m.ext?.ip) route.quiet = true;
+        return { id: m.id, addr: m.addr, route, ext: m.ext?.ip };
+      }),
+    );
   }
 
   /**
@@ -264,6 +277,10 @@ export class Broker {
     if (seedIp) relays.push({ id: SEED, name: 'the seed', ip: seedIp });
     const cid = `${self.id}:${connId}`;
     for (const r of relays) {
+      // The relay says how the far side answered (it has connected to the relay, or refused) right after its
+      // relay-ok, on the same link: be ready for that before asking.
+      this.outcomes.set(connId, { errno: null, waiters: [], at: Date.now() });
+      this.byCid.set(cid, connId);
       const ok = await new Promise<Extract<VnetMessage, { k: 'relay-ok' }> | null>((resolve) => {
         const t = setTimeout(() => {
           this.relayWaiters.delete(cid);
@@ -282,8 +299,6 @@ export class Broker {
       }
       // The client's socket is accepted by the relay at once, whatever the far side says: so wait for the far
       // side (nothing listening: ECONNREFUSED now, as a native connect would say).
-      this.outcomes.set(connId, { errno: null, waiters: [], at: Date.now() });
-      this.byCid.set(cid, connId);
       const errno = await this.result(connId, RELAY_REQUEST_TIMEOUT_MS);
       if (errno === E.EINPROGRESS) {
         log.info('the far member did not answer a relayed connection', { member: far.name });
@@ -430,7 +445,7 @@ export class Broker {
         void this.acceptRelayed(from, msg);
         return;
       case 'relay-cancel':
-        this.relay.cancel(msg.cid);
+        this.relay.cancel(msg.cid, msg.errno);
         return;
       case 'open':
         break;
@@ -533,7 +548,7 @@ export class Broker {
     const no = (errno: number) => this.netw.send(from, { k: 'relay-ok', cid: msg.cid, port: 0, ip: '', errno });
     if (!client?.ext || !far || !me?.ext || me.nat !== 'open') return no(E.EHOSTUNREACH);
     try {
-      const { port, relayPort, token } = await this.relay.prepare(msg.cid, client.ext.ip);
+      const { port, relayPort, token } = await this.relay.prepare(msg.cid, client.ext.ip, (errno) => this.netw.send(from, { k: 'result', cid: msg.cid, errno }));
       this.netw.send(from, { k: 'relay-ok', cid: msg.cid, port, ip: me.ext.ip, errno: 0 });
       this.netw.send(far.id, { k: 'relay-open', cid: msg.cid, from, vport: msg.vport, cport: msg.cport, relay: { ip: me.ext.ip, port: relayPort }, token });
     } catch (e) {
@@ -542,16 +557,18 @@ export class Broker {
     }
   }
 
-  /** The far side of a relayed connection: connect out to the relay, then the hand-off. */
+  /**
+   * The far side of a relayed connection: connect out to the relay, then the hand-off. The client hears the
+   * outcome from the relay (which it is linked to already): our connection arriving there means we listen; a
+   * refusal travels in relay-cancel. Nothing goes to the client directly, which could need a link of its own.
+   */
   private async acceptRelayed(relayId: number, msg: Extract<VnetMessage, { k: 'relay-open' }>): Promise<void> {
     const client = this.byId(msg.from);
-    const reply = (errno: number) => this.netw.send(msg.from, { k: 'result', cid: msg.cid, errno });
-    const cancel = () => this.netw.send(relayId, { k: 'relay-cancel', cid: msg.cid });
-    if (!client) return cancel();
+    const cancel = (errno: number) => this.netw.send(relayId, { k: 'relay-cancel', cid: msg.cid, errno });
+    if (!client) return cancel(E.EHOSTUNREACH);
     if (!this.listens.has(msg.vport)) {
       this.stat.refused++;
-      reply(E.ECONNREFUSED);
-      return cancel();
+      return cancel(E.ECONNREFUSED);
     }
     // The seed, listening on every address, leaves it to us: the address we reach it at.
     const relayIp = msg.relay.ip === '0.0.0.0' && relayId === SEED ? this.netw.seedIp() : msg.relay.ip;
@@ -564,10 +581,10 @@ export class Broker {
     } catch (e) {
       if (fd >= 0) this.ops.close(fd);
       log.info('cannot reach the relay', { relay: `${msg.relay.ip}:${msg.relay.port}`, reason: (e as Error).message });
-      cancel();
-      return reply(E.EHOSTUNREACH);
+      return cancel(E.EHOSTUNREACH);
     }
-    if (!(await this.handOver(fd, msg.vport, client, msg.cport, reply))) cancel();
+    // The program stopped listening meanwhile: the socket is reset, and the relay resets the client's half.
+    await this.handOver(fd, msg.vport, client, msg.cport, (errno) => errno && cancel(errno));
   }
 
   private sweep(): void {

@@ -5,11 +5,11 @@
  * | k | fields | meaning |
  * |---|---|---|
  * | `open` | `cid`, `vport`, `cport`, `cext` (endpoint or null), `punch` (port or null) | a program of the sender connects to the receiver's `vport` from its virtual port `cport`, its socket seen at `cext`; with `punch`, bind that port and connect to `cext` (simultaneous open) |
- * | `result` | `cid`, `errno` | the outcome of a punched or relayed connection (0, ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH) |
+ * | `result` | `cid`, `errno` | the outcome of a connection (0, ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH): from the far member for a punched one, from the relay for a relayed one (0 once the far member's connection reached it) |
  * | `relay-req` | `cid`, `to`, `vport`, `cport` | to an `open` member: relay a connection from the sender to member `to` |
  * | `relay-ok` | `cid`, `port`, `ip`, `errno` | the relay's answer: where the client's program connects (`ip` empty: the address the client reaches the relay at) |
  * | `relay-open` | `cid`, `from`, `vport`, `cport`, `relay`, `token` (16 bytes) | to the far member: connect to the relay, send the token, hand the socket to the program on `vport` |
- * | `relay-cancel` | `cid` | to the relay: the far member refused (nothing listens): reset the client's half |
+ * | `relay-cancel` | `cid`, `errno` (optional) | to the relay: the client gave up, or (with `errno`: ECONNREFUSED, EHOSTUNREACH) the far member refused or cannot reach it; the relay resets the client's half and passes `errno` on to the client as a `result` |
  */
 import { Encoder } from 'cbor-x';
 import type { VnetMessage } from './broker';
@@ -67,7 +67,7 @@ export function decodeVnet(bytes: Uint8Array): VnetMessage {
       return { k: 'relay-open', cid: v.cid, from: member(v.from, 'from'), vport: port(v.vport, 'vport') as number, cport: port(v.cport, 'cport') as number, relay, token: new Uint8Array(v.token) };
     }
     case 'relay-cancel':
-      return { k: 'relay-cancel', cid: v.cid };
+      return v.errno === undefined || v.errno === null ? { k: 'relay-cancel', cid: v.cid } : { k: 'relay-cancel', cid: v.cid, errno: errno() };
   }
   throw new Error(`unknown kind ${JSON.stringify(v.k)}`);
 }

@@ -52,6 +52,8 @@ interface Pair {
   b: net.Socket | null;
   token: string;
   timer: NodeJS.Timeout;
+  /** Tells the client how the far side answered: 0 when its connection arrived, else its errno. Once. */
+  notify: ((errno: number) => void) | null;
 }
 
 export interface RelayStats {
@@ -73,8 +75,12 @@ export class DataRelay {
   /** `kernel`: the addon's splice, when loaded; without it every relayed connection is piped in Node. */
   constructor(private readonly kernel?: KernelSplice) {}
 
-  /** Opens the listening port for a client connection from `allowIp`; returns it and the far side's ticket. */
-  async prepare(cid: string, allowIp: string): Promise<{ port: number; relayPort: number; token: Buffer }> {
+  /**
+   * Opens the listening port for a client connection from `allowIp`; returns it and the far side's ticket.
+   * `notify(errno)` is called once: 0 when the far side's connection arrives with the token (it listens),
+   * or the errno of a refusal passed in cancel().
+   */
+  async prepare(cid: string, allowIp: string, notify?: (errno: number) => void): Promise<{ port: number; relayPort: number; token: Buffer }> {
     if (this.pairs.size >= MAX_PENDING_RELAYS) {
       this.stats.refused++;
       throw new Error(`too many relayed connections being set up (${MAX_PENDING_RELAYS})`);
@@ -82,7 +88,7 @@ export class DataRelay {
     await this.ensureTokenServer();
     const token = crypto.randomBytes(TOKEN_BYTES);
     const listener = net.createServer({ allowHalfOpen: true, pauseOnConnect: true });
-    const pair: Pair = { cid, allowIp, listener, a: null, b: null, token: token.toString('hex'), timer: setTimeout(() => this.drop(pair, 'timed out'), RELAY_PAIR_TIMEOUT_MS) };
+    const pair: Pair = { cid, allowIp, listener, a: null, b: null, token: token.toString('hex'), timer: setTimeout(() => this.drop(pair, 'timed out'), RELAY_PAIR_TIMEOUT_MS), notify: notify ?? null };
     pair.timer.unref();
     listener.on('connection', (s) => {
       const from = (s.remoteAddress ?? '').replace(/^::ffff:/, '');
@@ -103,10 +109,21 @@ export class DataRelay {
     return { port: (listener.address() as net.AddressInfo).port, relayPort: this.tokenPort, token };
   }
 
-  /** The far side refused (nothing listens): reset the client's half, as a refused connection would. */
-  cancel(cid: string): void {
+  /**
+   * The client gave up, or the far side refused (`errno`: nothing listens, or it cannot reach us): reset the
+   * client's half, as a refused connection would, and pass the errno on.
+   */
+  cancel(cid: string, errno?: number): void {
     const p = this.pairs.get(cid);
-    if (p) this.drop(p, 'refused by the far member');
+    if (!p) return;
+    if (errno) this.tell(p, errno);
+    this.drop(p, errno ? `refused by the far member (errno ${errno})` : 'given up by the client');
+  }
+
+  private tell(p: Pair, errno: number): void {
+    const n = p.notify;
+    p.notify = null;
+    n?.(errno);
   }
 
   private async ensureTokenServer(): Promise<void> {
@@ -134,6 +151,7 @@ export class DataRelay {
         return;
       }
       pair.b = s;
+      this.tell(pair, 0);
       this.maybeSplice(pair);
     };
     s.on('readable', read);

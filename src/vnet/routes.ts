@@ -9,12 +9,16 @@
  * | same NAT as us, link path `lan` | `direct` to its private address |
  * | behind a predictable NAT (`preserving`, `translating`), we predictable too | `punch` |
  * | anything else (a `random` NAT on either side, same NAT without a LAN) | `agent`: the broker relays |
+ *
+ * A `direct` route to a public address is written `direct-quiet` when we are an `open` member alone at our
+ * address (Broker.routes): the far side then names our connections by our address, so the agent needs no
+ * word of them and the shim sends none.
  */
 import type { MemberInfo, NatKind, PathKind } from '../wire/messages';
 
 export type Route =
   | { kind: 'self' }
-  | { kind: 'direct'; ip: string }
+  | { kind: 'direct'; ip: string; quiet?: boolean }
   | { kind: 'punch'; ip: string; xor: number; offset: number; lo: number; hi: number }
   | { kind: 'agent' }
   | { kind: 'none' };
@@ -60,7 +64,7 @@ export function formatRoutes(rows: Array<{ id: number; addr: string; route: Rout
     .map(({ id, addr, route: r, ext }) => {
       switch (r.kind) {
         case 'direct':
-          return `${id} ${addr} direct ${r.ip} 0 0 0 0\n`;
+          return `${id} ${addr} ${r.quiet ? 'direct-quiet' : 'direct'} ${r.ip} 0 0 0 0\n`;
         case 'punch':
           return `${id} ${addr} punch ${r.ip} ${r.xor} ${r.offset} ${r.lo} ${r.hi}\n`;
         default:

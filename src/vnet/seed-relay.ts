@@ -44,13 +44,13 @@ export class SeedRelay {
   }
 
   private async onMessage(from: number, m: VnetMessage): Promise<void> {
-    if (m.k === 'relay-cancel') return this.relay.cancel(m.cid);
+    if (m.k === 'relay-cancel') return this.relay.cancel(m.cid, m.errno);
     if (m.k !== 'relay-req') return;
     const client = this.seed.info(from);
     const far = this.seed.info(m.to);
     if (!client?.ext || !far) return this.send(from, { k: 'relay-ok', cid: m.cid, port: 0, ip: '', errno: E.EHOSTUNREACH });
     try {
-      const { port, relayPort, token } = await this.relay.prepare(m.cid, client.ext.ip);
+      const { port, relayPort, token } = await this.relay.prepare(m.cid, client.ext.ip, (errno) => this.send(from, { k: 'result', cid: m.cid, errno }));
       const ip = this.publicIp ?? '';
       this.send(from, { k: 'relay-ok', cid: m.cid, port, ip, errno: 0 });
       this.send(far.id, { k: 'relay-open', cid: m.cid, from, vport: m.vport, cport: m.cport, relay: { ip: ip || '0.0.0.0', port: relayPort }, token });

@@ -258,6 +258,9 @@ export class FakeAgent {
           native().close(h.fd); // the program has its own descriptor now
           return;
         }
+        // A client that connected from the route table announced itself with CONNECTING, which (no reply to
+        // wait for) may arrive after its SYN: wait for it briefly, as the real agent does.
+        for (let i = 0; i < 40 && peer === '127.0.0.1' && !this.clientsByLocalPort.has(peerPort); i++) await new Promise((r) => setTimeout(r, 5));
         const c = peer === '127.0.0.1' ? this.clientsByLocalPort.get(peerPort) : undefined;
         if (c) {
           ipToBytes(c.vaddr).copy(r, 4);

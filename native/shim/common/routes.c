@@ -88,7 +88,10 @@ static int parse_line(const char *s, size_t len, struct route *r)
 		return -1;
 	if (tok_is(tok[2], tl[2], "direct"))
 		r->kind = ROUTE_DIRECT;
-	else if (tok_is(tok[2], tl[2], "punch"))
+	else if (tok_is(tok[2], tl[2], "direct-quiet")) {
+		r->kind = ROUTE_DIRECT;
+		r->quiet = 1;
+	} else if (tok_is(tok[2], tl[2], "punch"))
 		r->kind = ROUTE_PUNCH;
 	else if (tok_is(tok[2], tl[2], "agent"))
 		r->kind = ROUTE_AGENT;

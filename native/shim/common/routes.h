@@ -1,5 +1,5 @@
 /* The route table (BOXER_ROUTES_FILE, docs/shim-protocol.md): one member per line,
- *   ID VADDR KIND IP XOR OFFSET LO HI        KIND: direct | punch | agent | none | self
+ *   ID VADDR KIND IP XOR OFFSET LO HI        KIND: direct | direct-quiet | punch | agent | none | self
  * from which connect() decides where the program's socket connects, and accept() names a connection that came
  * straight from a member, without a round trip to the agent.
  * Blank lines, lines starting with '#' and lines that do not parse are skipped; when a VADDR appears twice the
@@ -33,6 +33,7 @@ struct route {
 	uint16_t xor_;
 	uint16_t lo, hi; /* punch: 1 <= lo <= hi */
 	uint8_t kind;    /* enum route_kind */
+	uint8_t quiet;   /* direct-quiet: the agent needs no CONNECTING (the far side names us by our address) */
 	uint32_t seq;    /* line order (private: the later line wins) */
 };
 
