@@ -97,6 +97,19 @@ export function charts(r: Results): Chart[] {
  * The page. `resultsLink`: the results file relative to docs/ (the full run's bench/results.json unless the
  * page was asked for from a quick run's file).
  */
+/** What a new connection costs on each path (docs/virtual-network.md), to read the TTFB figures by. */
+const TTFB_PATHS = [
+  'Where the time goes, by path (docs/virtual-network.md):',
+  '- **VM to VM** (`direct-quiet` route): the shim connects from its route table and names the peer on accept from it;',
+  '  neither agent hears of the connection. What is left over native is the shim\'s own system calls (bind, keepalive',
+  '  options, a stat of the route table) on both ends.',
+  '- **function to VM** (direct): the VM\'s accept() waits for the client\'s announcement, one message between the',
+  '  agents, because a NAT\'s address is shared and is not trusted to name a member.',
+  '- **VM to function, function to function** (punched): the far agent binds the port the client chose and connects',
+  '  back (simultaneous open), then hands the socket into the program\'s accept() through a loopback wake-up',
+  '  connection and SCM_RIGHTS: a few turns of two agents\' event loops, on the same two cores as the programs.',
+];
+
 export function markdown(r: Results, chartFiles: string[], resultsLink = '../bench/results.json'): string {
   REASONS = new Map();
   const byId = new Map(r.cases.map((c) => [c.id, c]));
@@ -154,7 +167,7 @@ export function markdown(r: Results, chartFiles: string[], resultsLink = '../ben
       const n = measured(c.native) ? c.native.summary.n : measured(c.boxer) ? c.boxer.summary.n : 0;
       L.push(`| ${c.title} | ${n || '–'} | ${cell(c.native, true)} | ${cell(c.boxer, true)} | ${ratios(c, byId)} | ${paperCell(p?.native)} | ${paperCell(p?.boxer)} | ${paperRatio(c.id)} |`);
     }
-    if (g === 'ttfb') L.push('', `The paper also gives the function-to-function TTFB 99.9th percentile: ${PAPER_FN_TO_FN_TTFB_P999_US} us.`);
+    if (g === 'ttfb') L.push('', `The paper also gives the function-to-function TTFB 99.9th percentile: ${PAPER_FN_TO_FN_TTFB_P999_US} us.`, '', ...TTFB_PATHS);
     L.push('');
     if (chartFiles.includes(`${g}-ecdf.svg`)) L.push(`![${g} eCDF](bench/${g}-ecdf.svg)`, '');
   }
