@@ -27,6 +27,7 @@ export interface WakeOps {
   localAddress(fd: number): { address: string; port: number };
   connectStart(fd: number, ip: string, port: number): boolean;
   connectWait(fd: number, timeoutMs: number): Promise<void>;
+  setLinger0(fd: number): void;
   close(fd: number): void;
 }
 
@@ -72,7 +73,22 @@ export class Handoffs {
     if (!w) return;
     this.waiting.delete(key);
     this.ops.close(w.fd);
-    this.ops.close(w.wake);
+    this.dropWake(w.wake);
+  }
+
+  /**
+   * Closes our end of a wake connection with a reset (SO_LINGER 0): a plain close would leave it in TIME_WAIT
+   * for a minute on its bound port, and a thousand hand-offs would then hold a thousand ephemeral ports, which
+   * the punch ports (bound with SO_REUSEADDR, which such a socket does not share) then run into. The reset
+   * reaches only the program's end, which the shim has replaced or is about to.
+   */
+  private dropWake(fd: number): void {
+    try {
+      this.ops.setLinger0(fd);
+    } catch {
+      /* closing it is what matters */
+    }
+    this.ops.close(fd);
   }
 
   /** The hand-off whose wake connection came from loopback port `peerPort`, if any. */
@@ -82,7 +98,7 @@ export class Handoffs {
     this.waiting.delete(peerPort);
     clearTimeout(w.timer);
     // The program's end of the wake connection is replaced by the real socket; ours is done.
-    this.ops.close(w.wake);
+    this.dropWake(w.wake);
     this.handed++;
     return { fd: w.fd, vaddr: w.vaddr, vport: w.vport };
   }
@@ -91,7 +107,7 @@ export class Handoffs {
     for (const w of this.waiting.values()) {
       clearTimeout(w.timer);
       this.ops.close(w.fd);
-      this.ops.close(w.wake);
+      this.dropWake(w.wake);
     }
     this.waiting.clear();
   }

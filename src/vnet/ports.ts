@@ -14,8 +14,12 @@ const log = logger('vnet');
 
 /** Ports in the block: enough that concurrent punched connections from one client rarely share a port. */
 export const PUNCH_BLOCK_SIZE = 64;
-/** Positions tried in the port range before giving up (each try binds up to PUNCH_BLOCK_SIZE sockets). */
-const PUNCH_BLOCK_TRIES = 8;
+/**
+ * Binds tried while looking for a free block, at most. Ports in TIME_WAIT from sockets without SO_REUSEADDR
+ * (a program's earlier client connections, a previous agent in a reused function sandbox) cannot be shared, so
+ * the scan walks the range and restarts the block past each such port; a few thousand binds take milliseconds.
+ */
+export const PUNCH_SCAN_BINDS = 4096;
 
 interface PortOps {
   tcpSocket(): number;
@@ -30,24 +34,39 @@ export class PunchPorts {
     private readonly ops: PortOps,
   ) {}
 
-  /** Reserves a block inside [lo, hi]; null when none could be had (then the whole range is announced). */
+  /**
+   * Reserves a block of consecutive ports inside [lo, hi], scanning from a random start (wrapping once); null
+   * when none could be had within PUNCH_SCAN_BINDS binds (then the whole range is announced).
+   */
   static reserve(ops: PortOps, [lo, hi]: [number, number]): PunchPorts | null {
-    const size = Math.min(PUNCH_BLOCK_SIZE, hi - lo + 1);
-    for (let t = 0; t < PUNCH_BLOCK_TRIES; t++) {
-      const start = lo + Math.floor(Math.random() * (hi - lo + 2 - size));
-      const fds: number[] = [];
-      try {
-        for (let p = start; p < start + size; p++) {
-          const fd = ops.tcpSocket();
-          fds.push(fd);
-          ops.bind(fd, '0.0.0.0', p);
-        }
-        return new PunchPorts(fds, [start, start + size - 1], ops);
-      } catch {
-        for (const fd of fds) ops.close(fd);
+    const span = hi - lo + 1;
+    const size = Math.min(PUNCH_BLOCK_SIZE, span);
+    let start = lo + Math.floor(Math.random() * (span - size + 1));
+    const fds: number[] = [];
+    const release = () => fds.splice(0).forEach((fd) => ops.close(fd));
+    let binds = 0;
+    for (let p = start; binds < PUNCH_SCAN_BINDS && binds < span + size; ) {
+      if (p + (size - fds.length) - 1 > hi) {
+        // The block would run past the range: wrap to its start.
+        release();
+        p = start = lo;
+        continue;
       }
+      const fd = ops.tcpSocket();
+      binds++;
+      try {
+        ops.bind(fd, '0.0.0.0', p);
+        fds.push(fd);
+        if (fds.length === size) return new PunchPorts(fds, [start, start + size - 1], ops);
+      } catch {
+        ops.close(fd);
+        release();
+        start = p + 1;
+      }
+      p++;
     }
-    log.warn('could not reserve a block of ports for punched connections; using the whole range', { lo, hi });
+    release();
+    log.warn('could not reserve a block of ports for punched connections; using the whole range', { lo, hi, binds });
     return null;
   }
 

@@ -18,6 +18,7 @@ function ops(): WakeOps & { closed: number[] } {
     localAddress: (fd) => n.localAddress(fd),
     connectStart: (fd, ip, port) => n.connectStart(fd, ip, port),
     connectWait: (fd, ms) => n.connectWait(fd, ms),
+    setLinger0: (fd) => n.setLinger0(fd),
     close: (fd) => {
       closed.push(fd);
       // Only the wake sockets are real here: the handed "fds" of these tests are made-up numbers.
@@ -29,6 +30,8 @@ function ops(): WakeOps & { closed: number[] } {
 
 async function listener(): Promise<{ server: net.Server; port: number; accepted: Promise<net.Socket> }> {
   const server = net.createServer();
+  // Our end of a claimed wake connection is reset (no TIME_WAIT); under the shim this end is replaced first.
+  server.on('connection', (s) => s.on('error', () => undefined));
   const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return { server, port: (server.address() as net.AddressInfo).port, accepted };
