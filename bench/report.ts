@@ -234,10 +234,12 @@ export function markdown(r: Results, chartFiles: string[], resultsLink = '../ben
   L.push('Agent CPU per 1000 connection setups: a Boxer client (`bench/netbench.py ttfb`: connect, read 1 byte, close)');
   L.push('and a Boxer server (`serve-byte`), each under its own `boxer run`; the user+system CPU time of each agent\'s');
   L.push('process (/proc/PID/stat, 10 ms ticks) from just before the first connection to just after the last. VM-to-VM');
-  L.push('connections take the `direct` route (the client\'s agent announces each one to the server\'s, so that `accept()`');
-  L.push('can name the client); function-to-function ones are punched through both NATs (the server\'s agent makes the');
-  L.push('connection and hands it to the program). See docs/virtual-network.md. The figures include the agents\' idle');
-  L.push('CPU over the same time (see the idle CPU).');
+  L.push('connections take the `direct-quiet` route: the shim connects from its route table and names the client on');
+  L.push('accept from it, so neither agent hears of them (0 is the figure to expect). Function-to-function ones are');
+  L.push('punched through both NATs: the client\'s agent asks the server\'s, which binds the port, connects back and hands');
+  L.push('the socket to the program through a loopback wake-up connection; most of that CPU is the kernel\'s work on');
+  L.push('those sockets, charged to the agents (a CPU profile of the server\'s agent shows little JavaScript). See');
+  L.push('docs/virtual-network.md. The figures include the agents\' idle CPU over the same time (see the idle CPU).');
   L.push('');
 
   L.push('## Not measured yet');
@@ -259,8 +261,8 @@ export function markdown(r: Results, chartFiles: string[], resultsLink = '../ben
   L.push('As root (the lab needs network namespaces), with iperf3 and python3 installed (`apt-get install iperf3`):');
   L.push('');
   L.push('```sh');
-  L.push('npm run build            # the agent, the shim and the addon (make -C native bench for connect_latency)');
-  L.push('npm run bench            # the full run (~18 min): writes bench/results.json, docs/benchmarks.md, docs/bench/*.svg');
+  L.push('npm run build            # the agent, the shim, the addon and native/out/connect_latency');
+  L.push('npm run bench            # the full run (~13 min here): writes bench/results.json, docs/benchmarks.md, docs/bench/*.svg');
   L.push('npm run bench -- --quick # smoke test of every group in under two minutes: writes bench/results-quick.json only');
   L.push('npm run bench -- --only aggregate      # only the cases whose group, id or label starts so (repeatable;');
   L.push('npm run bench -- --only cost/setup-cpu # comma-separated too): writes bench/results-partial.json only');
