@@ -252,7 +252,7 @@ export class Bench {
       native: `${cfg.connectReps}×${cfg.connectN} calls (connect_latency)`,
       boxer: `${cfg.connectReps}×${cfg.connectN} calls under the shim`,
     });
-    if (!cl) for (const m of ['native', 'boxer'] as const) ca.modes[m]!.notMeasured = 'native/out/connect_latency is not built (make -C native bench)';
+    if (!cl) for (const m of ['native', 'boxer'] as const) ca.modes[m]!.notMeasured = 'native/out/connect_latency is not built (npm run build:native)';
     else this.addTasks(ca, cfg.connectReps, (m, rep) => `connect() latency ${m}, rep ${rep}/${cfg.connectReps}`, (m) => this.connectLatency(m, cl, ca));
 
     for (const n of cfg.joinSizes) {

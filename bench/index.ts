@@ -23,7 +23,7 @@ export const QUICK_RESULTS = path.join(ROOT, 'bench', 'results-quick.json');
 export const PARTIAL_RESULTS = path.join(ROOT, 'bench', 'results-partial.json');
 
 export const USAGE = `usage: npm run bench -- [options]
-  (none)            the full run (~18 min): writes bench/results.json, docs/benchmarks.md, docs/bench/*.svg
+  (none)            the full run (~13 min here): writes bench/results.json, docs/benchmarks.md, docs/bench/*.svg
   --quick           a smoke test of every group in under two minutes (fewer, shorter repetitions);
                     writes bench/results-quick.json, leaves docs/ alone
   --only PREFIX     run only the cases whose group, id or progress label starts with PREFIX (repeatable, or
