@@ -5,13 +5,9 @@
 import yargs, { type Argv } from 'yargs';
 import { BoxerError, EXIT } from '../util/errors';
 import { setLevel } from '../util/log';
-import { seedCommand } from './commands/seed';
-import { runCommandCli } from './commands/run';
-import { statusCommand } from './commands/status';
-import { demoCommand } from './commands/demo';
-import { pingCommand } from './commands/ping';
-import { labCommand } from '../../overlay/cli';
 import { DEFAULT_NETWORK, DEFAULT_SEED_PORT } from '../constants';
+// Each command's module is loaded when that command runs, not before: `boxer run` in a function starts
+// without reading the seed's, the demo's or the lab's code (start-up time is a cold start's cost).
 
 const EXIT_HELP = `Exit status:
   0   success; \`boxer run\` and \`boxer seed -- CMD\` exit with CMD's status (128+N if killed by signal N)
@@ -54,8 +50,8 @@ export function buildCli(argv: string[], cmd: string[]): Argv {
             type: 'number',
             description: 'second port for NAT discovery, on the --listen address (default: the --listen port + 1; agents then need BOXER_DISCOVERY_PORT)',
           }),
-      (a) =>
-        seedCommand({ listen: a.listen, network: a.network, secretFile: a['secret-file'], name: a.name, services: a.service, discoveryPort: a['discovery-port'], cmd }),
+      async (a) =>
+        (await import('./commands/seed')).seedCommand({ listen: a.listen, network: a.network, secretFile: a['secret-file'], name: a.name, services: a.service, discoveryPort: a['discovery-port'], cmd }),
     )
     .command(
       'run',
@@ -69,8 +65,8 @@ export function buildCli(argv: string[], cmd: string[]): Argv {
           .option('secret-file', { type: 'string', description: 'file holding the network secret (else $BOXER_SECRET)' })
           .option('join-timeout', { type: 'number', default: 15, description: 'seconds to keep trying an unreachable seed' })
           .option('shim', { type: 'boolean', default: true, description: 'load the preload shim into CMD (--no-shim: CMD runs without the virtual network)' }),
-      (a) =>
-        runCommandCli({
+      async (a) =>
+        (await import('./commands/run')).runCommandCli({
           shim: a.shim,
           seed: a.seed,
           nodes: a.nodes,
@@ -88,7 +84,7 @@ export function buildCli(argv: string[], cmd: string[]): Argv {
         y
           .option('agent', { type: 'string', description: "the agent's control socket (default $BOXER_AGENT, else the only one running)" })
           .option('json', { type: 'boolean', default: false, description: 'machine-readable output' }),
-      (a) => statusCommand({ agent: a.agent, json: a.json }),
+      async (a) => (await import('./commands/status')).statusCommand({ agent: a.agent, json: a.json }),
     )
     .command(
       'ping <name>',
@@ -98,16 +94,17 @@ export function buildCli(argv: string[], cmd: string[]): Argv {
           .positional('name', { type: 'string', demandOption: true, description: 'member name, virtual address or id' })
           .option('agent', { type: 'string', description: "the agent's control socket (default $BOXER_AGENT, else the only one running)" })
           .option('json', { type: 'boolean', default: false, description: 'machine-readable output' }),
-      (a) => pingCommand({ name: String(a.name), agent: a.agent, json: a.json }),
+      async (a) => (await import('./commands/ping')).pingCommand({ name: String(a.name), agent: a.agent, json: a.json }),
     )
     .command(
       'demo',
       'run a seed and a few members on this machine, talking over Boxer',
       (y) => y.option('loopback', { type: 'boolean', default: false, description: 'members share this host network (no NAT is crossed)' }),
-      (a) => demoCommand({ loopback: a.loopback }),
+      async (a) => (await import('./commands/demo')).demoCommand({ loopback: a.loopback }),
     )
     .command('lab', 'an emulated datacenter on this machine: public hosts, functions, real NATs (root)', (y) =>
-      labCommand(y).demandCommand(1, 'say what to do with the lab: up, down, exec, status, set'),
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      (require('../../overlay/cli') as typeof import('../../overlay/cli')).labCommand(y).demandCommand(1, 'say what to do with the lab: up, down, exec, status, set'),
     )
     .demandCommand(1, 'say which command to run (boxer --help lists them)')
     .strict()
