@@ -69,6 +69,18 @@ static void accepted_keepalive(int lfd, const struct vsock *lv, int nfd)
 		shim_keepalive(nfd);
 }
 
+/* Records in *nv that the accepted connection is from vaddr:vport, to this member's listening port. */
+static void name_peer(struct vsock *nv, const struct vsock *lv, uint32_t vaddr, uint16_t vport)
+{
+	nv->has_peer = 1;
+	nv->vpeer_ip = vaddr;
+	nv->vpeer_port = vport;
+	nv->has_local = 1;
+	nv->vlocal_ip = shim_cfg.self;
+	nv->vlocal_port = lv->listen_port;
+	nv->state = VS_DONE;
+}
+
 /* Names the connection nfd from the route table alone, when it can (see the top of the file). Returns 1 with
  * *nv filled in, or 0. */
 static int identify_from_routes(int lfd, const struct vsock *lv, int nfd, uint32_t pip, uint16_t pport,
@@ -79,13 +91,7 @@ static int identify_from_routes(int lfd, const struct vsock *lv, int nfd, uint32
 	if ((pip >> 24) == 127 || !routes_peer_file(shim_cfg.routes_file, pip, &r))
 		return 0;
 	accepted_keepalive(lfd, lv, nfd);
-	nv->has_peer = 1;
-	nv->vpeer_ip = r.vaddr;
-	nv->vpeer_port = pport;
-	nv->has_local = 1;
-	nv->vlocal_ip = shim_cfg.self;
-	nv->vlocal_port = lv->listen_port;
-	nv->state = VS_DONE;
+	name_peer(nv, lv, r.vaddr, pport);
 	return 1;
 }
 
@@ -119,13 +125,7 @@ static int identify(int lfd, const struct vsock *lv, int nfd, int flags, uint32_
 		inherit_options(lfd, nfd, flags);
 	}
 	accepted_keepalive(lfd, lv, nfd);
-	nv->has_peer = 1;
-	nv->vpeer_ip = r.vaddr;
-	nv->vpeer_port = r.vport;
-	nv->has_local = 1;
-	nv->vlocal_ip = shim_cfg.self;
-	nv->vlocal_port = lv->listen_port;
-	nv->state = VS_DONE;
+	name_peer(nv, lv, r.vaddr, r.vport);
 	return 0;
 }
 
@@ -151,17 +151,10 @@ static int accept_common(int lfd, struct sockaddr *addr, socklen_t *addrlen, int
 	uint32_t pip;
 	uint16_t pport;
 	if (addr_get_v4((struct sockaddr *)&peer, plen, &pip, &pport) == 0) {
-		if (pip == SHIM_SELF_MARK_IP) {
-			nv.has_peer = 1;
-			nv.vpeer_ip = shim_cfg.self;
-			nv.vpeer_port = pport;
-			nv.has_local = 1;
-			nv.vlocal_ip = shim_cfg.self;
-			nv.vlocal_port = lv.listen_port;
-			nv.state = VS_DONE;
-		} else if (identify_from_routes(lfd, &lv, fd, pip, pport, &nv)) {
-			/* named */
-		} else if (identify(lfd, &lv, fd, flags, pip, pport, &nv) < 0) {
+		if (pip == SHIM_SELF_MARK_IP)
+			name_peer(&nv, &lv, shim_cfg.self, pport);
+		else if (!identify_from_routes(lfd, &lv, fd, pip, pport, &nv) &&
+			 identify(lfd, &lv, fd, flags, pip, pport, &nv) < 0) {
 			int err = errno;
 			fdt_remove(fd, NULL);
 			REAL(close)(fd);

@@ -180,16 +180,14 @@ static int connect_remote(int fd, struct vsock *v, uint32_t ip, uint16_t port)
 	if (local == 0)
 		return -1;
 	uint64_t conn_id;
-	if (decided && route.quiet) {
-		/* direct-quiet: nothing for the agent to do (the far side names us by our address), so not a word:
-		 * waking it would cost the connection tens of microseconds of a shared CPU. */
-		conn_id = next_conn_id();
-	} else if (decided) {
-		/* Tell the agent before the kernel connect, so the far side starts punching at once; no reply. */
+	if (decided) {
+		/* Tell the agent before the kernel connect, so the far side starts punching at once; no reply. Not on
+		 * a direct-quiet route: the far side names us by our address, and waking the agent would cost the
+		 * connection tens of microseconds of a shared CPU. */
 		conn_id = next_conn_id();
 		uint8_t body[32];
 		size_t n = body_connecting(body, ip, port, local, real_ip, real_port, punch, conn_id);
-		if (ipc_send(MSG_CONNECTING, body, n) < 0) {
+		if (!route.quiet && ipc_send(MSG_CONNECTING, body, n) < 0) {
 			shim_debug("CONNECTING failed: %s", strerror(errno));
 			errno = ENETUNREACH;
 			return -1;

@@ -92,14 +92,8 @@ export interface VnetNetwork {
 /** The id that stands for the seed in broker messages (member ids start at 1). */
 export const SEED = 0;
 
-/** The socket operations the broker needs (the native addon; a fake in tests). */
+/** The socket operations the broker needs (the native addon; a fake in tests): a hand-off's, and the relay's. */
 export interface SocketOps extends WakeOps {
-  tcpSocket(reuse?: boolean): number;
-  bind(fd: number, ip: string, port: number): void;
-  connectStart(fd: number, ip: string, port: number): boolean;
-  connectWait(fd: number, timeoutMs: number): Promise<void>;
-  setLinger0(fd: number): void;
-  close(fd: number): void;
   /** The kernel relay (relay.ts, KernelSplice); absent in memory tests. */
   splice?: KernelSplice['splice'];
   spliceActive?: KernelSplice['spliceActive'];
