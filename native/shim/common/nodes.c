@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "libc.h"
 
 /* A member file larger than this is not read (a bound on the shim's memory). */
@@ -118,26 +119,11 @@ static int cache_valid;
 
 static void reload(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
 	struct stat st;
-	if (fstat(fd, &st) < 0 || st.st_size > NODES_FILE_MAX) {
-		REAL(close)(fd);
-		return;
-	}
-	char *buf = malloc((size_t)st.st_size + 1);
-	size_t off = 0;
-	while (buf && off < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + off, (size_t)st.st_size - off);
-		if (n <= 0)
-			break;
-		off += (size_t)n;
-	}
-	REAL(close)(fd);
+	size_t len;
+	char *buf = file_read_whole(path, NODES_FILE_MAX, &len, &st);
 	if (!buf)
 		return;
-	buf[off] = 0;
 	struct node_list l;
 	if (nodes_parse(buf, &l) == 0) {
 		nodes_free(&cache);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "libc.h"
 
 /* ---- parsing (pure) ---- */
@@ -273,35 +274,16 @@ static int same_file(const struct stat *a, const struct stat *b)
 /* Reads the file into the spare table and makes it current; on any failure the current table stays. */
 static void reload(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
 	struct stat st;
-	if (fstat(fd, &st) < 0 || st.st_size > ROUTES_FILE_MAX) {
-		REAL(close)(fd);
+	size_t len;
+	char *buf = file_read_whole(path, ROUTES_FILE_MAX, &len, &st);
+	if (!buf)
 		return;
-	}
-	char *buf = malloc((size_t)st.st_size + 1);
-	size_t off = 0;
-	int ok = buf != NULL;
-	while (ok && off < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + off, (size_t)st.st_size - off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			ok = 0;
-			break;
-		}
-		off += (size_t)n;
-	}
-	REAL(close)(fd);
-	if (ok) {
-		struct route_table *spare = cur == &tables[0] ? &tables[1] : &tables[0];
-		routes_parse(buf, off, spare);
-		cur = spare;
-		cur_st = st;
-		strncpy(cur_path, path, sizeof cur_path - 1);
-	}
+	struct route_table *spare = cur == &tables[0] ? &tables[1] : &tables[0];
+	routes_parse(buf, len, spare);
+	cur = spare;
+	cur_st = st;
+	strncpy(cur_path, path, sizeof cur_path - 1);
 	free(buf);
 }
 
