@@ -168,6 +168,11 @@ export interface DiscoveryServerOptions {
   psk: Uint8Array;
   keys: KeyPair;
   connectBack?: ConnectBack;
+  /**
+   * The connect-back's SYN timeout (default CONNECT_BACK_TIMEOUT_MS). Longer only where the seed shares one
+   * event loop with hundreds of agents (tests): a stalled loop, not a dropped SYN, would then decide.
+   */
+  connectBackTimeoutMs?: number;
 }
 
 /**
@@ -221,7 +226,7 @@ export class DiscoveryServer {
   async testConnectBack(to: Endpoint, key: Uint8Array): Promise<boolean> {
     let stream: Duplex;
     try {
-      stream = await this.connectBack(to, CONNECT_BACK_TIMEOUT_MS);
+      stream = await this.connectBack(to, this.opts.connectBackTimeoutMs ?? CONNECT_BACK_TIMEOUT_MS);
     } catch {
       return false;
     }
