@@ -10,6 +10,9 @@
  *         EHOSTUNREACH at once; `self` connects over loopback;
  *       - else (`agent`, or a member not in the table) CONNECT (vaddr, vport, local port) to the agent, which
  *         answers at once (one local round trip).
+ *     A service's address (a `svc` line of the table, src/vnet/services.ts) first becomes one of its members,
+ *     picked per connection (round robin, pick.c); the socket then connects to that member as above, and shows
+ *     it as its peer. A service with no member now: ECONNREFUSED at once.
  *     Then the kernel connect. Non-blocking: the kernel's EINPROGRESS is returned (no network wait); SO_ERROR
  *     (sockopt.c) reports the outcome. Blocking: after the kernel connect returns, CONNECT_RESULT gives the
  *     virtual outcome (ECONNREFUSED when nothing listens on the far port), except on a `direct` route, where
@@ -172,6 +175,18 @@ static int connect_remote(int fd, struct vsock *v, uint32_t ip, uint16_t port)
 	uint32_t real_ip = 0;
 	uint16_t real_port = 0, punch = 0;
 	int decided = route_decide(ip, port, &route, &real_ip, &real_port, &punch);
+	uint32_t member;
+	int svc = decided == 0 ? routes_service_file(shim_cfg.routes_file, ip, &member) : 0;
+	if (svc < 0) { /* a service with no member now: as a cluster address without endpoints */
+		errno = ECONNREFUSED;
+		return -1;
+	}
+	if (svc > 0) { /* a service's address: this connection goes to the member picked */
+		ip = member;
+		if (ip == shim_cfg.self)
+			return connect_self(fd, v, ip, port);
+		decided = route_decide(ip, port, &route, &real_ip, &real_port, &punch);
+	}
 	if (decided < 0)
 		return -1;
 	if (decided == 2)

@@ -465,6 +465,20 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /** Leaves gracefully: tells the seed (which tells everyone), then closes. */
+  /**
+   * Provides these services from now on (none: drain before leaving). The seed re-announces this member to
+   * everyone; the next join (a seed restart) carries them too.
+   */
+  setServices(services: string[]): void {
+    this.opts.services = [...services];
+    const me = this.self && this.members.get(this.self.id);
+    if (me) {
+      this.members.set(me.id, { ...me, services: [...services] });
+      this.emit('change');
+    }
+    this.channel?.sendMessage({ t: 'services', services: [...services] });
+  }
+
   async leave(): Promise<void> {
     this.stopping = true;
     if (this.heartbeat) clearInterval(this.heartbeat);

@@ -248,8 +248,10 @@ export class Seed extends EventEmitter<SeedEvents> {
     this.members.set(id, entry);
     this.stats.joins++;
     this.saveState();
-    ch.sendMessage(this.welcome(info, remote));
+    // The others first: a member names a connection from the newcomer only once it knows it (src/vnet/sources.ts),
+    // and the newcomer's program may connect as soon as the welcome is in.
     this.broadcast({ t: 'joined', m: info }, id);
+    ch.sendMessage(this.welcome(info, remote));
     log.info(m.rejoin ? 'member rejoined' : 'member joined', { id, name, addr, ext: `${remote.ip}:${remote.port}`, key: fingerprint(ch.remoteStatic) });
     this.emit('change');
     return entry;
@@ -279,6 +281,18 @@ export class Seed extends EventEmitter<SeedEvents> {
         entry.channel?.close();
         break;
       case 'pong':
+        break;
+      case 'services':
+        // A member changes the services it provides (drains before leaving): everyone, itself included, hears it.
+        {
+          const why = nameConflict(this.owners(), entry.info.id, entry.info.name, m.services);
+          if (why) {
+            entry.channel?.sendMessage({ t: 'error', code: 'NAME_TAKEN', message: why });
+            break;
+          }
+        }
+        entry.info.services = m.services;
+        this.broadcast({ t: 'joined', m: entry.info }, -1);
         break;
       case 'svnet':
         this.emit('svnet', entry.info.id, m.payload);

@@ -23,6 +23,7 @@ import { decideRoute, formatRoutes, mappedPort, pickPort, type Route } from './r
 import { Handoffs, type WakeOps } from './handoff';
 import { DataRelay, type KernelSplice } from './relay';
 import { directSources, formatSources, sourceMatches } from './sources';
+import { ServiceAddresses } from './services';
 import { logger } from '../util/log';
 
 const log = logger('vnet');
@@ -76,7 +77,8 @@ export type VnetMessage =
   | { k: 'relay-cancel'; cid: string; errno?: number };
 
 export interface VnetNetwork {
-  self(): { id: number; addr: string } | null;
+  /** This member (`network`: the virtual network's CIDR, once known). */
+  self(): { id: number; addr: string; network?: string } | null;
   members(): MemberInfo[];
   /** This member's predicted external endpoint for its local port (null: unpredictable). */
   predictOwn(localPort: number): Endpoint | null;
@@ -150,7 +152,12 @@ export class Broker {
   private readonly handoffs: Handoffs;
   readonly relay: DataRelay;
   private nextConn = 1n;
-  private readonly rotation = new Map<string, number>();
+  /** Service addresses handed out to this member's programs (services.ts). */
+  readonly services = new ServiceAddresses();
+  /** Called when the route table must be written now (a service address was handed out). */
+  onRoutesChanged?: () => void;
+  /** Round robin over a service's members for CONNECTs to its address (the shim picks itself from its table). */
+  private serviceTurn = 0;
   private readonly stat = { connects: 0, direct: 0, punched: 0, relayed: 0, refused: 0, acceptsAsked: 0 };
   /** Programs whose shim reported in (pid -> program name). */
   readonly shims = new Map<number, string>();
@@ -177,6 +184,10 @@ export class Broker {
 
   listen(port: number): void {
     this.listens.set(port, (this.listens.get(port) ?? 0) + 1);
+  }
+  /** The ports this member's programs listen on. */
+  listening(): number[] {
+    return [...this.listens.keys()];
   }
   unlisten(port: number): void {
     const n = (this.listens.get(port) ?? 0) - 1;
@@ -217,7 +228,9 @@ export class Broker {
           if (quiet && route.kind === 'direct' && route.ip === m.ext?.ip) route.quiet = true;
           return { id: m.id, addr: m.addr, route, ext: m.ext?.ip };
         }),
-      ) + formatSources(directSources(me, members))
+      ) +
+      formatSources(directSources(me, members)) +
+      this.services.lines(members)
     );
   }
 
@@ -228,6 +241,13 @@ export class Broker {
    */
   async connect(vaddr: string, vport: number, localPort: number): Promise<ConnectAnswer> {
     this.stat.connects++;
+    const service = this.services.serviceAt(vaddr);
+    if (service) {
+      // A shim without a route table: pick a member of the service here, as the shim would.
+      const ms = ServiceAddresses.members(service, this.netw.members());
+      if (!ms.length) return { errno: E.ECONNREFUSED };
+      vaddr = ms[this.serviceTurn++ % ms.length].addr;
+    }
     const far = this.member(vaddr);
     if (!far) return { errno: E.EHOSTUNREACH };
     let r = this.route(far);
@@ -419,17 +439,21 @@ export class Broker {
     return { errno: 0, vaddr: exp.vaddr, vport: exp.vport };
   }
 
-  /** RESOLVE: the members providing a service (or a member by name), rotated on each lookup. */
+  /**
+   * RESOLVE: a member's address by its name, or a service's stable address (services.ts), behind which each
+   * connection goes to one of the members providing it at that moment. Nothing for a name nobody has.
+   */
   resolve(name: string): string[] {
     const n = name.endsWith('.boxer') ? name.slice(0, -6) : name;
     const ms = this.netw.members();
     const byName = ms.find((m) => m.name === n);
     if (byName) return [byName.addr];
-    const addrs = ms.filter((m) => m.services.includes(n)).sort((a, b) => a.id - b.id).map((m) => m.addr);
-    if (!addrs.length) return [];
-    const r = (this.rotation.get(n) ?? 0) % addrs.length;
-    this.rotation.set(n, r + 1);
-    return [...addrs.slice(r), ...addrs.slice(0, r)];
+    if (!ms.some((m) => m.services.includes(n))) return [];
+    const fresh = !this.services.has(n);
+    const vip = this.services.address(n, this.netw.self()?.network, ms);
+    // A new address goes into the route table before the program has it, so its first connect finds it there.
+    if (vip && fresh) this.onRoutesChanged?.();
+    return vip ? [vip] : [];
   }
 
   /** A message from another member's broker. */

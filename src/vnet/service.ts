@@ -40,7 +40,7 @@ export function loadNative(): NativeApi {
  * command (`boxer seed -- CMD`, whose member is the seed itself).
  */
 export interface VnetHost {
-  self(): { id: number; addr: string } | null;
+  self(): { id: number; addr: string; network?: string } | null;
   list(): MemberInfo[];
   /** This member's predicted external endpoint for a local port (null: unpredictable). */
   predictEndpoint(localPort: number): Endpoint | null;
@@ -109,6 +109,7 @@ export class VirtualNetwork {
     this.nat = loadNative();
     this.broker = new Broker(brokerNetwork(host), this.nat);
     this.shim = new ShimServer(uniquePath('shim', '.sock'), this.broker, this.nat);
+    this.broker.onRoutesChanged = () => this.writeRoutes();
     host.onVnet((from: number, payload: Uint8Array) => {
       let m;
       try {

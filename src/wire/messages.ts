@@ -82,6 +82,8 @@ export type Message =
   | { t: 'ping'; n: number }
   | { t: 'pong'; n: number }
   | { t: 'leave' }
+  /** Agent -> seed: my services are now these (e.g. none, to drain before leaving); the seed re-announces me (`joined`). */
+  | { t: 'services'; services: string[] }
   | { t: 'error'; code: string; message: string }
   // ---- NAT traversal (src/traversal, docs/nat-traversal.md) ----
   /** Agent -> seed (either port), before join: reflect my endpoint; `listen` > 0 asks for a connect-back test. */
@@ -261,6 +263,8 @@ export function decodeMessage(bytes: Uint8Array): Message {
       return { t, n: int(v, 'n') };
     case 'leave':
       return { t };
+    case 'services':
+      return { t, services: strings(v, 'services', MAX_SERVICES) };
     case 'error':
       return { t, code: str(v, 'code', 64), message: str(v, 'message', 1024) };
     case 'probe':

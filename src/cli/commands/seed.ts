@@ -107,7 +107,7 @@ export async function seedCommand(a: SeedArgs): Promise<void> {
     handle: (req) => (req.op === 'ping' ? pingReply({ list: () => seed.list(), ping: (id) => peers.ping(id) }, req) : undefined),
   };
   const vnet = new VirtualNetwork({
-    self: () => ({ id: selfInfo.id, addr: selfInfo.addr }),
+    self: () => ({ id: selfInfo.id, addr: selfInfo.addr, network: cidr.text }),
     list: () => seed.list(),
     predictEndpoint: (p) => peers.predict(p),
     linkPath: (id) => peers.link(id)?.path,
