@@ -4,8 +4,11 @@
  */
 
 // ---- wire -----------------------------------------------------------------------------------------------
-/** Protocol version carried in the handshake's clear prologue; a peer with another version is refused. */
-export const PROTOCOL_VERSION = 1;
+/**
+ * Protocol version carried in the handshake's clear prologue; a peer with another version is refused.
+ * 2: the handshake is standard Noise_XXpsk0_25519_ChaChaPoly_BLAKE2b (1 was a BLAKE2b-256 variant).
+ */
+export const PROTOCOL_VERSION = 2;
 /** Magic bytes opening every handshake, so a stray client (HTTP, a port scanner) is told apart at once. */
 export const HANDSHAKE_MAGIC = 'BXR';
 /**
