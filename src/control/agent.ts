@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { Channel } from './channel';
 import { ipToInt } from './addresses';
-import type { Endpoint, MemberInfo, Message, NatKind, PortMap } from '../wire/messages';
+import type { Endpoint, MemberInfo, Message, NatKind, PortMap, Outcome } from '../wire/messages';
 import type { KeyPair } from '../crypto/keys';
 import { HandshakeError } from '../crypto/noise';
 import {
@@ -464,8 +464,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     });
   }
 
-  /** Leaves gracefully: tells the seed (which tells everyone), then closes. */
-  async leave(): Promise<void> {
+  /** Leaves gracefully: tells the seed (which tells everyone, and observers how the command ended), then closes. */
+  async leave(outcome?: Outcome): Promise<void> {
     this.stopping = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     const ch = this.channel;
@@ -480,7 +480,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         if (m.t === 'left' && m.id === this.self?.id) resolve();
       });
       ch.on('close', () => resolve());
-      ch.sendMessage({ t: 'leave' });
+      ch.sendMessage(outcome ? { t: 'leave', outcome } : { t: 'leave' });
       t.unref();
     });
     ch.close();
