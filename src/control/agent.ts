@@ -512,6 +512,7 @@ export function localPortRange(): [number, number] {
 
 /** The port map announced at join: how the data path predicts this member's external ports. */
 export function portMapOf(m: NatMapping, ports?: [number, number]): PortMap {
-  const [lo, hi] = ports ?? localPortRange();
-  return { xor: m.xor ?? 0, offset: m.kind === 'translating' && m.xor === null ? m.offset ?? 0 : 0, lo, hi };
+  const local = localPortRange();
+  const [lo, hi] = ports ?? local;
+  return { xor: m.xor ?? 0, offset: m.kind === 'translating' && m.xor === null ? m.offset ?? 0 : 0, lo, hi, rlo: local[0], rhi: local[1] };
 }

@@ -47,6 +47,13 @@ export interface PortMap {
   offset: number;
   lo: number;
   hi: number;
+  /**
+   * Its ip_local_port_range, where the local ports of its own client sockets lie (the shim's and the kernel's
+   * choices), so that a member it connects to directly can tell its connections from a stranger's behind the
+   * same NAT address (src/vnet/sources.ts). Absent (older members): any port.
+   */
+  rlo?: number;
+  rhi?: number;
 }
 
 /** How a peer link reaches the other member (docs/nat-traversal.md). */
@@ -177,7 +184,10 @@ function portMap(v: unknown): PortMap | undefined {
   if (!isObj(v)) throw new MessageError('map: expected a map');
   const m = { xor: int(v, 'xor', 0, 65535), offset: int(v, 'offset', -65535, 65535), lo: int(v, 'lo', 1, 65535), hi: int(v, 'hi', 1, 65535) };
   if (m.lo > m.hi) throw new MessageError('map: lo above hi');
-  return m;
+  if (v.rlo === undefined && v.rhi === undefined) return m;
+  const r = { rlo: int(v, 'rlo', 1, 65535), rhi: int(v, 'rhi', 1, 65535) };
+  if (r.rlo > r.rhi) throw new MessageError('map: rlo above rhi');
+  return { ...m, ...r };
 }
 
 function member(v: unknown): MemberInfo {
