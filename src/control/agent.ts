@@ -10,7 +10,7 @@ import net from 'node:net';
 import fs from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { Channel } from './channel';
-import type { Endpoint, MemberInfo, Message, NatKind, PortMap } from '../wire/messages';
+import type { Endpoint, MemberInfo, Message, NatKind, PortMap, Outcome } from '../wire/messages';
 import type { KeyPair } from '../crypto/keys';
 import { HandshakeError } from '../crypto/noise';
 import {
@@ -463,8 +463,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     });
   }
 
-  /** Leaves gracefully: tells the seed (which tells everyone), then closes. */
-  async leave(): Promise<void> {
+  /** Leaves gracefully: tells the seed (which tells everyone, and observers how the command ended), then closes. */
+  async leave(outcome?: Outcome): Promise<void> {
     this.stopping = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     const ch = this.channel;
@@ -479,7 +479,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         if (m.t === 'left' && m.id === this.self?.id) resolve();
       });
       ch.on('close', () => resolve());
-      ch.sendMessage({ t: 'leave' });
+      ch.sendMessage(outcome ? { t: 'leave', outcome } : { t: 'leave' });
       t.unref();
     });
     ch.close();

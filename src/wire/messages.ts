@@ -78,8 +78,13 @@ export type Message =
   | { t: 'members'; members: MemberInfo[] }
   | { t: 'ping'; n: number }
   | { t: 'pong'; n: number }
-  | { t: 'leave' }
+  | { t: 'leave'; outcome?: Outcome }
   | { t: 'error'; code: string; message: string }
+  // ---- observers (src/control/watch.ts): `boxer lambda run` follows a run's members without joining ----
+  /** Observer -> seed, instead of `join`: report members (of run `run`, or all) as they join and leave. */
+  | { t: 'watch'; run?: string }
+  /** Seed -> observer: a member present when watching began or joined since (`joined`), or one that left. */
+  | { t: 'watched'; ev: 'joined' | 'left'; id: number; name: string; addr: string; run?: string; index?: number; reason?: 'leave' | 'dead'; outcome?: Outcome }
   // ---- NAT traversal (src/traversal, docs/nat-traversal.md) ----
   /** Agent -> seed (either port), before join: reflect my endpoint; `listen` > 0 asks for a connect-back test. */
   | { t: 'probe'; listen: number }
@@ -102,6 +107,16 @@ export type Message =
   | { t: 'svnet'; payload: Uint8Array };
 
 export type MessageType = Message['t'];
+
+/** How a member's command ended, told to the seed in `leave` and passed on to observers. */
+export interface Outcome {
+  /** The command's exit status (null: killed by a signal, or never started). */
+  code: number | null;
+  /** The signal that ended it, e.g. `SIGTERM` (null: it exited). */
+  signal: string | null;
+  /** Why it ended: `exited` (by itself), `deadline` (stopped before the function's deadline), or another short word. */
+  reason: string;
+}
 
 export class MessageError extends Error {
   constructor(message: string) {
@@ -204,6 +219,14 @@ function oneOf<T extends string>(o: Obj, k: string, allowed: readonly T[]): T {
   if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) throw new MessageError(`field ${k}: expected one of ${allowed.join(', ')}`);
   return v as T;
 }
+function outcome(v: unknown): Outcome {
+  if (!isObj(v)) throw new MessageError('outcome: expected a map');
+  return {
+    code: v.code === null || v.code === undefined ? null : int(v, 'code', 0, 255),
+    signal: v.signal === null || v.signal === undefined ? null : str(v, 'signal', 16),
+    reason: str(v, 'reason', 32),
+  };
+}
 /** Largest opaque payload (relay data, vnet, forwarded message): well inside MAX_FRAME with its envelope. */
 export const MAX_PAYLOAD = 64 * 1024;
 /** Generous bound on list lengths in one message; the frame limit bounds the bytes anyway. */
@@ -262,7 +285,23 @@ export function decodeMessage(bytes: Uint8Array): Message {
     case 'pong':
       return { t, n: int(v, 'n') };
     case 'leave':
-      return { t };
+      return v.outcome === undefined || v.outcome === null ? { t } : { t, outcome: outcome(v.outcome) };
+    case 'watch':
+      return { t, run: optStr(v, 'run', 64) };
+    case 'watched': {
+      const ev = oneOf(v, 'ev', ['joined', 'left'] as const);
+      return {
+        t,
+        ev,
+        id: int(v, 'id', 1),
+        name: str(v, 'name', 63),
+        addr: ipv4(v, 'addr'),
+        run: optStr(v, 'run', 64),
+        index: v.index === undefined || v.index === null ? undefined : int(v, 'index'),
+        reason: v.reason === undefined || v.reason === null ? undefined : oneOf(v, 'reason', ['leave', 'dead'] as const),
+        outcome: v.outcome === undefined || v.outcome === null ? undefined : outcome(v.outcome),
+      };
+    }
     case 'error':
       return { t, code: str(v, 'code', 64), message: str(v, 'message', 1024) };
     case 'probe':
