@@ -32,13 +32,13 @@ export const PERMISSIONS: Record<LambdaCommand, readonly string[]> = {
   deploy: [
     'lambda:GetFunction',
     'lambda:GetFunctionConfiguration',
-    'lambda:CreateFunction',
+    'lambda:CreateFunction, lambda:TagResource',
     'lambda:UpdateFunctionCode',
     'lambda:UpdateFunctionConfiguration',
     'lambda:PutFunctionEventInvokeConfig',
     'iam:PassRole (on the function role)',
     'iam:PutRolePolicy (on the function role)',
-    'secretsmanager:DescribeSecret, secretsmanager:CreateSecret, secretsmanager:PutSecretValue, secretsmanager:TagResource (or ssm:PutParameter, ssm:AddTagsToResource with --secret-store ssm)',
+    'secretsmanager:DescribeSecret, secretsmanager:CreateSecret, secretsmanager:PutSecretValue, secretsmanager:TagResource (or ssm:PutParameter with --secret-store ssm)',
   ],
   run: ['lambda:GetFunctionConfiguration', 'lambda:InvokeFunction'],
   destroy: [
