@@ -33,6 +33,8 @@ export interface AwsEndpointOptions {
   settleMs?: number;
   /** CreateFunction answers "role cannot be assumed" this many times first (IAM propagation). */
   roleUnassumableTimes?: number;
+  /** The next this many asynchronous events are delivered twice (Lambda delivers at least once). */
+  duplicateEvents?: number;
 }
 
 /** One call as the endpoint saw it: the IAM action and who signed it. */
@@ -62,7 +64,7 @@ export class AwsEndpoint {
 
   constructor(opts: AwsEndpointOptions = {}) {
     this.deny = new Set(opts.deny ?? []);
-    this.lambda = { functions: new Map(), events: [], invoker: opts.invoker ?? null, settleMs: opts.settleMs ?? 300, roleUnassumable: opts.roleUnassumableTimes ?? 0, account: TEST_ACCOUNT, region: TEST_REGION };
+    this.lambda = { functions: new Map(), events: [], invoker: opts.invoker ?? null, settleMs: opts.settleMs ?? 300, roleUnassumable: opts.roleUnassumableTimes ?? 0, duplicates: opts.duplicateEvents ?? 0, account: TEST_ACCOUNT, region: TEST_REGION };
   }
 
   get functions(): Map<string, FunctionRecord> {
