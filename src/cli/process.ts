@@ -5,7 +5,8 @@
 import { spawn } from 'node:child_process';
 import os from 'node:os';
 import { BoxerError } from '../util/errors';
-import { SHIM_REPORT_WAIT_MS, type VirtualNetwork } from '../vnet/service';
+import type { VirtualNetwork } from '../vnet/service';
+import { SHIM_REPORT_WAIT_MS } from '../constants';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 

@@ -14,7 +14,7 @@
  *
  * Deviations from the Noise spec, to keep to libsodium's primitives: HASH is BLAKE2b-256 and HKDF uses keyed
  * BLAKE2b in place of HMAC (both PRFs). The result is a pair of transport keys, one per direction.
- * This module is pure: no I/O, no timers; src/control/channel.ts drives it over a stream.
+ * This module is pure: no I/O, no timers; src/channel/channel.ts drives it over a stream.
  */
 import { sodium } from './sodium';
 import { generateKeyPair, type KeyPair } from './keys';
