@@ -6,7 +6,7 @@
  *   routes.ts        the route to each member (the decision: direct, punch, relay)
  *   client.ts        the client side: CONNECT, announcements and punch requests, relay fallback, outcomes
  *   server.ts        the far side: punch back, connect to a relay, hand-off into accept() (handoff.ts)
- *   names.ts         who an accepted connection is from; RESOLVE
+ *   names.ts         who an accepted connection is from (sources.ts: who it can be from); RESOLVE
  *   relay-server.ts  this member as a relay (an `open` member), over the data relay (relay.ts)
  *
  *  - direct: the program's socket connects to the far member's address at the virtual port; the far program's
@@ -33,6 +33,7 @@ import { AcceptNamer, Resolver } from './names';
 import { RelayServer } from './relay-server';
 import { DataRelay } from './relay';
 import { formatRoutes, type Route } from './routes';
+import { directSources, formatSources } from './sources';
 
 export type { ConnectAnswer } from './client';
 export type { AcceptAnswer } from './server';
@@ -117,13 +118,16 @@ export class Broker {
    */
   routes(): string {
     const quiet = this.client.quiet();
-    return formatRoutes(
-      this.netw.members().map((m) => {
-        const route = this.route(m);
-        // Not over a LAN (a private address): the far side needs our announcement there.
-        if (quiet && route.kind === 'direct' && route.ip === m.ext?.ip) route.quiet = true;
-        return { id: m.id, addr: m.addr, route, ext: m.ext?.ip };
-      }),
+    const members = this.netw.members();
+    return (
+      formatRoutes(
+        members.map((m) => {
+          const route = this.route(m);
+          // Not over a LAN (a private address): the far side needs our announcement there.
+          if (quiet && route.kind === 'direct' && route.ip === m.ext?.ip) route.quiet = true;
+          return { id: m.id, addr: m.addr, route, ext: m.ext?.ip };
+        }),
+      ) + formatSources(directSources(this.members.me(), members))
     );
   }
 

@@ -9,6 +9,7 @@ import type { Endpoint, MemberInfo } from '../wire/messages';
 import { ANNOUNCE_WAIT_MS, LOOPBACK_ANNOUNCE_WAIT_MS, VNET_STALE_MS } from '../constants';
 import { logger } from '../util/log';
 import { isLoopback, type VnetNetwork } from './network';
+import { directSources, sourceMatches } from './sources';
 import type { AcceptAnswer } from './server';
 
 const log = logger('vnet');
@@ -47,6 +48,12 @@ export class AcceptNamer {
       const members = this.netw.members();
       const at = members.find((m) => m.ext?.ip === peer.ip);
       if (at && namedByAddress(members, at)) return { errno: 0, vaddr: at.addr, vport: peer.port };
+      const self = this.netw.self();
+      const me = self ? members.find((m) => m.id === self.id) : undefined;
+      if (!directSources(me, members).some((s) => sourceMatches(s, peer.ip, peer.port))) {
+        // No member can be this client (sources.ts): a client from outside the network, not to be kept waiting.
+        return { errno: E.ENOENT };
+      }
       await this.announced(key, isLoopback(peer.ip) ? LOOPBACK_ANNOUNCE_WAIT_MS : ANNOUNCE_WAIT_MS);
       exp = this.expected.get(key);
     }

@@ -116,13 +116,17 @@ test('punch back with nothing listening: ECONNREFUSED first, then the connection
 
 test('a direct connection is named from its announcement; an open member alone at its address needs none', async (t) => {
   const open = member(3, 'open', '198.51.100.3');
-  const { broker } = farSide(server, [client, server, open]);
+  const me = member(2, 'open', '198.51.100.2');
+  const { broker } = farSide(me, [client, me, open]);
   broker.onMessage(1, { k: 'open', cid: '1:5', vport: 8080, cport: 41000, cext: { ip: '203.0.113.1', port: 41234 }, punch: null });
   t.deepEqual(await broker.accepted(8080, { ip: '203.0.113.1', port: 41234 }), { errno: 0, vaddr: client.addr, vport: 41000 });
   t.deepEqual(await broker.accepted(8080, { ip: '198.51.100.3', port: 5555 }), { errno: 0, vaddr: open.addr, vport: 5555 });
-  const t0 = Date.now();
+  let t0 = Date.now();
+  t.deepEqual(await broker.accepted(8080, { ip: '192.0.2.77', port: 1 }), { errno: E.ENOENT });
+  t.true(Date.now() - t0 < 500, 'a client no member can be is answered at once');
+  t0 = Date.now();
   t.deepEqual(await broker.accepted(8080, { ip: '203.0.113.1', port: 1 }), { errno: E.ENOENT });
-  t.true(Date.now() - t0 >= 900, 'an unannounced connection waits for its announcement first');
+  t.true(Date.now() - t0 >= 900, 'a connection a member can have made waits for its announcement first');
   broker.close();
 });
 
