@@ -40,6 +40,12 @@ function usable(n: number): boolean {
   return last !== 0 && last !== 255;
 }
 
+/** How many members a network can hold: its usable addresses (host numbers .0 and .255 skipped, see usable()). */
+export function capacity(c: Cidr): number {
+  const total = 2 ** (32 - c.bits);
+  return c.bits <= 24 ? (total / 256) * 254 : total - 2;
+}
+
 /** Hands out addresses in order. `high` is the highest address ever handed out (or learnt), as an integer. */
 export class AddressPool {
   private readonly last: number;
