@@ -5,6 +5,7 @@ import { readSecret } from '../secret';
 import { checkName } from '../../control/names';
 import { LocalMember, type MemberView } from '../member';
 import { runMemberCommand, SignalLatch, signalStatus, withDeadline } from '../process';
+import { memberKey } from '../member-key';
 import { BoxerError, EXIT } from '../../util/errors';
 import { capacity, parseCidr } from '../../control/addresses';
 import { JOIN_SIGNAL_GRACE_MS, MAX_JOIN_TIMEOUT_S, SHUTDOWN_MAX_MS } from '../../constants';
@@ -43,7 +44,11 @@ export async function runCommandCli(a: RunArgs): Promise<void> {
     throw new BoxerError('USAGE', `--join-timeout: expected a number of seconds greater than 0 and at most ${MAX_JOIN_TIMEOUT_S}`);
   }
   const secret = readSecret(a.secretFile);
-  const { psk, keys } = await networkKeys(secret);
+  const { psk, networkId, keys: fresh } = await networkKeys(secret);
+  // A named member keeps its key, so that restarted under its name it gets its id and address back.
+  const held = a.name ? memberKey(networkId, a.name) : null;
+  const keys = held?.keys ?? fresh;
+  if (held) process.once('exit', () => held.release());
   // From here until the command runs, a signal ends us through leave() with 128+N (143 for SIGTERM).
   const signals = new SignalLatch();
   // Ports for the far ends of punched program connections, held before we announce them at join.
