@@ -75,8 +75,9 @@ test('SIGTERM while joining leaves cleanly and exits 143', async (t) => {
   const { env } = sandbox();
   const port = await freePort();
   // Nothing listens: the agent is retrying the join when the signal comes.
-  const p = boxer(['run', '--seed', `127.0.0.1:${port}`, '--join-timeout', '60', '--', 'true'], { ...env, BOXER_LOG: 'info' });
-  await new Promise((r) => setTimeout(r, 700));
+  const p = boxer(['run', '--seed', `127.0.0.1:${port}`, '--join-timeout', '60', '-v', '--', 'true'], env);
+  await p.waitFor(/joining/, 'err');
+  await new Promise((r) => setTimeout(r, 300));
   const start = Date.now();
   p.child.kill('SIGTERM');
   const r = await p.exited;

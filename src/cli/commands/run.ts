@@ -84,6 +84,7 @@ export async function runCommandCli(a: RunArgs): Promise<void> {
     process.exit(code);
   };
 
+  log.info('joining', { seed: `${host}:${port}`, joinTimeoutS: a.joinTimeoutMs / 1000 });
   const joining = agent.join();
   let self: Awaited<typeof joining>;
   try {
