@@ -288,12 +288,20 @@ export class Peers extends EventEmitter<PeersEvents> {
   }
 
   private setUp(stream: Duplex, spec: SetupSpec): Promise<Link> {
-    const deps = { psk: this.opts.psk, keys: this.opts.keys, selfId: () => this.host.selfId(), member: (id: number) => this.host.member(id), register: (l: Link) => this.links.register(l), onMessage: (l: Link, m: Message) => this.onLinkMessage(l, m) };
+    const register = (l: Link): Link => {
+      if (this.closed) {
+        l.ch.close(); // set up while we shut down: never kept (it would keep the process alive)
+        throw new Error('shutting down');
+      }
+      return this.links.register(l);
+    };
+    const deps = { psk: this.opts.psk, keys: this.opts.keys, selfId: () => this.host.selfId(), member: (id: number) => this.host.member(id), register, onMessage: (l: Link, m: Message) => this.onLinkMessage(l, m) };
     return setUpLink(deps, stream, spec);
   }
 
   private async accept(stream: Duplex, endpoint: string): Promise<void> {
     stream.on('error', () => {});
+    if (this.closed) return void stream.destroy();
     try {
       await this.setUp(stream, { role: 'resp', expect: null, path: 'direct', endpoint, home: false });
     } catch (e) {
