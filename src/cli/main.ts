@@ -20,7 +20,10 @@ const EXIT_HELP = `Exit status:
   ${EXIT.WRONG_SECRET}  wrong network secret
   ${EXIT.NO_AGENT}  no local agent found (status, ping)
   ${EXIT.UNREACHABLE}  the member could not be reached (ping)
-  ${EXIT.LAB_UNAVAILABLE}  the lab (emulated NATs) cannot be built here`;
+  ${EXIT.LAB_UNAVAILABLE}  the lab (emulated NATs) cannot be built here
+  ${EXIT.AWS}  an AWS call failed (no credentials or region, an error from the service)
+  ${EXIT.AWS_DENIED}  AWS denied a call (the message lists the IAM permissions needed)
+  ${EXIT.MEMBERS_FAILED}  \`boxer lambda run\`: a member's command failed, was cut by its deadline, died or never joined`;
 
 export function splitDashDash(argv: string[]): [string[], string[]] {
   const i = argv.indexOf('--');
@@ -109,6 +112,10 @@ export function buildCli(argv: string[], cmd: string[]): Argv {
       'run a seed and a few members on this machine, talking over Boxer',
       (y) => y.option('loopback', { type: 'boolean', default: false, description: 'members share this host network (no NAT is crossed)' }),
       async (a) => (await import('./commands/demo')).demoCommand({ loopback: a.loopback }),
+    )
+    .command('lambda', 'AWS Lambda: deploy the package, run N functions as members, destroy (docs/lambda.md)', (y) =>
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      (require('./commands/lambda') as typeof import('./commands/lambda')).lambdaCommands(y, cmd).demandCommand(1, 'say what to do: deploy, run or destroy'),
     )
     .command('lab', 'an emulated datacenter on this machine: public hosts, functions, real NATs (root)', (y) =>
       // eslint-disable-next-line @typescript-eslint/no-require-imports

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { Channel } from './channel';
 import { ipToInt } from './addresses';
-import type { Endpoint, MemberInfo, Message, NatKind, PortMap } from '../wire/messages';
+import type { Endpoint, MemberInfo, Message, NatKind, PortMap, Outcome } from '../wire/messages';
 import type { KeyPair } from '../crypto/keys';
 import { HandshakeError } from '../crypto/noise';
 import {
@@ -464,8 +464,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     });
   }
 
-  /** Leaves gracefully: tells the seed (which tells everyone), then closes. */
-  async leave(): Promise<void> {
+  /** Leaves gracefully: tells the seed (which tells everyone, and observers how the command ended), then closes. */
+  async leave(outcome?: Outcome): Promise<void> {
     this.stopping = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     const ch = this.channel;
@@ -480,7 +480,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         if (m.t === 'left' && m.id === this.self?.id) resolve();
       });
       ch.on('close', () => resolve());
-      ch.sendMessage({ t: 'leave' });
+      ch.sendMessage(outcome ? { t: 'leave', outcome } : { t: 'leave' });
       t.unref();
     });
     ch.close();
@@ -512,6 +512,7 @@ export function localPortRange(): [number, number] {
 
 /** The port map announced at join: how the data path predicts this member's external ports. */
 export function portMapOf(m: NatMapping, ports?: [number, number]): PortMap {
-  const [lo, hi] = ports ?? localPortRange();
-  return { xor: m.xor ?? 0, offset: m.kind === 'translating' && m.xor === null ? m.offset ?? 0 : 0, lo, hi };
+  const local = localPortRange();
+  const [lo, hi] = ports ?? local;
+  return { xor: m.xor ?? 0, offset: m.kind === 'translating' && m.xor === null ? m.offset ?? 0 : 0, lo, hi, rlo: local[0], rhi: local[1] };
 }

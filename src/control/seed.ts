@@ -18,9 +18,10 @@ import net from 'node:net';
 import fs from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { Channel } from './channel';
+import { WatchHub } from './watch';
 import { AddressPool, parseCidr, ipToInt, type Cidr } from './addresses';
 import { defaultName, nameConflict, type NameOwners } from './names';
-import type { Endpoint, MemberInfo, Message, NatKind } from '../wire/messages';
+import type { Endpoint, MemberInfo, Message, NatKind, Outcome } from '../wire/messages';
 import type { KeyPair } from '../crypto/keys';
 import { fingerprint } from '../crypto/keys';
 import { HandshakeError } from '../crypto/noise';
@@ -82,6 +83,8 @@ export class Seed extends EventEmitter<SeedEvents> {
   private relearnTimer: NodeJS.Timeout | null = null;
   private readonly sockets = new Set<Duplex>();
   readonly stats: SeedStats = { joins: 0, handshakeFailures: 0, droppedConnections: 0, relayed: 0 };
+  /** Observers (`boxer lambda run`): they hear joins and leaves, outcomes included (src/control/watch.ts). */
+  readonly watchers = new WatchHub();
   selfId: number | null = null;
   /** The port of the NAT discovery server (src/traversal/discovery.ts), told to agents in `reflect`. */
   discoveryPort: number | null = null;
@@ -160,11 +163,19 @@ export class Seed extends EventEmitter<SeedEvents> {
 
   private onChannel(ch: Channel, remote: Endpoint): void {
     let entry: Entry | null = null;
+    let watching = false;
     const firstTimer = setTimeout(() => {
       if (!entry) ch.close('no join message after the handshake');
     }, HANDSHAKE_TIMEOUT_MS);
     ch.on('message', (m) => {
+      if (watching) return; // the WatchHub answers observers
       if (!entry) {
+        if (m.t === 'watch') {
+          clearTimeout(firstTimer);
+          watching = true;
+          this.watchers.add(ch, m.run ?? null, this.list().map((i) => this.watchers.tag(i.id) ?? { id: i.id, name: i.name, addr: i.addr }));
+          return;
+        }
         if (m.t === 'probe') {
           // NAT discovery: reflect the endpoint of the control connection (src/traversal/discovery.ts).
           ch.sendMessage({ t: 'reflect', observed: remote, open: false, dport: this.discoveryPort ?? undefined });
@@ -250,6 +261,7 @@ export class Seed extends EventEmitter<SeedEvents> {
     this.saveState();
     ch.sendMessage(this.welcome(info, remote));
     this.broadcast({ t: 'joined', m: info }, id);
+    this.watchers.joined({ id, name, addr });
     log.info(m.rejoin ? 'member rejoined' : 'member joined', { id, name, addr, ext: `${remote.ip}:${remote.port}`, key: fingerprint(ch.remoteStatic) });
     this.emit('change');
     return entry;
@@ -274,7 +286,7 @@ export class Seed extends EventEmitter<SeedEvents> {
         entry.channel?.sendMessage({ t: 'pong', n: m.n });
         break;
       case 'leave':
-        this.remove(entry.info.id, 'leave');
+        this.remove(entry.info.id, 'leave', m.outcome);
         entry.channel?.sendMessage({ t: 'left', id: entry.info.id, reason: 'leave' });
         entry.channel?.close();
         break;
@@ -371,13 +383,14 @@ export class Seed extends EventEmitter<SeedEvents> {
     }
   }
 
-  private remove(id: number, reason: 'leave' | 'dead'): void {
+  private remove(id: number, reason: 'leave' | 'dead', outcome?: Outcome): void {
     const e = this.members.get(id);
     if (!e) return;
     if (e.grace) clearTimeout(e.grace);
     this.members.delete(id);
     log.info(reason === 'leave' ? 'member left' : 'member died', { id, name: e.info.name });
     this.broadcast({ t: 'left', id, reason }, id);
+    this.watchers.left(id, reason, outcome);
     this.emit('change');
   }
 

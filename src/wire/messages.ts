@@ -47,6 +47,13 @@ export interface PortMap {
   offset: number;
   lo: number;
   hi: number;
+  /**
+   * Its ip_local_port_range, where the local ports of its own client sockets lie (the shim's and the kernel's
+   * choices), so that a member it connects to directly can tell its connections from a stranger's behind the
+   * same NAT address (src/vnet/sources.ts). Absent (older members): any port.
+   */
+  rlo?: number;
+  rhi?: number;
 }
 
 /** How a peer link reaches the other member (docs/nat-traversal.md). */
@@ -74,8 +81,13 @@ export type Message =
   | { t: 'members'; members: MemberInfo[] }
   | { t: 'ping'; n: number }
   | { t: 'pong'; n: number }
-  | { t: 'leave' }
+  | { t: 'leave'; outcome?: Outcome }
   | { t: 'error'; code: string; message: string }
+  // ---- observers (src/control/watch.ts): `boxer lambda run` follows a run's members without joining ----
+  /** Observer -> seed, instead of `join`: report members (of run `run`, or all) as they join and leave. */
+  | { t: 'watch'; run?: string }
+  /** Seed -> observer: a member present when watching began or joined since (`joined`), or one that left. */
+  | { t: 'watched'; ev: 'joined' | 'left'; id: number; name: string; addr: string; run?: string; index?: number; reason?: 'leave' | 'dead'; outcome?: Outcome }
   // ---- NAT traversal (src/traversal, docs/nat-traversal.md) ----
   /** Agent -> seed (either port), before join: reflect my endpoint; `listen` > 0 asks for a connect-back test. */
   | { t: 'probe'; listen: number }
@@ -98,6 +110,16 @@ export type Message =
   | { t: 'svnet'; payload: Uint8Array };
 
 export type MessageType = Message['t'];
+
+/** How a member's command ended, told to the seed in `leave` and passed on to observers. */
+export interface Outcome {
+  /** The command's exit status (null: killed by a signal, or never started). */
+  code: number | null;
+  /** The signal that ended it, e.g. `SIGTERM` (null: it exited). */
+  signal: string | null;
+  /** Why it ended: `exited` (by itself), `deadline` (stopped before the function's deadline), or another short word. */
+  reason: string;
+}
 
 export class MessageError extends Error {
   constructor(message: string) {
@@ -162,7 +184,10 @@ function portMap(v: unknown): PortMap | undefined {
   if (!isObj(v)) throw new MessageError('map: expected a map');
   const m = { xor: int(v, 'xor', 0, 65535), offset: int(v, 'offset', -65535, 65535), lo: int(v, 'lo', 1, 65535), hi: int(v, 'hi', 1, 65535) };
   if (m.lo > m.hi) throw new MessageError('map: lo above hi');
-  return m;
+  if (v.rlo === undefined && v.rhi === undefined) return m;
+  const r = { rlo: int(v, 'rlo', 1, 65535), rhi: int(v, 'rhi', 1, 65535) };
+  if (r.rlo > r.rhi) throw new MessageError('map: rlo above rhi');
+  return { ...m, ...r };
 }
 
 function member(v: unknown): MemberInfo {
@@ -191,6 +216,14 @@ function oneOf<T extends string>(o: Obj, k: string, allowed: readonly T[]): T {
   const v = o[k];
   if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) throw new MessageError(`field ${k}: expected one of ${allowed.join(', ')}`);
   return v as T;
+}
+function outcome(v: unknown): Outcome {
+  if (!isObj(v)) throw new MessageError('outcome: expected a map');
+  return {
+    code: v.code === null || v.code === undefined ? null : int(v, 'code', 0, 255),
+    signal: v.signal === null || v.signal === undefined ? null : str(v, 'signal', 16),
+    reason: str(v, 'reason', 32),
+  };
 }
 /** Largest opaque payload (relay data, vnet, forwarded message): well inside MAX_FRAME with its envelope. */
 export const MAX_PAYLOAD = 64 * 1024;
@@ -250,7 +283,23 @@ export function decodeMessage(bytes: Uint8Array): Message {
     case 'pong':
       return { t, n: int(v, 'n') };
     case 'leave':
-      return { t };
+      return v.outcome === undefined || v.outcome === null ? { t } : { t, outcome: outcome(v.outcome) };
+    case 'watch':
+      return { t, run: optStr(v, 'run', 64) };
+    case 'watched': {
+      const ev = oneOf(v, 'ev', ['joined', 'left'] as const);
+      return {
+        t,
+        ev,
+        id: int(v, 'id', 1),
+        name: str(v, 'name', 63),
+        addr: ipv4(v, 'addr'),
+        run: optStr(v, 'run', 64),
+        index: v.index === undefined || v.index === null ? undefined : int(v, 'index'),
+        reason: v.reason === undefined || v.reason === null ? undefined : oneOf(v, 'reason', ['leave', 'dead'] as const),
+        outcome: v.outcome === undefined || v.outcome === null ? undefined : outcome(v.outcome),
+      };
+    }
     case 'error':
       return { t, code: str(v, 'code', 64), message: str(v, 'message', 1024) };
     case 'probe':
