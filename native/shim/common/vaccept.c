@@ -3,8 +3,12 @@
  *   - from 127.66.0.1 (a self-connect, vconnect.c): the peer is the member's own virtual address; no IPC.
  *   - from the one member the route table has at that address with a `direct` route (an `open` member, or a
  *     member on a shared LAN: no NAT between, so the source port is its virtual port): named from the table,
- *     no IPC. Never for a loopback peer: that is the agent waking accept() to hand a socket over.
- *   - otherwise ACCEPTED asks the agent. If the agent itself connected over loopback to wake this accept(),
+ *     no IPC. Never for a loopback peer.
+ *   - from an address and port no member's direct connection can come from (no `from` line of the route
+ *     table matches: src/vnet/sources.ts): a client outside the network, left untouched, no IPC.
+ *   - from 127.66.0.2 (the agent waking accept() to hand a socket over, src/vnet/handoff.ts), from where a
+ *     member may be, or without a route table: ACCEPTED asks the agent. If the agent itself connected over
+ *     loopback to wake this accept(),
  *     it passes the real, end-to-end connected socket; if the connection came straight from a member, it
  *     names its virtual address; ENOENT: not a virtual-network connection. If the agent cannot be asked,
  *     the connection stays untouched (the program keeps serving native clients). */
@@ -80,11 +84,17 @@ int vaccept_name(int lfd, const struct vsock *lv, int nfd, uint32_t pip, uint16_
 		name_peer(nv, lv, shim_cfg.self, pport);
 		return VACCEPT_SELF;
 	}
-	struct route rt;
-	/* From loopback: the agent waking accept() for a hand-off, which only it can answer. */
-	if ((pip >> 24) != 127 && routes_peer_file(shim_cfg.routes_file, pip, &rt)) {
-		name_peer(nv, lv, rt.vaddr, pport);
-		return VACCEPT_MEMBER;
+	/* A wake-up from the agent (a hand-off) is always asked about; otherwise the route table may name the
+	 * peer, or say that no member can have made the connection (a client outside the network: untouched). */
+	if (pip != SHIM_WAKE_MARK_IP) {
+		struct route rt;
+		enum peer_class c = routes_classify_file(shim_cfg.routes_file, pip, pport, &rt);
+		if (c == PEER_NAMED) {
+			name_peer(nv, lv, rt.vaddr, pport);
+			return VACCEPT_MEMBER;
+		}
+		if (c == PEER_OUTSIDE)
+			return VACCEPT_NATIVE;
 	}
 	int saved = errno;
 	uint8_t body[16], reply[64];
