@@ -44,6 +44,12 @@ export const RECONNECT_MAX_MS = 2_000;
  * tell it which ids and addresses are taken: no id or address is ever assigned twice.
  */
 export const SEED_RELEARN_MS = 3_000;
+/**
+ * Most identity bindings (key -> id, address, name) a seed keeps, live members always among them: the state
+ * file is rewritten on every join (about 150 bytes per binding, so at most ~600 KB); bindings of members long
+ * gone are dropped first, and a dropped member that comes back is a new member.
+ */
+export const SEED_MAX_BINDINGS = 4096;
 /** How long an agent waits for the seed to acknowledge `leave` before it closes anyway. */
 export const LEAVE_TIMEOUT_MS = 1_000;
 

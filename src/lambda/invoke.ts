@@ -103,7 +103,7 @@ export async function runMembers(aws: AwsClients, o: RunOptions, say: (line: str
   const joined = new Map<number, Watched>();
   say(`run ${run}: invoking ${o.nodes} × ${fn}`);
   try {
-    return await new Promise<MemberResult[]>((resolve) => {
+    return await new Promise<MemberResult[]>((resolve, reject) => {
       const finish = (r: MemberResult) => {
         if (results.has(r.index)) return;
         results.set(r.index, r);
@@ -121,9 +121,15 @@ export async function runMembers(aws: AwsClients, o: RunOptions, say: (line: str
         clearTimeout(joinTimer);
         for (let i = 0; i < o.nodes; i++) finish({ index: i, kind: joined.has(i) ? 'lost' : 'never-joined', member: joined.get(i), detail: `the connection to the seed closed${reason ? `: ${reason}` : ''}` });
       });
-      void invokeAll(aws, fn, o.nodes, (index) => memberEvent(o, run, index, ref, leaveBeforeMs), (index, e) =>
-        finish({ index, kind: 'not-invoked', detail: (e as Error).message }),
-      );
+      void invokeAll(aws, fn, o.nodes, (index) => memberEvent(o, run, index, ref, leaveBeforeMs), (index, e) => {
+        // A denied or unusable call will not work for the next member either: stop with its message.
+        if (e instanceof BoxerError && e.code !== 'AWS') {
+          reject(e);
+          return true;
+        }
+        finish({ index, kind: 'not-invoked', detail: (e as Error).message });
+        return false;
+      });
     });
   } finally {
     watcher.close();
@@ -159,11 +165,12 @@ export function memberEvent(o: RunOptions, run: string, index: number, ref: Secr
   };
 }
 
-/** Invokes every member asynchronously, at most LAMBDA_INVOKE_CONCURRENCY calls in flight. */
-async function invokeAll(aws: AwsClients, fn: string, n: number, event: (i: number) => MemberEvent, failed: (i: number, e: unknown) => void): Promise<void> {
+/** Invokes every member asynchronously, at most LAMBDA_INVOKE_CONCURRENCY calls in flight; `failed` true: stop. */
+async function invokeAll(aws: AwsClients, fn: string, n: number, event: (i: number) => MemberEvent, failed: (i: number, e: unknown) => boolean): Promise<void> {
   let next = 0;
+  let stop = false;
   const worker = async () => {
-    while (next < n) {
+    while (next < n && !stop) {
       const i = next++;
       const payload = Buffer.from(JSON.stringify(event(i)));
       try {
@@ -171,7 +178,7 @@ async function invokeAll(aws: AwsClients, fn: string, n: number, event: (i: numb
         const r = await call({ command: 'run', action: 'lambda:InvokeFunction', resource: fn }, () => aws.lambda.send(new InvokeCommand({ FunctionName: fn, InvocationType: 'Event', Payload: payload })));
         if (r.StatusCode !== 202) throw new Error(`Lambda answered ${r.StatusCode} instead of 202 (accepted)`);
       } catch (e) {
-        failed(i, e);
+        stop ||= failed(i, e);
       }
     }
   };

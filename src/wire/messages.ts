@@ -4,7 +4,7 @@
  * docs/protocol.md lists them with their meaning; keep the two in step.
  */
 import { Encoder } from 'cbor-x';
-import { MAX_CANDIDATES, MAX_SERVICES } from '../constants';
+import { MAX_CANDIDATES, MAX_SERVICES, NAME_RE } from '../constants';
 
 /** cbor-x without its record extension: plain, stateless maps, decodable by any CBOR implementation. */
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true, structuredClone: false });
@@ -63,14 +63,11 @@ export const PATH_KINDS: readonly PathKind[] = ['direct', 'punched', 'lan', 'hai
 export type PunchPhase = 'req' | 'ack' | 'dial' | 'fail';
 const PUNCH_PHASES: readonly PunchPhase[] = ['req', 'ack', 'dial', 'fail'];
 
+/** What a reconnecting member holds: a claim, checked against the binding of its key (src/control/bindings.ts). */
 export interface Rejoin {
   id: number;
   addr: string;
   name: string;
-  /** Highest member id this member has ever heard of (so a restarted seed never reuses one). */
-  maxId: number;
-  /** Highest virtual address (as a 32-bit integer) this member has ever heard of. */
-  maxAddr: number;
 }
 
 export type Message =
@@ -179,6 +176,11 @@ function strings(o: Obj, k: string, max: number): string[] {
     return s;
   });
 }
+/** A name another member announces: a lowercase DNS label, or the message is refused (it reaches files and routes). */
+function label(v: unknown, what: string): string {
+  if (typeof v !== 'string' || !NAME_RE.test(v)) throw new MessageError(`${what}: expected a name (a lowercase DNS label)`);
+  return v;
+}
 function portMap(v: unknown): PortMap | undefined {
   if (v === undefined || v === null) return undefined;
   if (!isObj(v)) throw new MessageError('map: expected a map');
@@ -196,9 +198,9 @@ function member(v: unknown): MemberInfo {
   if (!(key instanceof Uint8Array) || key.length !== 32) throw new MessageError('member key: expected 32 bytes');
   return {
     id: int(v, 'id', 1),
-    name: str(v, 'name', 63),
+    name: label(v.name, 'member name'),
     addr: ipv4(v, 'addr'),
-    services: strings(v, 'services', MAX_SERVICES),
+    services: arr(v, 'services', MAX_SERVICES).map((s, i) => label(s, `member services[${i}]`)),
     ext: v.ext === null || v.ext === undefined ? null : endpoint(v.ext, 'member ext'),
     priv: arr(v, 'priv', MAX_CANDIDATES).map((e) => endpoint(e, 'member priv')),
     nat: natKind(v, 'nat'),
@@ -246,7 +248,7 @@ export function decodeMessage(bytes: Uint8Array): Message {
       if (v.rejoin !== undefined && v.rejoin !== null) {
         if (!isObj(v.rejoin)) throw new MessageError('rejoin: expected a map');
         const r = v.rejoin;
-        rejoin = { id: int(r, 'id', 1), addr: ipv4(r, 'addr'), name: str(r, 'name', 63), maxId: int(r, 'maxId'), maxAddr: int(r, 'maxAddr') };
+        rejoin = { id: int(r, 'id', 1), addr: ipv4(r, 'addr'), name: str(r, 'name', 63) };
       }
       return {
         t,
@@ -264,7 +266,7 @@ export function decodeMessage(bytes: Uint8Array): Message {
         t,
         id: int(v, 'id', 1),
         addr: ipv4(v, 'addr'),
-        name: str(v, 'name', 63),
+        name: label(v.name, 'name'),
         network: str(v, 'network', 18),
         observed: endpoint(v.observed, 'observed'),
         members: arr(v, 'members', MAX_MEMBERS_PER_MESSAGE).map(member),

@@ -6,6 +6,7 @@ import { checkName } from '../../control/names';
 import { LocalMember, type MemberView } from '../member';
 import { runMemberCommand } from '../process';
 import type { InterceptChoice } from '../intercept';
+import { memberKey } from '../member-key';
 import { BoxerError } from '../../util/errors';
 import { logger } from '../../util/log';
 import { nativeIo } from '../../traversal/io';
@@ -38,7 +39,11 @@ export async function runCommandCli(a: RunArgs): Promise<void> {
   a.services.forEach((s) => checkName(s, '--service'));
   if (a.nodes !== undefined && !(Number.isInteger(a.nodes) && a.nodes >= 1)) throw new BoxerError('USAGE', '--nodes: expected a whole number of members, at least 1');
   const secret = readSecret(a.secretFile);
-  const { psk, keys } = await networkKeys(secret);
+  const { psk, networkId, keys: fresh } = await networkKeys(secret);
+  // A named member keeps its key, so that restarted under its name it gets its id and address back.
+  const held = a.name ? memberKey(networkId, a.name) : null;
+  const keys = held?.keys ?? fresh;
+  if (held) process.once('exit', () => held.release());
   // Ports for the far ends of punched program connections, held before we announce them at join.
   const punchPorts = a.shim === false ? null : PunchPorts.reserve(loadNative(), localPortRange());
   const agent = new Agent({
