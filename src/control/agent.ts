@@ -51,6 +51,8 @@ export interface AgentOptions {
   keys: KeyPair;
   name?: string;
   services: string[];
+  /** Join with `services` on standby (MemberInfo.standby): `boxer run` takes connections once its program listens. */
+  standby?: boolean;
   priv?: Endpoint[];
   nat?: NatKind;
   connect?: Connector;
@@ -254,6 +256,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         t: 'join',
         name: this.self ? undefined : this.opts.name,
         services: this.opts.services,
+        ...(this.opts.standby && this.opts.services.length ? { standby: true } : {}),
         priv: this.opts.priv ?? this.privCandidates(stream),
         nat: tr ? this.mapping.kind : this.opts.nat ?? 'unknown',
         lport: this.peers?.lport,
@@ -464,17 +467,25 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /**
-   * Provides these services from now on (none: drain before leaving). The seed re-announces this member to
-   * everyone; the next join (a seed restart) carries them too.
+   * Provides these services from now on; `standby`: declared, but no connections for them now (the program
+   * does not listen yet, or the member drains before it leaves). The seed re-announces this member to everyone;
+   * the next join (a seed restart) carries them too.
    */
-  setServices(services: string[]): void {
+  setServices(services: string[], standby = false): void {
     this.opts.services = [...services];
+    this.opts.standby = standby;
     const me = this.self && this.members.get(this.self.id);
     if (me) {
-      this.members.set(me.id, { ...me, services: [...services] });
+      const { standby: _was, ...rest } = me;
+      this.members.set(me.id, { ...rest, services: [...services], ...(standby ? { standby: true } : {}) });
       this.emit('change');
     }
-    this.channel?.sendMessage({ t: 'services', services: [...services] });
+    this.channel?.sendMessage({ t: 'services', services: [...services], ...(standby ? { standby: true } : {}) });
+  }
+
+  /** The services this member provides, and whether it is on standby (see MemberInfo.standby). */
+  get serving(): { services: string[]; standby: boolean } {
+    return { services: [...this.opts.services], standby: !!this.opts.standby };
   }
 
   /** Leaves gracefully: tells the seed (which tells everyone, and observers how the command ended), then closes. */

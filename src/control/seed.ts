@@ -260,7 +260,7 @@ export class Seed extends EventEmitter<SeedEvents> {
     const why = nameConflict(this.owners(), id, name, m.services);
     if (why) return refuse('name-taken', `${why}; choose another with --name`);
     const binding = this.bindings.bind(key, id, name, live);
-    const info: MemberInfo = { id, name, addr: binding.addr, services: m.services, ext: remote, priv: m.priv, nat: m.nat as NatKind, key: ch.remoteStatic, lport: m.lport ?? 0, ...(m.map ? { map: m.map } : {}) };
+    const info: MemberInfo = { id, name, addr: binding.addr, services: m.services, ext: remote, priv: m.priv, nat: m.nat as NatKind, key: ch.remoteStatic, lport: m.lport ?? 0, ...(m.map ? { map: m.map } : {}), ...(m.standby ? { standby: true } : {}) };
     if (known) {
       // The same key on a new connection: the same process (a rejoin), or the member restarted with its key.
       if (known.grace) clearTimeout(known.grace);
@@ -336,6 +336,8 @@ export class Seed extends EventEmitter<SeedEvents> {
           }
         }
         entry.info.services = m.services;
+        if (m.standby) entry.info.standby = true;
+        else delete entry.info.standby;
         this.broadcast({ t: 'joined', m: entry.info }, -1);
         break;
       case 'svnet':

@@ -5,7 +5,8 @@
  * the shim (round robin from a random start per process, native/shim/common/pick.c) from the `svc` lines of
  * the route table, which the agent rewrites on every membership change: a member that joins the service gets
  * connections as soon as its line is written (milliseconds after the seed announces it), a member that
- * leaves it (or drains before leaving: `boxer run`) gets none after its line is gone.
+ * leaves it (or drains before leaving: `boxer run`) gets none after its line is gone. A member on standby
+ * (MemberInfo.standby: its program does not listen yet, or it drains) keeps the name known but gets no line.
  *
  * The address is this member's handle for the service, handed out by its agent from the top of the network
  * downwards (members are numbered from the bottom), in the order names are first resolved, and kept for the
@@ -54,9 +55,9 @@ export class ServiceAddresses {
     return this.byAddr.get(ip);
   }
 
-  /** The members providing service `name` now, in address order (the shim's order). */
+  /** The members taking connections for service `name` now (not on standby), in address order (the shim's order). */
   static members(name: string, members: readonly MemberInfo[]): MemberInfo[] {
-    return members.filter((m) => m.services.includes(name)).sort((a, b) => ipToInt(a.addr) - ipToInt(b.addr));
+    return members.filter((m) => m.services.includes(name) && !m.standby).sort((a, b) => ipToInt(a.addr) - ipToInt(b.addr));
   }
 
   /** The `svc` lines of the route table for every service address handed out. */

@@ -35,6 +35,11 @@ export interface MemberInfo {
   lport?: number;
   /** How its NAT maps local ports, for the data path's punched connections (absent: unknown). */
   map?: PortMap;
+  /**
+   * It provides `services` but takes no connections for them now: its program does not listen yet, or it is
+   * draining before it leaves (src/vnet/services.ts). Absent: it takes them.
+   */
+  standby?: boolean;
 }
 
 /**
@@ -71,7 +76,7 @@ export interface Rejoin {
 }
 
 export type Message =
-  | { t: 'join'; name?: string; services: string[]; priv: Endpoint[]; nat: NatKind; rejoin?: Rejoin; lport?: number; map?: PortMap }
+  | { t: 'join'; name?: string; services: string[]; priv: Endpoint[]; nat: NatKind; rejoin?: Rejoin; lport?: number; map?: PortMap; standby?: boolean }
   | { t: 'welcome'; id: number; addr: string; name: string; network: string; observed: Endpoint; members: MemberInfo[]; relearning: boolean }
   | { t: 'joined'; m: MemberInfo }
   | { t: 'left'; id: number; reason: 'leave' | 'dead' }
@@ -80,7 +85,7 @@ export type Message =
   | { t: 'pong'; n: number }
   | { t: 'leave'; outcome?: Outcome }
   /** Agent -> seed: my services are now these (e.g. none, to drain before leaving); the seed re-announces me (`joined`). */
-  | { t: 'services'; services: string[] }
+  | { t: 'services'; services: string[]; standby?: boolean }
   | { t: 'error'; code: string; message: string }
   // ---- observers (src/control/watch.ts): `boxer lambda run` follows a run's members without joining ----
   /** Observer -> seed, instead of `join`: report members (of run `run`, or all) as they join and leave. */
@@ -207,6 +212,7 @@ function member(v: unknown): MemberInfo {
     key: new Uint8Array(key),
     lport: v.lport === undefined || v.lport === null ? 0 : int(v, 'lport', 0, 65535),
     map: portMap(v.map),
+    ...(v.standby === true ? { standby: true } : {}),
   };
 }
 function blob(o: Obj, k: string, max: number): Uint8Array {
@@ -259,6 +265,7 @@ export function decodeMessage(bytes: Uint8Array): Message {
         rejoin,
         lport: v.lport === undefined || v.lport === null ? undefined : int(v, 'lport', 0, 65535),
         map: portMap(v.map),
+        ...(v.standby === true ? { standby: true } : {}),
       };
     }
     case 'welcome':
@@ -303,7 +310,7 @@ export function decodeMessage(bytes: Uint8Array): Message {
       };
     }
     case 'services':
-      return { t, services: arr(v, 'services', MAX_SERVICES).map((s, i) => label(s, `services[${i}]`)) };
+      return { t, services: arr(v, 'services', MAX_SERVICES).map((s, i) => label(s, `services[${i}]`)), ...(v.standby === true ? { standby: true } : {}) };
     case 'error':
       return { t, code: str(v, 'code', 64), message: str(v, 'message', 1024) };
     case 'probe':

@@ -186,8 +186,13 @@ int vconnect_prepare(int fd, struct vsock *v, uint32_t ip, uint16_t port, int no
 		prepare_self(fd, v, ip, port);
 		return VCONNECT_SELF;
 	}
-	uint16_t local = ensure_bound(fd, v);
-	if (local == 0)
+	/* On a direct-quiet route nobody needs the local port before the SYN (no announcement: the far side names us
+	 * by our address), so the kernel picks it at connect time, as natively: a bind before connect could not
+	 * reuse a port another connection holds in TIME_WAIT, and a busy client (nginx, a new upstream connection
+	 * per request) would exhaust the range. */
+	int quiet = decided == 1 && route.kind == ROUTE_DIRECT && route.quiet;
+	uint16_t local = quiet ? 0 : ensure_bound(fd, v);
+	if (local == 0 && !quiet)
 		return -1;
 	uint64_t conn_id;
 	if (decided) {
