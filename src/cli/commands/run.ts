@@ -13,7 +13,8 @@ import { JOIN_SIGNAL_GRACE_MS, MAX_JOIN_TIMEOUT_S, SHUTDOWN_MAX_MS } from '../..
 import { logger } from '../../util/log';
 import { nativeIo } from '../../traversal/io';
 import { pingReply } from '../member';
-import { VirtualNetwork, agentHost, loadNative } from '../../vnet/service';
+import { VirtualNetwork, agentHost } from '../../ipc/virtual-network';
+import { native } from '../../util/native';
 import { PunchPorts } from '../../vnet/ports';
 
 const log = logger('run');
@@ -55,7 +56,7 @@ export async function runCommandCli(a: RunArgs): Promise<void> {
   // From here until the command runs, a signal ends us through leave() with 128+N (143 for SIGTERM).
   const signals = new SignalLatch();
   // Ports for the far ends of punched program connections, held before we announce them at join.
-  const punchPorts = a.shim === false ? null : PunchPorts.reserve(loadNative(), localPortRange());
+  const punchPorts = a.shim === false ? null : PunchPorts.reserve(native(), localPortRange());
   const agent = new Agent({
     punchPorts: punchPorts?.range,
     seedHost: host,
