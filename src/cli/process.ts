@@ -1,27 +1,105 @@
 /**
- * Runs the user's command as a child: stdio inherited, SIGINT/SIGTERM/SIGHUP forwarded, and its outcome
- * turned into an exit status the way a shell does (its code, or 128+N when killed by signal N).
+ * Runs the user's command as a child in its own process group: stdio inherited, SIGINT/SIGTERM/SIGHUP
+ * forwarded to the group, and its outcome turned into an exit status the way a shell does (its code, or 128+N
+ * when killed by signal N). A watchdog (a shell blocked reading a pipe only the agent holds) sends the group
+ * SIGTERM when the agent dies without cleaning up (kill -9, a crash): the program is never left running
+ * without its network, unnoticed. Also: the signal latch used before the command runs.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { BoxerError } from '../util/errors';
+import { logger } from '../util/log';
 import { SHIM_REPORT_WAIT_MS, type VirtualNetwork } from '../vnet/service';
 
+const log = logger('process');
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
+/** The exit status a shell gives for death by `sig`: 128 + its number. */
+export function signalStatus(sig: NodeJS.Signals): number {
+  return 128 + (os.constants.signals[sig] ?? 0);
+}
+
+/**
+ * Catches SIGINT/SIGTERM/SIGHUP from its creation until dispose() (the join and the barrier), so that a signal
+ * then ends `boxer run` through its orderly leave instead of Node's default of dying on the spot.
+ */
+export class SignalLatch {
+  first: NodeJS.Signals | null = null;
+  readonly caught: Promise<NodeJS.Signals>;
+  private resolve!: (s: NodeJS.Signals) => void;
+  private readonly handler = (s: NodeJS.Signals) => {
+    if (this.first) return;
+    this.first = s;
+    this.resolve(s);
+  };
+
+  constructor() {
+    this.caught = new Promise((r) => (this.resolve = r));
+    for (const s of FORWARDED) process.on(s, this.handler);
+  }
+
+  dispose(): void {
+    for (const s of FORWARDED) process.off(s, this.handler);
+  }
+}
+
+/** Resolves when `p` settles or after `ms`, whichever is first (then `late` is called): shutdown never hangs. */
+export function withDeadline(p: Promise<unknown>, ms: number, late: () => void): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => {
+      late();
+      resolve();
+    }, ms);
+    p.catch(() => undefined).finally(() => {
+      clearTimeout(t);
+      resolve();
+    });
+  });
+}
+
+/**
+ * The watchdog of process group `pgid`: its stdin is a pipe whose only writer is this process (Node opens it
+ * close-on-exec, so the command does not inherit it). When this process dies by any means the pipe reaches
+ * end of file and the shell signals the group. dash's `kill` takes `-PGID` for a group.
+ */
+function startWatchdog(pgid: number): ChildProcess | null {
+  try {
+    const w = spawn('/bin/sh', ['-c', 'read _ ; kill -TERM -"$0" 2>/dev/null', String(pgid)], { stdio: ['pipe', 'ignore', 'ignore'], detached: true });
+    w.on('error', (e) => log.warn('cannot start the watchdog of the command (it will not be told if the agent dies)', { reason: e.message }));
+    w.unref();
+    (w.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+    return w;
+  } catch (e) {
+    log.warn('cannot start the watchdog of the command (it will not be told if the agent dies)', { reason: (e as Error).message });
+    return null;
+  }
+}
 
 export function runCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: 'inherit', env });
-    const forward = (sig: NodeJS.Signals) => child.kill(sig);
+    // detached: the command leads its own process group (setsid), so the group can be signalled as a whole
+    // by us and by the watchdog without touching the agent.
+    const child = spawn(cmd, args, { stdio: 'inherit', env, detached: true });
+    const watchdog = child.pid ? startWatchdog(child.pid) : null;
+    const forward = (sig: NodeJS.Signals) => {
+      try {
+        process.kill(-child.pid!, sig);
+      } catch {
+        child.kill(sig); // the group is gone: the child alone, if still there
+      }
+    };
     for (const s of FORWARDED) process.on(s, forward);
-    const cleanup = () => FORWARDED.forEach((s) => process.off(s, forward));
+    const cleanup = () => {
+      FORWARDED.forEach((s) => process.off(s, forward));
+      watchdog?.kill('SIGKILL');
+    };
     child.on('error', (e: NodeJS.ErrnoException) => {
       cleanup();
       reject(new BoxerError('USAGE', `cannot start ${cmd}: ${e.code === 'ENOENT' ? 'no such command (check PATH)' : e.message}`));
     });
     child.on('exit', (code, signal) => {
       cleanup();
-      if (signal) resolve(128 + (os.constants.signals[signal] ?? 0));
+      if (signal) resolve(signalStatus(signal));
       else resolve(code ?? 0);
     });
   });
