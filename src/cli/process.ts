@@ -10,6 +10,7 @@ import os from 'node:os';
 import { BoxerError } from '../util/errors';
 import { logger } from '../util/log';
 import { SHIM_REPORT_WAIT_MS, type VirtualNetwork } from '../vnet/service';
+import { chooseIntercept, type InterceptChoice } from './intercept';
 
 const log = logger('process');
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -106,18 +107,25 @@ export function runCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv):
 }
 
 /**
- * Runs a member's command with the shim preloaded (when `vnet` is given), and says so clearly on stderr when the
- * program did not load it (a static binary, a setuid program, an unreadable library): it then runs without
- * the virtual network, and the user must know.
+ * Runs a member's command on the virtual network (when `vnet` is given): with the shim preloaded, or under the
+ * seccomp supervisor for a program the shim cannot see (intercept.ts decides; the supervisor itself says on
+ * stderr when seccomp user notification is not available). Says so clearly on stderr when a program meant for
+ * the shim did not load it (a setuid program, an unreadable library): it then runs without the virtual
+ * network, and the user must know.
  */
-export async function runMemberCommand(cmd: string[], env: NodeJS.ProcessEnv, vnet: VirtualNetwork | null): Promise<number> {
+export async function runMemberCommand(cmd: string[], env: NodeJS.ProcessEnv, vnet: VirtualNetwork | null, intercept: InterceptChoice = 'auto'): Promise<number> {
+  if (vnet) {
+    const { mode, why } = chooseIntercept(intercept, cmd[0], env.PATH);
+    log.debug('how the program gets the virtual network', { cmd: cmd[0], mode, why });
+    if (mode === 'seccomp') return runCommand(vnet.seccompPath, ['--', ...cmd], vnet.env(env, 'seccomp'));
+  }
   let done = false;
   const running = runCommand(cmd[0], cmd.slice(1), vnet ? vnet.env(env) : env).finally(() => (done = true));
   if (vnet) {
     void vnet.shimReported().then((loaded) => {
       if (!loaded && !done) {
         process.stderr.write(
-          `boxer: ${cmd[0]} did not load the Boxer shim within ${SHIM_REPORT_WAIT_MS / 1000} s (a static binary such as a Go program, a setuid program, or an unreadable library?): it runs WITHOUT the virtual network\n`,
+          `boxer: ${cmd[0]} did not load the Boxer shim within ${SHIM_REPORT_WAIT_MS / 1000} s (a setuid program, an unreadable library, or a wrapper that execs a Go or static program: --intercept seccomp): it runs WITHOUT the virtual network\n`,
         );
       }
     });

@@ -5,6 +5,7 @@ import { readSecret } from '../secret';
 import { checkName } from '../../control/names';
 import { LocalMember, type MemberView } from '../member';
 import { runMemberCommand, SignalLatch, signalStatus, withDeadline } from '../process';
+import type { InterceptChoice } from '../intercept';
 import { memberKey } from '../member-key';
 import { BoxerError, EXIT } from '../../util/errors';
 import { capacity, parseCidr } from '../../control/addresses';
@@ -26,6 +27,8 @@ export interface RunArgs {
   joinTimeoutMs: number;
   /** Load the preload shim into CMD (default); false: CMD runs without the virtual network. */
   shim?: boolean;
+  /** How CMD gets the virtual network (cli/intercept.ts); default auto. */
+  intercept?: InterceptChoice;
   /** The seed's discovery port (default: seed port + 1). */
   discoveryPort?: number;
   cmd: string[];
@@ -146,7 +149,7 @@ export async function runCommandCli(a: RunArgs): Promise<void> {
   log.info('starting the command', { id: self.id, name: self.name, addr: self.addr, cmd: a.cmd.join(' ') });
   let code: number;
   try {
-    code = await runMemberCommand(a.cmd, member.env(process.env), vnet);
+    code = await runMemberCommand(a.cmd, member.env(process.env), vnet, a.intercept);
   } catch (e) {
     await leave();
     throw e;
