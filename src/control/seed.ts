@@ -18,7 +18,7 @@
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Channel } from './channel';
+import { Channel } from '../channel/channel';
 import { WatchHub } from './watch';
 import { addressOf, parseCidr, type Cidr } from './addresses';
 import { Bindings } from './bindings';
@@ -30,6 +30,7 @@ import { HandshakeError } from '../crypto/noise';
 import { DEAD_AFTER_MS, HEARTBEAT_INTERVAL_MS, RECONNECT_GRACE_MS, SEED_RELEARN_MS, HANDSHAKE_TIMEOUT_MS } from '../constants';
 import { logger } from '../util/log';
 import { BoxerError } from '../util/errors';
+import { relayHop } from '../traversal/relayed-link';
 
 const log = logger('seed');
 
@@ -291,8 +292,7 @@ export class Seed extends EventEmitter<SeedEvents> {
           this.selfSink.onFwd({ t: 'fwd', to: m.to, from: entry.info.id, body: m.body }, null);
           break;
         }
-        const to = this.members.get(m.to);
-        if (to?.channel) to.channel.sendMessage({ t: 'fwd', to: m.to, from: entry.info.id, body: m.body });
+        this.sendTo(m.to, { t: 'fwd', to: m.to, from: entry.info.id, body: m.body });
         break;
       }
       case 'relay': {
@@ -301,11 +301,7 @@ export class Seed extends EventEmitter<SeedEvents> {
           this.selfSink.onRelay({ t: 'relay', peer: entry.info.id, sid: m.sid, data: m.data, end: m.end, hop: false }, null);
           break;
         }
-        const to = this.members.get(m.peer);
-        if (to?.channel && m.peer !== entry.info.id) {
-          this.stats.relayed += m.data.length;
-          to.channel.sendMessage({ t: 'relay', peer: entry.info.id, sid: m.sid, data: m.data, end: m.end, hop: false });
-        } else if (!m.end) entry.channel?.sendMessage({ t: 'relay', peer: m.peer, sid: m.sid, data: new Uint8Array(0), end: true, hop: false });
+        if (relayHop(m, entry.info.id, (id, x) => this.sendTo(id, x))) this.stats.relayed += m.data.length;
         break;
       }
       default:
@@ -319,22 +315,19 @@ export class Seed extends EventEmitter<SeedEvents> {
     return !!e?.channel && e.channel.sendMessage({ t: 'svnet', payload });
   }
 
-  /** A member by id. */
-  info(id: number): MemberInfo | undefined {
-    return this.members.get(id)?.info;
+  /** Sends `m` to member `id` on its control connection; false when it has none. */
+  private sendTo(id: number, m: Message): boolean {
+    const ch = this.members.get(id)?.channel;
+    if (!ch) return false;
+    ch.sendMessage(m);
+    return true;
   }
 
   /** What the seed's own member sends "to the seed" (signalling, relay): delivered to the member it names. */
   fromSelf(m: Message): boolean {
     if (this.selfId === null) return false;
-    if (m.t === 'fwd') {
-      const to = this.members.get(m.to)?.channel;
-      return !!to && (to.sendMessage({ t: 'fwd', to: m.to, from: this.selfId, body: m.body }) || true);
-    }
-    if (m.t === 'relay') {
-      const to = this.members.get(m.peer)?.channel;
-      return !!to && (to.sendMessage({ t: 'relay', peer: this.selfId, sid: m.sid, data: m.data, end: m.end, hop: false }) || true);
-    }
+    if (m.t === 'fwd') return this.sendTo(m.to, { t: 'fwd', to: m.to, from: this.selfId, body: m.body });
+    if (m.t === 'relay') return relayHop(m, this.selfId, (id, x) => this.sendTo(id, x));
     return false;
   }
 
