@@ -16,6 +16,7 @@ const EXIT_HELP = `Exit status:
   ${EXIT.INTERNAL}  internal error (a bug: please report it)
   ${EXIT.NAME_TAKEN}  the name asked for is taken
   ${EXIT.NETWORK_FULL}  the virtual network has no free address
+  ${EXIT.DUPLICATE}  this member of a \`boxer lambda run\` has joined already (a duplicate invocation)
   ${EXIT.WRONG_SECRET}  wrong network secret
   ${EXIT.NO_AGENT}  no local agent found (status, ping)
   ${EXIT.UNREACHABLE}  the member could not be reached (ping)
@@ -102,6 +103,7 @@ export function buildCli(argv: string[], cmd: string[]): Argv {
       (y) => y.option('loopback', { type: 'boolean', default: false, description: 'members share this host network (no NAT is crossed)' }),
       async (a) => (await import('./commands/demo')).demoCommand({ loopback: a.loopback }),
     )
+    .command('lambda', 'AWS Lambda: package Boxer and a program into a function (docs/lambda.md)', (y) => lambdaCommands(y).demandCommand(1, 'say what to do: package'))
     .command('lab', 'an emulated datacenter on this machine: public hosts, functions, real NATs (root)', (y) =>
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       (require('../../overlay/cli') as typeof import('../../overlay/cli')).labCommand(y).demandCommand(1, 'say what to do with the lab: up, down, exec, status, set'),
@@ -116,6 +118,25 @@ export function buildCli(argv: string[], cmd: string[]): Argv {
       console.error(`boxer: ${msg}\n(boxer --help shows the usage)`);
       process.exit(EXIT.USAGE);
     });
+}
+
+/**
+ * `boxer lambda SUBCOMMAND`: each subcommand is registered here and lives in its own module
+ * (src/cli/commands/lambda-*.ts), loaded when it runs.
+ */
+function lambdaCommands(y: Argv): Argv {
+  return y.command(
+    'package',
+    'build the function zip: Boxer, its dependencies, the native parts for --arch, and --include DIR under app/',
+    (p) =>
+      p
+        .option('out', { type: 'string', default: 'boxer.zip', description: 'where to write the zip' })
+        .option('include', { type: 'string', array: true, default: [] as string[], description: "a directory with your program, put under the zip's app/ (repeatable)" })
+        .option('arch', { type: 'string', choices: ['x86_64', 'arm64'], default: 'x86_64', description: "the function's architecture" })
+        .option('with-aws-sdk', { type: 'boolean', default: false, description: 'bundle the AWS SDK clients the handler uses (default: the nodejs22.x runtime provides them)' }),
+    async (a) =>
+      (await import('./commands/lambda-package')).lambdaPackageCommand({ out: a.out, include: a.include, arch: a.arch as 'x86_64' | 'arm64', withAwsSdk: a['with-aws-sdk'] }),
+  );
 }
 
 export function main(raw: string[]): void {

@@ -24,7 +24,7 @@ import type { Endpoint, MemberInfo, Message, NatKind } from '../wire/messages';
 import type { KeyPair } from '../crypto/keys';
 import { fingerprint } from '../crypto/keys';
 import { HandshakeError } from '../crypto/noise';
-import { DEAD_AFTER_MS, HEARTBEAT_INTERVAL_MS, RECONNECT_GRACE_MS, SEED_RELEARN_MS, HANDSHAKE_TIMEOUT_MS } from '../constants';
+import { DEAD_AFTER_MS, HEARTBEAT_INTERVAL_MS, RECONNECT_GRACE_MS, SEED_RELEARN_MS, HANDSHAKE_TIMEOUT_MS, MAX_RUN_KEYS } from '../constants';
 import { logger } from '../util/log';
 import { writeFileAtomic } from '../util/paths';
 import { BoxerError } from '../util/errors';
@@ -74,6 +74,8 @@ export class Seed extends EventEmitter<SeedEvents> {
   readonly cidr: Cidr;
   private readonly pool: AddressPool;
   private readonly members = new Map<number, Entry>();
+  /** `boxer lambda run` members admitted: run key -> member id (in admission order, at most MAX_RUN_KEYS). */
+  private readonly runKeys = new Map<string, number>();
   private maxId = 0;
   private relearnUntil = 0;
   private held: Array<() => void> = [];
@@ -201,6 +203,12 @@ export class Seed extends EventEmitter<SeedEvents> {
     let id: number;
     let addr: string;
     let name: string;
+    // At-least-once delivery of `boxer lambda run`'s invocations: one join per (run, index), ever.
+    const runKey = m.run ? `${m.run.id}/${m.run.index}` : null;
+    const runHolder = runKey === null ? undefined : this.runKeys.get(runKey);
+    if (runHolder !== undefined && runHolder !== m.rejoin?.id) {
+      return refuse('duplicate', `member ${m.run!.index} of run ${m.run!.id} has joined already (as member ${runHolder}): this is a duplicate invocation`);
+    }
     if (m.rejoin) {
       const r = m.rejoin;
       const known = this.members.get(r.id);
@@ -243,6 +251,7 @@ export class Seed extends EventEmitter<SeedEvents> {
     const why = nameConflict(this.owners(), id, name, m.services);
     if (why) return refuse('name-taken', `${why}; choose another with --name`);
     this.maxId = Math.max(this.maxId, id);
+    if (runKey !== null) this.rememberRun(runKey, id);
     const info: MemberInfo = { id, name, addr, services: m.services, ext: remote, priv: m.priv, nat: m.nat as NatKind, key: ch.remoteStatic, lport: m.lport ?? 0, ...(m.map ? { map: m.map } : {}) };
     const entry: Entry = { info, channel: ch, lastSeen: Date.now(), grace: null };
     this.members.set(id, entry);
@@ -253,6 +262,12 @@ export class Seed extends EventEmitter<SeedEvents> {
     log.info(m.rejoin ? 'member rejoined' : 'member joined', { id, name, addr, ext: `${remote.ip}:${remote.port}`, key: fingerprint(ch.remoteStatic) });
     this.emit('change');
     return entry;
+  }
+
+  private rememberRun(key: string, id: number): void {
+    this.runKeys.delete(key);
+    this.runKeys.set(key, id);
+    while (this.runKeys.size > MAX_RUN_KEYS) this.runKeys.delete(this.runKeys.keys().next().value!);
   }
 
   private welcome(info: MemberInfo, observed: Endpoint): Message {

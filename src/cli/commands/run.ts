@@ -1,18 +1,6 @@
 /** `boxer run`: join, wait for the barrier, run CMD with its place in the network in its environment. */
-import { Agent, localPortRange } from '../../control/agent';
-import { parseHostPort, networkKeys } from './common';
 import { readSecret } from '../secret';
-import { checkName } from '../../control/names';
-import { LocalMember, type MemberView } from '../member';
-import { runMemberCommand } from '../process';
-import { BoxerError } from '../../util/errors';
-import { logger } from '../../util/log';
-import { nativeIo } from '../../traversal/io';
-import { pingReply } from '../member';
-import { VirtualNetwork, agentHost, loadNative } from '../../vnet/service';
-import { PunchPorts } from '../../vnet/ports';
-
-const log = logger('run');
+import { MemberSession, SessionStopped } from '../session';
 
 export interface RunArgs {
   seed: string;
@@ -28,92 +16,47 @@ export interface RunArgs {
   cmd: string[];
 }
 
+/** Exit status when Ctrl-C or SIGTERM ends the wait for members (as a shell reports SIGINT). */
+const EXIT_INTERRUPTED = 130;
+
 export async function runCommandCli(a: RunArgs): Promise<void> {
-  if (a.cmd.length === 0) throw new BoxerError('USAGE', 'nothing to run: give the command after --, e.g. boxer run --seed HOST:PORT -- ./start.sh');
-  const { host, port } = parseHostPort(a.seed, '--seed');
-  if (a.name) checkName(a.name, '--name');
-  a.services.forEach((s) => checkName(s, '--service'));
-  if (a.nodes !== undefined && !(Number.isInteger(a.nodes) && a.nodes >= 1)) throw new BoxerError('USAGE', '--nodes: expected a whole number of members, at least 1');
-  const secret = readSecret(a.secretFile);
-  const { psk, keys } = await networkKeys(secret);
-  // Ports for the far ends of punched program connections, held before we announce them at join.
-  const punchPorts = a.shim === false ? null : PunchPorts.reserve(loadNative(), localPortRange());
-  const agent = new Agent({
-    punchPorts: punchPorts?.range,
-    seedHost: host,
-    seedPort: port,
-    psk,
-    keys,
+  const session = new MemberSession({
+    seed: a.seed,
+    nodes: a.nodes,
     name: a.name,
     services: a.services,
+    secret: () => readSecret(a.secretFile),
     joinTimeoutMs: a.joinTimeoutMs,
-    traversal: { io: nativeIo, discoveryPort: a.discoveryPort ?? envPort(process.env.BOXER_DISCOVERY_PORT) },
+    shim: a.shim,
+    discoveryPort: a.discoveryPort,
+    cmd: a.cmd,
+    env: process.env,
+    forwardSignals: ['SIGINT', 'SIGTERM', 'SIGHUP'],
+    progress: (have, want) => {
+      if (have < want) process.stderr.write(`boxer: waiting for members ${have}/${want}\n`);
+    },
   });
-  const self = await agent.join();
-  const vnet = a.shim === false ? null : new VirtualNetwork(agentHost(agent));
-  const view: MemberView = {
-    get self() {
-      return agent.self;
-    },
-    list: () => agent.list(),
-    on: (ev, fn) => agent.on(ev, fn),
-    statusExtra: () => ({ role: 'member', seedConnected: agent.seedConnected, nat: agent.mapping.kind, links: agent.links(), vnet: vnet?.status() ?? null }),
-    handle: (req) => {
-      if (req.op === 'ping') return pingReply(agent, req);
-      // For tests: drop every peer link, so that the next ping opens a new one (e.g. once the seed is gone).
-      if (req.op === 'close-links') return Promise.resolve({ ok: true, closed: agent.peers?.closeLinks() ?? 0 });
-      return undefined;
-    },
-  };
-  const member = new LocalMember(view, `${host}:${port}`);
-  await member.start();
-  await vnet?.start();
-  let leaving = false;
-  const leave = async () => {
-    if (leaving) return;
-    leaving = true;
-    await agent.leave();
-    await vnet?.close();
-    punchPorts?.close();
-    await member.close();
-  };
-
-  if (a.nodes && a.nodes > 1) {
-    let last = -1;
-    const abort = new AbortController();
-    const onSignal = () => abort.abort();
+  await session.join();
+  try {
+    const onSignal = () => session.stop('interrupted');
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     try {
-      await agent.waitForMembers(
-        a.nodes,
-        (have) => {
-          if (have !== last && have < a.nodes!) process.stderr.write(`boxer: waiting for members ${have}/${a.nodes}\n`);
-          last = have;
-        },
-        abort.signal,
-      );
-    } catch {
-      await leave();
-      process.exit(130);
+      await session.waitForMembers();
+    } catch (e) {
+      if (e instanceof SessionStopped) {
+        await session.leave();
+        process.exit(EXIT_INTERRUPTED);
+      }
+      throw e;
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }
+    const outcome = await session.runCommand();
+    await session.leave();
+    process.exit(outcome.status);
+  } finally {
+    await session.leave();
   }
-  log.info('starting the command', { id: self.id, name: self.name, addr: self.addr, cmd: a.cmd.join(' ') });
-  let code: number;
-  try {
-    code = await runMemberCommand(a.cmd, member.env(process.env), vnet);
-  } catch (e) {
-    await leave();
-    throw e;
-  }
-  await leave();
-  process.exit(code);
-}
-
-function envPort(v: string | undefined): number | undefined {
-  const n = Number(v);
-  return v && Number.isInteger(n) && n > 0 && n < 65536 ? n : undefined;
 }
