@@ -94,6 +94,8 @@ const AGG_GROUP_MARGIN_S = 10;
 const AGG_LISTEN_MAX_MS = 20_000;
 /** How often `ss` is polled while waiting for listeners and connections. */
 const AGG_POLL_MS = 200;
+/** An outside client's server under Boxer (agent start, join) must listen within this. */
+const OUTSIDE_LISTEN_MAX_MS = 30_000;
 /** Function nodes sending into vm1 (native) and into fp (Boxer) in the aggregate case. */
 const AGG_NATIVE_SENDERS = ['fp', 'fsa', 'fsb', 'fr', 'fta', 'ftb', 'fla', 'flb'];
 const AGG_BOXER_SENDERS = ['fsa', 'fsb', 'fr', 'fta', 'ftb', 'fla', 'flb'];
@@ -228,6 +230,20 @@ export class Bench {
       }
     }
 
+    // Clients outside the network (not members): the lab's `seed` host, natively, to a server on vm1 that runs
+    // natively or under Boxer. Under Boxer the server's accept() must not wait for a member's announcement.
+    const outTitle = 'outside client to a VM (seed host → vm1, the client no member)';
+    {
+      const over = `${cfg.tputReps} iperf3 runs of ${cfg.tputSeconds} s`;
+      const a = this.define({ id: 'throughput/outside-to-vm/forward', group: 'throughput', title: `${outTitle}, forward`, unit: 'Mbit/s', better: 'higher' }, ['native', 'boxer'], { native: over, boxer: over });
+      this.addTasks(a, cfg.tputReps, (m, rep) => `throughput outside-to-vm ${m}, rep ${rep}/${cfg.tputReps}`, (m) => this.iperf(m, 'seed', 'vm1', false, cfg.tputSeconds, 'native'));
+    }
+    {
+      const over = `${cfg.latReps}×${cfg.ttfbN} connections (connect, 1 byte back, close)`;
+      const a = this.define({ id: 'ttfb/outside-to-vm', group: 'ttfb', title: outTitle, unit: 'us', better: 'lower' }, ['native', 'boxer'], { native: over, boxer: over }, true);
+      this.addTasks(a, cfg.latReps, (m, rep) => `ttfb outside-to-vm ${m}, rep ${rep}/${cfg.latReps}`, (m) => this.latency(m, 'ttfb', 'seed', 'vm1', 'native'));
+    }
+
     for (const k of cfg.aggSenders) {
       const fns = (n: number) => `${n} function${n > 1 ? 's' : ''}`;
       const over = `${cfg.aggReps} run${cfg.aggReps > 1 ? 's' : ''}, ${cfg.aggSeconds} s window of the receiver's rx_bytes once all ${k} stream${k > 1 ? 's' : ''} were established`;
@@ -353,25 +369,32 @@ export class Bench {
     }
   }
 
-  private async iperf(m: Mode, client: string, server: string, reverse: boolean, seconds: number): Promise<number> {
+  /** A native client of a Boxer server (an outside client) does not wait for it by name: wait until it listens. */
+  private async ready(m: Mode, clientMode: Mode, server: string, port: number): Promise<void> {
+    if (m !== clientMode) await this.runner.waitListening(server, port, OUTSIDE_LISTEN_MAX_MS);
+  }
+
+  private async iperf(m: Mode, client: string, server: string, reverse: boolean, seconds: number, clientMode: Mode = m): Promise<number> {
     const port = this.runner.nextPort();
     const srv = await this.runner.server(m, server, ['iperf3', '-s', '-1', '-p', String(port)], port, seconds + 30);
     try {
+      await this.ready(m, clientMode, server, port);
       const args = ['iperf3', '-c', HOST, '-p', String(port), '-t', String(seconds), '-J', ...(reverse ? ['-R'] : []), ...(seconds >= 5 ? ['-O', '1'] : [])];
-      const out = await this.runner.client(m, client, args, { node: server, name: srv.name }, (seconds + 25) * 1000);
+      const out = await this.runner.client(clientMode, client, args, { node: server, name: srv.name }, (seconds + 25) * 1000);
       return parseIperf(out);
     } finally {
       await srv.stop();
     }
   }
 
-  private async latency(m: Mode, kind: 'rtt' | 'ttfb', client: string, server: string): Promise<number[]> {
+  private async latency(m: Mode, kind: 'rtt' | 'ttfb', client: string, server: string, clientMode: Mode = m): Promise<number[]> {
     const port = this.runner.nextPort();
     const maxS = 90;
     const srv = await this.runner.server(m, server, [PY, NETBENCH, kind === 'rtt' ? 'serve-echo' : 'serve-byte', String(port), String(maxS)], port, maxS);
     try {
+      await this.ready(m, clientMode, server, port);
       const args = kind === 'rtt' ? [PY, NETBENCH, 'rtt', HOST, String(port), String(this.cfg.rttN), '1024', '60'] : [PY, NETBENCH, 'ttfb', HOST, String(port), String(this.cfg.ttfbN), '60'];
-      const out = await this.runner.client(m, client, args, { node: server, name: srv.name }, 80_000);
+      const out = await this.runner.client(clientMode, client, args, { node: server, name: srv.name }, 80_000);
       const r = JSON.parse(out.trim().split('\n').pop() ?? '') as { us: number[]; errors: number; truncated: boolean };
       if (r.errors || r.truncated) throw new Error(`${kind}: ${r.errors} errors${r.truncated ? ', stopped at the time limit' : ''} (${r.us.length} samples)`);
       return r.us;

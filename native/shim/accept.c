@@ -4,8 +4,13 @@
  *   - from the one member the route table has at that address with a `direct` route (an `open` member, or a
  *     member on a shared LAN: no NAT between, so the source port is its virtual port): named from the table,
  *     no IPC (routes_find_peer); this keeps the time to first byte of such a connection close to native.
- *     Never for a loopback peer: that is the agent waking accept() to hand a socket over.
- *   - otherwise ACCEPTED asks the agent who it is from. If the agent itself connected over loopback to wake
+ *     Never for a loopback peer.
+ *   - from an address and port no member's direct connection can come from (no `from` line of the route
+ *     table matches: src/vnet/sources.ts): a client outside the network (a public user, a health check, `curl`
+ *     on the same host): left untouched, no IPC, so it costs what it costs natively.
+ *   - from 127.66.0.2 (the agent waking accept() to hand a socket over, src/vnet/handoff.ts), from where a
+ *     member may be (a NAT address in a member's port block, a LAN address), or without a route table:
+ *     ACCEPTED asks the agent who it is from. If the agent itself connected over loopback to wake
  *     this accept(), it passes the real, end-to-end connected socket, which is dup3()ed over the accepted
  *     descriptor with the accept4 flags (O_CLOEXEC; O_NONBLOCK set or cleared) and the options a native
  *     accept inherits from the listener (TCP_NODELAY, SO_KEEPALIVE and its timers, SO_LINGER). The handed
@@ -81,18 +86,20 @@ static void name_peer(struct vsock *nv, const struct vsock *lv, uint32_t vaddr, 
 	nv->state = VS_DONE;
 }
 
-/* Names the connection nfd from the route table alone, when it can (see the top of the file). Returns 1 with
- * *nv filled in, or 0. */
-static int identify_from_routes(int lfd, const struct vsock *lv, int nfd, uint32_t pip, uint16_t pport,
-				struct vsock *nv)
+/* What the route table alone says about the connection nfd from pip:pport (see the top of the file); on
+ * PEER_NAMED *nv is filled in. A wake-up from the agent (WAKE_MARK) is always asked about. */
+static enum peer_class identify_from_routes(int lfd, const struct vsock *lv, int nfd, uint32_t pip, uint16_t pport,
+					    struct vsock *nv)
 {
 	struct route r;
-	/* From loopback: the agent waking accept() for a hand-off, which only it can answer. */
-	if ((pip >> 24) == 127 || !routes_peer_file(shim_cfg.routes_file, pip, &r))
-		return 0;
-	accepted_keepalive(lfd, lv, nfd);
-	name_peer(nv, lv, r.vaddr, pport);
-	return 1;
+	if (pip == SHIM_WAKE_MARK_IP)
+		return PEER_ASK;
+	enum peer_class c = routes_classify_file(shim_cfg.routes_file, pip, pport, &r);
+	if (c == PEER_NAMED) {
+		accepted_keepalive(lfd, lv, nfd);
+		name_peer(nv, lv, r.vaddr, pport);
+	}
+	return c;
 }
 
 /* Asks the agent about the connection nfd and applies its answer to *nv (and maybe swaps nfd's socket).
@@ -153,7 +160,7 @@ static int accept_common(int lfd, struct sockaddr *addr, socklen_t *addrlen, int
 	if (addr_get_v4((struct sockaddr *)&peer, plen, &pip, &pport) == 0) {
 		if (pip == SHIM_SELF_MARK_IP)
 			name_peer(&nv, &lv, shim_cfg.self, pport);
-		else if (!identify_from_routes(lfd, &lv, fd, pip, pport, &nv) &&
+		else if (identify_from_routes(lfd, &lv, fd, pip, pport, &nv) == PEER_ASK &&
 			 identify(lfd, &lv, fd, flags, pip, pport, &nv) < 0) {
 			int err = errno;
 			fdt_remove(fd, NULL);

@@ -1,4 +1,5 @@
-/* Name resolution: getaddrinfo(), gethostbyname(), gethostbyname2(AF_INET), gethostbyname_r().
+/* Name resolution: getaddrinfo(), gethostbyname(), gethostbyname2(AF_INET), gethostbyname_r(), and the reverse
+ * lookups getnameinfo(), gethostbyaddr(), gethostbyaddr_r().
  *   - `fn3` and `fn3.boxer` (any case, optional trailing dot) of a member in BOXER_NODES_FILE: its virtual
  *     address, no IPC.
  *   - any other name ending in `.boxer`, or a plain label (no dot) other than `localhost`: RESOLVE to the
@@ -7,6 +8,9 @@
  *     the agent cannot be asked); a plain label it does not know goes to the real libc (the host's own name,
  *     /etc/hosts entries).
  *   - everything else (numeric addresses, dotted names): the real libc, untouched.
+ *   - reverse: an address of the virtual network is named from the member file (the member's name), so that
+ *     `getCanonicalHostName()` and `getfqdn()` give it; one the file does not have is not found (or numeric
+ *     for getnameinfo() without NI_NAMEREQD), without asking DNS, which cannot know it. Other addresses: libc.
  * getaddrinfo() results are allocated the way glibc allocates them (one block per entry holding the
  * addrinfo and its sockaddr, a separate ai_canonname), so glibc's own freeaddrinfo() frees them. */
 #define _GNU_SOURCE
@@ -269,4 +273,88 @@ struct hostent *gethostbyname2(const char *name, int af)
 	if (af != AF_INET)
 		return REAL(gethostbyname2)(name, af);
 	return static_lookup(name, &h) ? h : REAL(gethostbyname2)(name, af);
+}
+
+/* The member name of a virtual address (host order): 1 with name, 0 not found, -1 not ours (libc answers). */
+static int reverse_virtual(uint32_t ip, char *name)
+{
+	if (!shim_enabled() || !addr_in_net(ip, shim_cfg.net, shim_cfg.mask))
+		return -1;
+	return nodes_name_file(shim_cfg.nodes_file, ip, name);
+}
+
+int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, socklen_t hostlen, char *serv,
+		socklen_t servlen, int flags)
+{
+	uint32_t ip;
+	uint16_t port;
+	char name[NODE_NAME_MAX];
+	int found;
+	if (!host || !hostlen || (flags & NI_NUMERICHOST) || addr_get_v4(sa, salen, &ip, &port) < 0 ||
+	    (found = reverse_virtual(ip, name)) < 0)
+		return REAL(getnameinfo)(sa, salen, host, hostlen, serv, servlen, flags);
+	if (!found) {
+		if (flags & NI_NAMEREQD)
+			return EAI_NONAME;
+		return REAL(getnameinfo)(sa, salen, host, hostlen, serv, servlen, flags | NI_NUMERICHOST);
+	}
+	if (strlen(name) >= hostlen)
+		return EAI_OVERFLOW;
+	if (serv && servlen) {
+		int rc = REAL(getnameinfo)(sa, salen, NULL, 0, serv, servlen, flags);
+		if (rc)
+			return rc;
+	}
+	strcpy(host, name);
+	return 0;
+}
+
+/* 1 with the member's name when addr is a virtual address with a member, 0 when virtual without one, -1 not
+ * ours. */
+static int reverse_hostent_name(const void *addr, socklen_t len, int type, char *name, uint32_t *ip)
+{
+	if (!addr || type != AF_INET || len != 4)
+		return -1;
+	uint32_t be;
+	memcpy(&be, addr, 4);
+	*ip = ntohl(be);
+	return reverse_virtual(*ip, name);
+}
+
+int gethostbyaddr_r(const void *addr, socklen_t len, int type, struct hostent *ret, char *buf, size_t buflen,
+		    struct hostent **result, int *h_errnop)
+{
+	char name[NODE_NAME_MAX];
+	uint32_t ip;
+	int found = reverse_hostent_name(addr, len, type, name, &ip);
+	if (found < 0)
+		return REAL(gethostbyaddr_r)(addr, len, type, ret, buf, buflen, result, h_errnop);
+	*result = NULL;
+	if (!found) {
+		if (h_errnop)
+			*h_errnop = HOST_NOT_FOUND;
+		return 0;
+	}
+	int rc = fill_hostent(name, &ip, 1, ret, buf, buflen);
+	if (rc) {
+		if (h_errnop)
+			*h_errnop = NETDB_INTERNAL;
+		return rc;
+	}
+	*result = ret;
+	return 0;
+}
+
+struct hostent *gethostbyaddr(const void *addr, socklen_t len, int type)
+{
+	char name[NODE_NAME_MAX];
+	uint32_t ip;
+	int found = reverse_hostent_name(addr, len, type, name, &ip);
+	if (found < 0)
+		return REAL(gethostbyaddr)(addr, len, type);
+	if (!found || fill_hostent(name, &ip, 1, &static_host, static_buf, sizeof static_buf)) {
+		h_errno = found ? NO_RECOVERY : HOST_NOT_FOUND;
+		return NULL;
+	}
+	return &static_host;
 }

@@ -28,6 +28,9 @@ int main(void)
 	CHECK(nodes_find(&l, "fn5", &ip) == 1 && ip == 0x64600005);
 	CHECK(nodes_find(&l, "fn4", &ip) == 0);
 	CHECK(nodes_find(&l, "", &ip) == 0);
+	char name[NODE_NAME_MAX];
+	CHECK(nodes_find_ip(&l, 0x64600003, name) == 1 && strcmp(name, "fn3") == 0);
+	CHECK(nodes_find_ip(&l, 0x64600009, name) == 0);
 	nodes_free(&l);
 	CHECK(nodes_parse("", &l) == 0 && l.n == 0);
 
@@ -44,6 +47,8 @@ int main(void)
 	fputs("2 100.96.0.7 fn7\n", f);
 	fclose(f);
 	CHECK(nodes_lookup_file(path, "fn7", &ip) == 1 && ip == 0x64600007);
+	CHECK(nodes_name_file(path, 0x64600007, name) == 1 && strcmp(name, "fn7") == 0);
+	CHECK(nodes_name_file(path, 0x64600008, name) == 0);
 	CHECK(nodes_lookup_file("/nonexistent/boxer-nodes", "fn2", &ip) == 1); /* the cache of the last file */
 	CHECK(nodes_lookup_file("", "fn2", &ip) == 0);
 	unlink(path);

@@ -208,5 +208,49 @@ int main(void)
 	CHECK(routes_lookup_file(path, 0x64600002, &out) == 1 && out.kind == ROUTE_DIRECT);
 	rmdir(path);
 	rmdir(dir);
+
+	/* `from` lines (src/vnet/sources.ts) and routes_classify_peer. */
+	{
+		static struct route_table ft;
+		const char *ftext = "1 100.96.0.2 direct 198.18.0.3 0 0 0 0\n"
+				    "2 100.96.0.3 agent 198.18.1.2 0 0 0 0\n"
+				    "3 100.96.0.4 agent 198.18.1.2 0 0 0 0\n"
+				    "4 100.96.0.5 punch 198.18.1.4 32768 0 20000 20063\n"
+				    "5 100.96.0.6 agent 198.18.1.3 0 0 0 0\n"
+				    "2 100.96.0.3 from 198.18.1.2 0 0 32768 46883\n"    /* preserving, shared: fsa's block */
+				    "3 100.96.0.4 from 198.18.1.2 0 0 46884 60999\n"    /* fsb's block */
+				    "4 100.96.0.5 from 198.18.1.4 32768 0 16384 17407\n" /* translating: XOR 0x8000 */
+				    "5 100.96.0.6 from 198.18.1.3 0 0 1 65535\n"        /* random: any port */
+				    "6 100.96.0.7 from 10.5.0.3 0 0 1 65535\n"          /* a LAN member */
+				    "6 100.96.0.7 from 10.5.0.4 0 0 0 10\n"             /* lo 0: skipped */
+				    "6 100.96.0.7 from 0.0.0.0 0 0 1 10\n";             /* no address: skipped */
+		CHECK(routes_parse(ftext, strlen(ftext), &ft) == 5);
+		CHECK(ft.ns == 5);
+		struct route nr;
+		CHECK(routes_classify_peer(&ft, 0xc6120003, 40000, &nr) == PEER_NAMED && nr.vaddr == 0x64600002);
+		CHECK(routes_classify_peer(&ft, 0xc6120102, 40000, &nr) == PEER_ASK);     /* fsa's block */
+		CHECK(routes_classify_peer(&ft, 0xc6120102, 50000, &nr) == PEER_ASK);     /* fsb's block */
+		CHECK(routes_classify_peer(&ft, 0xc6120102, 20000, &nr) == PEER_OUTSIDE); /* behind that NAT, no member's port */
+		CHECK(routes_classify_peer(&ft, 0xc6120102, 61000, &nr) == PEER_OUTSIDE);
+		CHECK(routes_classify_peer(&ft, 0xc6120104, 16384 ^ 0x8000, &nr) == PEER_ASK);
+		CHECK(routes_classify_peer(&ft, 0xc6120104, 17407 ^ 0x8000, &nr) == PEER_ASK);
+		CHECK(routes_classify_peer(&ft, 0xc6120104, 17408 ^ 0x8000, &nr) == PEER_OUTSIDE);
+		CHECK(routes_classify_peer(&ft, 0xc6120104, 16384, &nr) == PEER_OUTSIDE); /* the local port itself: not how it appears */
+		CHECK(routes_classify_peer(&ft, 0xc6120103, 1, &nr) == PEER_ASK);         /* random NAT: any port */
+		CHECK(routes_classify_peer(&ft, 0x0a050003, 5555, &nr) == PEER_ASK);      /* LAN */
+		CHECK(routes_classify_peer(&ft, 0x0a050004, 5, &nr) == PEER_OUTSIDE);
+		CHECK(routes_classify_peer(&ft, 0xc6120002, 40000, &nr) == PEER_OUTSIDE); /* a public host, no member */
+		CHECK(routes_classify_peer(&ft, 0x7f000001, 40000, &nr) == PEER_OUTSIDE); /* curl on this host */
+		/* An offset mapping is inverted too: q = ((p ^ xor) + offset) & 0xffff. */
+		struct source so = { .ip = 1, .offset = -100, .xor_ = 5, .lo = 1000, .hi = 1000 };
+		CHECK(source_matches(&so, 1, (uint16_t)(((1000 ^ 5) - 100) & 0xffff)));
+		CHECK(!source_matches(&so, 1, (uint16_t)(((1001 ^ 5) - 100) & 0xffff)));
+		CHECK(!source_matches(&so, 2, (uint16_t)(((1000 ^ 5) - 100) & 0xffff)));
+		/* Members on loopback (a network on one host): a loopback client may be one; never named from the table. */
+		const char *ltext = "1 100.96.0.2 direct 127.0.0.1 0 0 0 0\n1 100.96.0.2 from 127.0.0.1 0 0 1 65535\n";
+		routes_parse(ltext, strlen(ltext), &ft);
+		CHECK(routes_classify_peer(&ft, 0x7f000001, 40000, &nr) == PEER_ASK);
+	}
+
 	return check_done("test_routes");
 }

@@ -20,7 +20,10 @@ const EXIT_HELP = `Exit status:
   ${EXIT.WRONG_SECRET}  wrong network secret
   ${EXIT.NO_AGENT}  no local agent found (status, ping)
   ${EXIT.UNREACHABLE}  the member could not be reached (ping)
-  ${EXIT.LAB_UNAVAILABLE}  the lab (emulated NATs) cannot be built here`;
+  ${EXIT.LAB_UNAVAILABLE}  the lab (emulated NATs) cannot be built here
+  ${EXIT.AWS}  an AWS call failed (no credentials or region, an error from the service)
+  ${EXIT.AWS_DENIED}  AWS denied a call (the message lists the IAM permissions needed)
+  ${EXIT.MEMBERS_FAILED}  \`boxer lambda run\`: a member's command failed, was cut by its deadline, died or never joined`;
 
 export function splitDashDash(argv: string[]): [string[], string[]] {
   const i = argv.indexOf('--');
@@ -103,7 +106,10 @@ export function buildCli(argv: string[], cmd: string[]): Argv {
       (y) => y.option('loopback', { type: 'boolean', default: false, description: 'members share this host network (no NAT is crossed)' }),
       async (a) => (await import('./commands/demo')).demoCommand({ loopback: a.loopback }),
     )
-    .command('lambda', 'AWS Lambda: package Boxer and a program into a function (docs/lambda.md)', (y) => lambdaCommands(y).demandCommand(1, 'say what to do: package'))
+    .command('lambda', 'AWS Lambda: package Boxer and a program, deploy it, run N functions as members, destroy (docs/lambda.md)', (y) =>
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      (require('./commands/lambda') as typeof import('./commands/lambda')).lambdaCommands(y, cmd).demandCommand(1, 'say what to do: package, deploy, run or destroy'),
+    )
     .command('lab', 'an emulated datacenter on this machine: public hosts, functions, real NATs (root)', (y) =>
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       (require('../../overlay/cli') as typeof import('../../overlay/cli')).labCommand(y).demandCommand(1, 'say what to do with the lab: up, down, exec, status, set'),
@@ -118,25 +124,6 @@ export function buildCli(argv: string[], cmd: string[]): Argv {
       console.error(`boxer: ${msg}\n(boxer --help shows the usage)`);
       process.exit(EXIT.USAGE);
     });
-}
-
-/**
- * `boxer lambda SUBCOMMAND`: each subcommand is registered here and lives in its own module
- * (src/cli/commands/lambda-*.ts), loaded when it runs.
- */
-function lambdaCommands(y: Argv): Argv {
-  return y.command(
-    'package',
-    'build the function zip: Boxer, its dependencies, the native parts for --arch, and --include DIR under app/',
-    (p) =>
-      p
-        .option('out', { type: 'string', default: 'boxer.zip', description: 'where to write the zip' })
-        .option('include', { type: 'string', array: true, default: [] as string[], description: "a directory with your program, put under the zip's app/ (repeatable)" })
-        .option('arch', { type: 'string', choices: ['x86_64', 'arm64'], default: 'x86_64', description: "the function's architecture" })
-        .option('with-aws-sdk', { type: 'boolean', default: false, description: 'bundle the AWS SDK clients the handler uses (default: the nodejs22.x runtime provides them)' }),
-    async (a) =>
-      (await import('./commands/lambda-package')).lambdaPackageCommand({ out: a.out, include: a.include, arch: a.arch as 'x86_64' | 'arm64', withAwsSdk: a['with-aws-sdk'] }),
-  );
 }
 
 export function main(raw: string[]): void {

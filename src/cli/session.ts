@@ -20,7 +20,8 @@ import { nativeIo } from '../traversal/io';
 import { VirtualNetwork, agentHost, loadNative, SHIM_REPORT_WAIT_MS } from '../vnet/service';
 import { PunchPorts } from '../vnet/ports';
 import { STOP_GRACE_MS } from '../constants';
-import type { RunKey } from '../wire/messages';
+import type { Outcome, RunKey } from '../wire/messages';
+import { memberKey, type MemberKey } from './member-key';
 
 const log = logger('session');
 
@@ -83,6 +84,7 @@ export class MemberSession {
   private vnet: VirtualNetwork | null = null;
   private member: LocalMember | null = null;
   private punchPorts: PunchPorts | null = null;
+  private heldKey: MemberKey | null = null;
   private child: ChildProcess | null = null;
   private stopReason: string | null = null;
   private readonly stopped = new AbortController();
@@ -113,7 +115,10 @@ export class MemberSession {
   /** Joins the network and starts the local parts (control socket, member file, virtual network). */
   async join(): Promise<Self> {
     const o = this.opts;
-    const { psk, keys } = await networkKeys(o.secret());
+    const { psk, networkId, keys: fresh } = await networkKeys(o.secret());
+    // A named member keeps its key, so that restarted under its name it gets its id and address back.
+    this.heldKey = o.name ? memberKey(networkId, o.name) : null;
+    const keys = this.heldKey?.keys ?? fresh;
     // Ports for the far ends of punched program connections, held before we announce them at join.
     this.punchPorts = o.shim === false ? null : PunchPorts.reserve(loadNative(), localPortRange());
     const agent = new Agent({
@@ -137,6 +142,7 @@ export class MemberSession {
       agent.stop();
       this.punchPorts?.close();
       this.punchPorts = null;
+      this.heldKey?.release();
       throw e;
     }
     const vnet = o.shim === false ? null : new VirtualNetwork(agentHost(agent));
@@ -257,8 +263,11 @@ export class MemberSession {
     this.beforeLeave.push(fn);
   }
 
-  /** Leaves the network (an explicit `leave`: the others drop us at once) and closes the local parts. Idempotent. */
-  leave(): Promise<void> {
+  /**
+   * Leaves the network (an explicit `leave`: the others drop us at once; observers hear the command's outcome)
+   * and closes the local parts. Idempotent: the first call's outcome is the one told.
+   */
+  leave(outcome?: CommandOutcome | null): Promise<void> {
     this.leaving ??= (async () => {
       for (const fn of this.beforeLeave) {
         try {
@@ -267,10 +276,11 @@ export class MemberSession {
           log.warn('a step before leaving failed', { reason: (e as Error).message });
         }
       }
-      await this.agent?.leave();
+      await this.agent?.leave(outcome === undefined ? undefined : wireOutcome(outcome, this.stopReason));
       await this.vnet?.close();
       this.punchPorts?.close();
       await this.member?.close();
+      this.heldKey?.release();
     })();
     return this.leaving;
   }
@@ -285,14 +295,25 @@ export class MemberSession {
       try {
         await this.waitForMembers();
       } catch (e) {
-        if (e instanceof SessionStopped) return null;
+        if (e instanceof SessionStopped) {
+          await this.leave(null);
+          return null;
+        }
         throw e;
       }
-      return await this.runCommand();
+      const outcome = await this.runCommand();
+      await this.leave(outcome);
+      return outcome;
     } finally {
       await this.leave();
     }
   }
+}
+
+/** A command's end as `leave` tells it (null: stopped before it started). */
+function wireOutcome(o: CommandOutcome | null, stopReason: string | null): Outcome {
+  if (!o) return { code: null, signal: null, reason: stopReason ?? 'stopped' };
+  return { code: o.exitCode === null ? null : Math.min(255, Math.max(0, o.exitCode)), signal: o.signal, reason: o.stopped ?? 'exited' };
 }
 
 /** Sends a signal to a whole process group; false when the group is gone. */

@@ -1,7 +1,8 @@
 /**
- * The virtual address space: a CIDR block (default 100.96.0.0/16) handed out one address per member, in
- * order, never reused within a network. Host numbers ending in .0 or .255 are skipped: some programs take
- * them for network or broadcast addresses even inside a larger block.
+ * The virtual address space: a CIDR block (default 100.96.0.0/16). Member id N has the N-th usable address of
+ * the block (`addressOf`), so an id and its address are one number: the seed hands out ids, and an address
+ * claimed with an id is checked by recomputing it. Host numbers ending in .0 or .255 are skipped: some
+ * programs take them for network or broadcast addresses even inside a larger block.
  */
 import { BoxerError } from '../util/errors';
 
@@ -35,33 +36,18 @@ export function inCidr(c: Cidr, ip: string): boolean {
   return ((ipToInt(ip) & mask) >>> 0) === c.base;
 }
 
-function usable(n: number): boolean {
-  const last = n & 255;
-  return last !== 0 && last !== 255;
+/** How many member addresses the block holds (ids 1..capacity). */
+export function capacity(c: Cidr): number {
+  const size = 2 ** (32 - c.bits);
+  // Up to /24 the block is whole /24s of 254 usable hosts (.1-.254); a smaller block is inside one /24,
+  // whose last address (the broadcast) is not handed out.
+  return c.bits <= 24 ? (size / 256) * 254 : size - 2;
 }
 
-/** Hands out addresses in order. `high` is the highest address ever handed out (or learnt), as an integer. */
-export class AddressPool {
-  private readonly last: number;
-  high: number;
-
-  constructor(readonly cidr: Cidr) {
-    this.high = cidr.base;
-    this.last = (cidr.base + 2 ** (32 - cidr.bits) - 2) >>> 0; // the block's broadcast address is excluded
-  }
-
-  /** Marks an address as taken (learnt from a member after a seed restart). */
-  reserve(addr: number): void {
-    if (addr > this.high) this.high = addr;
-  }
-
-  allocate(): string {
-    let n = this.high + 1;
-    while (n <= this.last && !usable(n)) n++;
-    if (n > this.last) {
-      throw new BoxerError('NETWORK_FULL', `the virtual network ${this.cidr.text} has no free address left; start the seed with a larger --network`);
-    }
-    this.high = n;
-    return intToIp(n);
-  }
+/** The virtual address of member id `id` (1 <= id <= capacity), else null. */
+export function addressOf(c: Cidr, id: number): string | null {
+  if (!Number.isInteger(id) || id < 1 || id > capacity(c)) return null;
+  if (c.bits > 24) return intToIp(c.base + id);
+  const q = Math.floor((id - 1) / 254);
+  return intToIp(c.base + q * 256 + ((id - 1) % 254) + 1);
 }

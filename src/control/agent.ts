@@ -10,8 +10,7 @@ import net from 'node:net';
 import fs from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { Channel } from './channel';
-import { ipToInt } from './addresses';
-import type { Endpoint, MemberInfo, Message, NatKind, PortMap, RunKey } from '../wire/messages';
+import type { Endpoint, MemberInfo, Message, NatKind, PortMap, Outcome, RunKey } from '../wire/messages';
 import type { KeyPair } from '../crypto/keys';
 import { HandshakeError } from '../crypto/noise';
 import {
@@ -115,8 +114,6 @@ export class Agent extends EventEmitter<AgentEvents> {
   private pingN = 0;
   private stopping = false;
   private reconnecting = false;
-  private maxId = 0;
-  private maxAddr = 0;
   private readonly connect: Connector;
   private readonly log;
   /** Peer links (null without traversal). */
@@ -265,7 +262,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         map: tr ? portMapOf(this.mapping, this.opts.punchPorts) : undefined,
         run: this.opts.run,
         rejoin: this.self
-          ? { id: this.self.id, addr: this.self.addr, name: this.self.name, maxId: this.maxId, maxAddr: this.maxAddr }
+          ? { id: this.self.id, addr: this.self.addr, name: this.self.name }
           : undefined,
       });
     await new Promise<void>((resolve, reject) => {
@@ -335,30 +332,35 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
     this.channel = ch;
     this.lastHeard = Date.now();
-    if (rejoined && m.relearning) {
-      // A restarted seed is still relearning: keep members it has not heard from yet.
-      for (const x of m.members) this.members.set(x.id, x);
-    } else {
-      this.members.clear();
-      for (const x of m.members) this.members.set(x.id, x);
-    }
-    for (const x of m.members) this.note(x);
+    // A restarted seed that is still relearning: keep members it has not heard from yet.
+    if (!(rejoined && m.relearning)) this.members.clear();
+    for (const x of m.members) this.put(x);
     this.log.info(rejoined ? 'rejoined the network' : 'joined the network', { id: m.id, name: m.name, addr: m.addr, observed: `${m.observed.ip}:${m.observed.port}`, members: this.members.size });
     this.startHeartbeat();
     this.emit('seed', true);
     this.emit('change');
   }
 
-  private note(m: MemberInfo): void {
-    this.maxId = Math.max(this.maxId, m.id);
-    this.maxAddr = Math.max(this.maxAddr, ipToInt(m.addr));
+  /**
+   * Adds or updates a member from the seed. Names reach the member file and the shim's lookups, so they stay
+   * unique here too (the decoder has checked each is a lowercase DNS label): an older holder of the same name is
+   * dropped, the seed's latest word wins.
+   */
+  private put(m: MemberInfo): void {
+    for (const x of this.members.values()) {
+      if (x.id !== m.id && x.name === m.name && x.id !== this.self?.id) {
+        this.log.warn('two members with one name: keeping the latest', { name: m.name, dropped: x.id, kept: m.id });
+        this.members.delete(x.id);
+        this.peers?.memberGone(x.id);
+      }
+    }
+    this.members.set(m.id, m);
   }
 
   private onMessage(m: Message): void {
     switch (m.t) {
       case 'joined':
-        this.note(m.m);
-        this.members.set(m.m.id, m.m);
+        this.put(m.m);
         this.emit('change');
         break;
       case 'left':
@@ -378,10 +380,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         break;
       case 'members':
         this.members.clear();
-        for (const x of m.members) {
-          this.note(x);
-          this.members.set(x.id, x);
-        }
+        for (const x of m.members) this.put(x);
         this.emit('change');
         break;
       case 'pong':
@@ -467,8 +466,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     });
   }
 
-  /** Leaves gracefully: tells the seed (which tells everyone), then closes. */
-  async leave(): Promise<void> {
+  /** Leaves gracefully: tells the seed (which tells everyone, and observers how the command ended), then closes. */
+  async leave(outcome?: Outcome): Promise<void> {
     this.stopping = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
     const ch = this.channel;
@@ -483,7 +482,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         if (m.t === 'left' && m.id === this.self?.id) resolve();
       });
       ch.on('close', () => resolve());
-      ch.sendMessage({ t: 'leave' });
+      ch.sendMessage(outcome ? { t: 'leave', outcome } : { t: 'leave' });
       t.unref();
     });
     ch.close();
@@ -515,6 +514,7 @@ export function localPortRange(): [number, number] {
 
 /** The port map announced at join: how the data path predicts this member's external ports. */
 export function portMapOf(m: NatMapping, ports?: [number, number]): PortMap {
-  const [lo, hi] = ports ?? localPortRange();
-  return { xor: m.xor ?? 0, offset: m.kind === 'translating' && m.xor === null ? m.offset ?? 0 : 0, lo, hi };
+  const local = localPortRange();
+  const [lo, hi] = ports ?? local;
+  return { xor: m.xor ?? 0, offset: m.kind === 'translating' && m.xor === null ? m.offset ?? 0 : 0, lo, hi, rlo: local[0], rhi: local[1] };
 }

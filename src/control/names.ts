@@ -1,5 +1,7 @@
 /**
- * Member and service names: DNS labels in one shared namespace. A member's name is unique; a service name
+ * Member and service names: DNS labels in one shared namespace, lowercase (so unique case-insensitively, as
+ * resolvers compare them), checked by the seed at join and by every agent in the decoder (src/wire/messages.ts)
+ * before a name reaches a file or a route table. A member's name is unique; a service name
  * may be provided by several members but may not equal a member's name. `node-N` is what a member without
  * `--name` is called, so such names are reserved for the member with id N.
  */
@@ -12,11 +14,17 @@ export function defaultName(id: number): string {
   return `node-${id}`;
 }
 
+const NAME_RULE = "use lowercase letters, digits and '-', at most 63 characters, not starting or ending with '-'";
+
+/** Why `name` is not a valid name (a lowercase DNS label), or null. */
+export function nameProblem(name: string): string | null {
+  return NAME_RE.test(name) ? null : `is not a valid name: ${NAME_RULE}`;
+}
+
 /** Throws a usage error when `name` is not a DNS label. */
 export function checkName(name: string, what: string): string {
-  if (!NAME_RE.test(name)) {
-    throw new BoxerError('USAGE', `${what} ${JSON.stringify(name)} is not a valid name: use lowercase letters, digits and '-', at most 63 characters, not starting or ending with '-'`);
-  }
+  const why = nameProblem(name);
+  if (why) throw new BoxerError('USAGE', `${what} ${JSON.stringify(name)} ${why}`);
   return name;
 }
 

@@ -4,9 +4,11 @@
  * address it is seen from and the member list, tells every member about every join and leave, and declares
  * dead the members that stop sending heartbeats.
  *
- * Ids and addresses are never reused: the high-water marks are kept in a state file under $TMPDIR and
- * relearnt from the members, which reconnect to a restarted seed and report the highest id and address they
- * know; while it relearns (SEED_RELEARN_MS after a restart) new joins wait.
+ * The seed alone assigns ids and virtual addresses, bound with the name to the member's static key
+ * (src/control/bindings.ts); the bindings are kept in a state file under $TMPDIR, so that members reconnecting
+ * to a restarted seed prove theirs with their key; while it relearns (SEED_RELEARN_MS after a restart) new
+ * joins wait. A seed without recorded bindings (its state file lost) takes the ids members claim when they
+ * rejoin, for SEED_RELEARN_MS after it starts, where no other key holds them.
  *
  * The seed is a member itself only when it runs a command (`boxer seed -- CMD`): then it holds an id, an
  * address and a name like any member, without a connection.
@@ -18,9 +20,11 @@ import net from 'node:net';
 import fs from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { Channel } from './channel';
-import { AddressPool, parseCidr, ipToInt, type Cidr } from './addresses';
-import { defaultName, nameConflict, type NameOwners } from './names';
-import type { Endpoint, MemberInfo, Message, NatKind } from '../wire/messages';
+import { WatchHub } from './watch';
+import { addressOf, parseCidr, type Cidr } from './addresses';
+import { Bindings, type Binding, type BindingsState } from './bindings';
+import { defaultName, nameConflict, nameProblem, type NameOwners } from './names';
+import type { Endpoint, MemberInfo, Message, NatKind, Outcome } from '../wire/messages';
 import type { KeyPair } from '../crypto/keys';
 import { fingerprint } from '../crypto/keys';
 import { HandshakeError } from '../crypto/noise';
@@ -50,10 +54,8 @@ interface Entry {
   grace: NodeJS.Timeout | null;
 }
 
-interface SeedState {
+interface SeedState extends BindingsState {
   network: string;
-  maxId: number;
-  maxAddr: number;
 }
 
 export interface SeedEvents {
@@ -72,18 +74,21 @@ export interface SeedStats {
 
 export class Seed extends EventEmitter<SeedEvents> {
   readonly cidr: Cidr;
-  private readonly pool: AddressPool;
+  private readonly bindings: Bindings;
   private readonly members = new Map<number, Entry>();
   /** `boxer lambda run` members admitted: run key -> member id (in admission order, at most MAX_RUN_KEYS). */
   private readonly runKeys = new Map<string, number>();
-  private maxId = 0;
   private relearnUntil = 0;
+  /** Until then, rejoins of keys without a binding may claim free ids (a seed that lost its state). */
+  private claimsUntil = 0;
   private held: Array<() => void> = [];
   private server: net.Server | null = null;
   private sweeper: NodeJS.Timeout | null = null;
   private relearnTimer: NodeJS.Timeout | null = null;
   private readonly sockets = new Set<Duplex>();
   readonly stats: SeedStats = { joins: 0, handshakeFailures: 0, droppedConnections: 0, relayed: 0 };
+  /** Observers (`boxer lambda run`): they hear joins and leaves, outcomes included (src/control/watch.ts). */
+  readonly watchers = new WatchHub();
   selfId: number | null = null;
   /** The port of the NAT discovery server (src/traversal/discovery.ts), told to agents in `reflect`. */
   discoveryPort: number | null = null;
@@ -93,21 +98,23 @@ export class Seed extends EventEmitter<SeedEvents> {
   constructor(private readonly opts: SeedOptions) {
     super();
     this.cidr = parseCidr(opts.network);
-    this.pool = new AddressPool(this.cidr);
+    this.bindings = new Bindings(this.cidr);
+    const relearnMs = opts.relearnMs ?? SEED_RELEARN_MS;
     const state = this.loadState();
     if (state) {
-      this.maxId = state.maxId;
-      this.pool.reserve(state.maxAddr);
-      this.relearnUntil = Date.now() + (opts.relearnMs ?? SEED_RELEARN_MS);
-      log.info('restarted: relearning the membership from the members', { maxId: state.maxId });
-      this.relearnTimer = setTimeout(() => this.endRelearn(), opts.relearnMs ?? SEED_RELEARN_MS);
+      this.bindings.load(state);
+      this.relearnUntil = Date.now() + relearnMs;
+      log.info('restarted: relearning the membership from the members', { maxId: this.bindings.maxId, bindings: this.bindings.size });
+      this.relearnTimer = setTimeout(() => this.endRelearn(), relearnMs);
     }
+    if (!state || !Array.isArray(state.bindings)) this.claimsUntil = Date.now() + relearnMs;
     if (opts.self) {
-      const id = ++this.maxId;
+      const id = this.bindings.nextId((x) => this.members.has(x));
+      if (id === null) throw new BoxerError('NETWORK_FULL', `the virtual network ${this.cidr.text} is full`);
       const info: MemberInfo = {
         id,
         name: opts.self.name ?? defaultName(id),
-        addr: this.pool.allocate(),
+        addr: addressOf(this.cidr, id)!,
         services: opts.self.services,
         ext: opts.self.ext,
         priv: [],
@@ -118,6 +125,7 @@ export class Seed extends EventEmitter<SeedEvents> {
       const why = nameConflict(this.owners(), id, info.name, info.services);
       if (why) throw new BoxerError('NAME_TAKEN', why);
       this.members.set(id, { info, channel: null, lastSeen: Infinity, grace: null });
+      this.bindings.bind(hex(opts.keys.publicKey), id, info.name, (x) => this.members.has(x));
       this.selfId = id;
       this.saveState();
     }
@@ -162,11 +170,19 @@ export class Seed extends EventEmitter<SeedEvents> {
 
   private onChannel(ch: Channel, remote: Endpoint): void {
     let entry: Entry | null = null;
+    let watching = false;
     const firstTimer = setTimeout(() => {
       if (!entry) ch.close('no join message after the handshake');
     }, HANDSHAKE_TIMEOUT_MS);
     ch.on('message', (m) => {
+      if (watching) return; // the WatchHub answers observers
       if (!entry) {
+        if (m.t === 'watch') {
+          clearTimeout(firstTimer);
+          watching = true;
+          this.watchers.add(ch, m.run ?? null, this.list().map((i) => this.watchers.tag(i.id) ?? { id: i.id, name: i.name, addr: i.addr }));
+          return;
+        }
         if (m.t === 'probe') {
           // NAT discovery: reflect the endpoint of the control connection (src/traversal/discovery.ts).
           ch.sendMessage({ t: 'reflect', observed: remote, open: false, dport: this.discoveryPort ?? undefined });
@@ -193,6 +209,10 @@ export class Seed extends EventEmitter<SeedEvents> {
     ch.start();
   }
 
+  /**
+   * Admits a join: the key's binding when it has one (the same member on a new connection, or restarted with its
+   * kept key), else a claim of a rejoin (a seed that lost its state), else a new id. Refuses what conflicts.
+   */
   private admit(ch: Channel, remote: Endpoint, m: Extract<Message, { t: 'join' }>): Entry | null {
     const refuse = (code: string, message: string) => {
       log.info('refused a join', { peer: ch.peer, code, reason: message });
@@ -200,66 +220,91 @@ export class Seed extends EventEmitter<SeedEvents> {
       setTimeout(() => ch.close(), 50).unref();
       return null;
     };
+    const live = (id: number) => this.members.has(id);
+    const key = hex(ch.remoteStatic);
+    const asked = m.rejoin?.name ?? m.name;
+    for (const [what, n] of [['name', asked], ...m.services.map((x) => ['service name', x])] as Array<[string, string | undefined]>) {
+      const why = n === undefined ? null : nameProblem(n);
+      if (why) return refuse('bad-request', `the ${what} ${JSON.stringify(n)} ${why}`);
+    }
+    const bound: Binding | undefined = this.bindings.ofKey(key);
     let id: number;
-    let addr: string;
     let name: string;
-    // At-least-once delivery of `boxer lambda run`'s invocations: one join per (run, index), ever.
+    if (bound) {
+      if (m.rejoin && (m.rejoin.id !== bound.id || m.rejoin.addr !== bound.addr)) {
+        return refuse('bad-request', `this node's key holds member ${bound.id} (${bound.addr}) here, not ${m.rejoin.id} (${m.rejoin.addr})`);
+      }
+      if (asked !== undefined && asked !== bound.name) {
+        return refuse('bad-request', `this node's key is bound to the name ${bound.name}; another name needs another key`);
+      }
+      id = bound.id;
+      name = bound.name;
+    } else if (m.rejoin) {
+      const r = m.rejoin;
+      if (Date.now() >= this.claimsUntil) {
+        return refuse('bad-request', `member ${r.id} (${r.name}) is not bound to this node's key at this seed; join anew`);
+      }
+      const why = this.bindings.claimProblem(r.id, r.addr);
+      if (why) return refuse('bad-request', why);
+      id = r.id;
+      name = r.name;
+    } else {
+      const next = this.bindings.nextId(live);
+      if (next === null) return refuse('network-full', `the virtual network ${this.cidr.text} has no free address left; start the seed with a larger --network`);
+      id = next;
+      name = m.name ?? defaultName(id);
+    }
+    // At-least-once delivery of `boxer lambda run`'s invocations: one member per (run, index), ever; the same
+    // member (its key holds the id) may come back.
     const runKey = m.run ? `${m.run.id}/${m.run.index}` : null;
     const runHolder = runKey === null ? undefined : this.runKeys.get(runKey);
-    if (runHolder !== undefined && runHolder !== m.rejoin?.id) {
+    if (runHolder !== undefined && runHolder !== id) {
       return refuse('duplicate', `member ${m.run!.index} of run ${m.run!.id} has joined already (as member ${runHolder}): this is a duplicate invocation`);
     }
-    if (m.rejoin) {
-      const r = m.rejoin;
-      const known = this.members.get(r.id);
-      if (known && Buffer.compare(Buffer.from(known.info.key), Buffer.from(ch.remoteStatic)) !== 0) {
-        return refuse('bad-request', `member id ${r.id} belongs to another node`);
-      }
-      if (!this.inNetwork(r.addr)) return refuse('bad-request', `address ${r.addr} is not in this network (${this.cidr.text})`);
-      id = r.id;
-      addr = r.addr;
-      name = r.name;
-      this.maxId = Math.max(this.maxId, r.maxId, r.id);
-      this.pool.reserve(Math.max(r.maxAddr, ipToInt(r.addr)));
-      if (known) {
-        // The same node on a new connection: replace the old one.
-        if (known.grace) clearTimeout(known.grace);
-        const old = known.channel;
-        known.channel = ch;
-        known.grace = null;
-        known.lastSeen = Date.now();
-        known.info.ext = remote;
-        known.info.nat = m.nat;
-        known.info.priv = m.priv;
-        if (m.lport !== undefined) known.info.lport = m.lport;
-        if (m.map) known.info.map = m.map;
-        if (old && old !== ch) old.close();
+    const known = this.members.get(id);
+    if (known && Buffer.compare(Buffer.from(known.info.key), Buffer.from(ch.remoteStatic)) !== 0) {
+      return refuse('bad-request', `member id ${id} belongs to another node`);
+    }
+    const why = nameConflict(this.owners(), id, name, m.services);
+    if (why) return refuse('name-taken', `${why}; choose another with --name`);
+    const binding = this.bindings.bind(key, id, name, live);
+    if (runKey !== null) this.rememberRun(runKey, id);
+    const tag = { id, name, addr: binding.addr, ...(m.run ? { run: m.run.id, index: m.run.index } : {}) };
+    const info: MemberInfo = { id, name, addr: binding.addr, services: m.services, ext: remote, priv: m.priv, nat: m.nat as NatKind, key: ch.remoteStatic, lport: m.lport ?? 0, ...(m.map ? { map: m.map } : {}) };
+    if (known) {
+      // The same key on a new connection: the same process (a rejoin), or the member restarted with its key.
+      if (known.grace) clearTimeout(known.grace);
+      const old = known.channel;
+      known.channel = ch;
+      known.grace = null;
+      known.lastSeen = Date.now();
+      if (old && old !== ch) old.close();
+      if (m.rejoin) {
+        Object.assign(known.info, { ext: remote, nat: m.nat, priv: m.priv, ...(m.lport !== undefined ? { lport: m.lport } : {}), ...(m.map ? { map: m.map } : {}) });
         ch.sendMessage(this.welcome(known.info, remote));
         this.saveState();
         return known;
       }
-    } else {
-      id = this.maxId + 1;
-      name = m.name ?? defaultName(id);
-      try {
-        addr = this.pool.allocate();
-      } catch (e) {
-        return refuse('network-full', (e as Error).message);
-      }
-      // Only now is the id spent.
+      // A new process: the members drop what they knew of the old one (links, connections), then learn the new.
+      known.info = info;
+      this.saveState();
+      ch.sendMessage(this.welcome(info, remote));
+      this.broadcast({ t: 'left', id, reason: 'dead' }, id);
+      this.broadcast({ t: 'joined', m: info }, id);
+      this.watchers.left(id, 'dead', undefined);
+      this.watchers.joined(tag);
+      log.info('member restarted with its key', { id, name, addr: info.addr, ext: `${remote.ip}:${remote.port}`, key: fingerprint(ch.remoteStatic) });
+      this.emit('change');
+      return known;
     }
-    const why = nameConflict(this.owners(), id, name, m.services);
-    if (why) return refuse('name-taken', `${why}; choose another with --name`);
-    this.maxId = Math.max(this.maxId, id);
-    if (runKey !== null) this.rememberRun(runKey, id);
-    const info: MemberInfo = { id, name, addr, services: m.services, ext: remote, priv: m.priv, nat: m.nat as NatKind, key: ch.remoteStatic, lport: m.lport ?? 0, ...(m.map ? { map: m.map } : {}) };
     const entry: Entry = { info, channel: ch, lastSeen: Date.now(), grace: null };
     this.members.set(id, entry);
     this.stats.joins++;
     this.saveState();
     ch.sendMessage(this.welcome(info, remote));
     this.broadcast({ t: 'joined', m: info }, id);
-    log.info(m.rejoin ? 'member rejoined' : 'member joined', { id, name, addr, ext: `${remote.ip}:${remote.port}`, key: fingerprint(ch.remoteStatic) });
+    this.watchers.joined(tag);
+    log.info(m.rejoin ? 'member rejoined' : bound ? 'member came back with its key' : 'member joined', { id, name, addr: info.addr, ext: `${remote.ip}:${remote.port}`, key: fingerprint(ch.remoteStatic) });
     this.emit('change');
     return entry;
   }
@@ -289,7 +334,7 @@ export class Seed extends EventEmitter<SeedEvents> {
         entry.channel?.sendMessage({ t: 'pong', n: m.n });
         break;
       case 'leave':
-        this.remove(entry.info.id, 'leave');
+        this.remove(entry.info.id, 'leave', m.outcome);
         entry.channel?.sendMessage({ t: 'left', id: entry.info.id, reason: 'leave' });
         entry.channel?.close();
         break;
@@ -386,13 +431,14 @@ export class Seed extends EventEmitter<SeedEvents> {
     }
   }
 
-  private remove(id: number, reason: 'leave' | 'dead'): void {
+  private remove(id: number, reason: 'leave' | 'dead', outcome?: Outcome): void {
     const e = this.members.get(id);
     if (!e) return;
     if (e.grace) clearTimeout(e.grace);
     this.members.delete(id);
     log.info(reason === 'leave' ? 'member left' : 'member died', { id, name: e.info.name });
     this.broadcast({ t: 'left', id, reason }, id);
+    this.watchers.left(id, reason, outcome);
     this.emit('change');
   }
 
@@ -417,11 +463,6 @@ export class Seed extends EventEmitter<SeedEvents> {
     return owners;
   }
 
-  private inNetwork(addr: string): boolean {
-    const mask = (~0 << (32 - this.cidr.bits)) >>> 0;
-    return ((ipToInt(addr) & mask) >>> 0) === this.cidr.base;
-  }
-
   /** Members sorted by id. */
   list(): MemberInfo[] {
     return [...this.members.values()].map((e) => e.info).sort((a, b) => a.id - b.id);
@@ -436,7 +477,7 @@ export class Seed extends EventEmitter<SeedEvents> {
     if (!f || !fs.existsSync(f)) return null;
     try {
       const s = JSON.parse(fs.readFileSync(f, 'utf8')) as SeedState;
-      if (s.network !== this.cidr.text || !Number.isInteger(s.maxId)) return null;
+      if (!s || s.network !== this.cidr.text || !Number.isInteger(s.maxId)) return null;
       return s;
     } catch {
       log.warn('ignoring an unreadable seed state file', { file: f });
@@ -447,7 +488,11 @@ export class Seed extends EventEmitter<SeedEvents> {
   private saveState(): void {
     const f = this.opts.stateFile;
     if (!f) return;
-    const s: SeedState = { network: this.cidr.text, maxId: this.maxId, maxAddr: this.pool.high };
+    for (const e of this.members.values()) {
+      const b = this.bindings.ofId(e.info.id);
+      if (b) this.bindings.touch(b);
+    }
+    const s: SeedState = { network: this.cidr.text, ...this.bindings.toState() };
     try {
       writeFileAtomic(f, JSON.stringify(s), 0o600);
     } catch (e) {
@@ -462,6 +507,10 @@ export class Seed extends EventEmitter<SeedEvents> {
     for (const s of this.sockets) s.destroy();
     if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
   }
+}
+
+function hex(key: Uint8Array): string {
+  return Buffer.from(key).toString('hex');
 }
 
 export function stripV6(ip: string): string {

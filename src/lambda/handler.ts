@@ -128,7 +128,7 @@ async function invoke(raw: unknown, context: LambdaContext): Promise<LambdaResul
     } catch (e) {
       if (!(e instanceof SessionStopped)) throw e;
     }
-    await session.leave();
+    await session.leave(outcome);
     const result: LambdaResult = {
       exitCode: outcome?.exitCode ?? null,
       signal: outcome?.signal ?? null,

@@ -25,6 +25,12 @@ export const EXIT = {
   UNREACHABLE: 79,
   /** The lab (emulated NATs) cannot be built here: not root, tool missing. */
   LAB_UNAVAILABLE: 80,
+  /** An AWS call failed (no credentials or region, an error from the service): the message says which and why. */
+  AWS: 81,
+  /** AWS denied a call: the message lists the IAM permissions the command needs. */
+  AWS_DENIED: 82,
+  /** `boxer lambda run`: a member failed (its command exited non-zero, was cut by its deadline, died, or never joined). */
+  MEMBERS_FAILED: 83,
 } as const;
 
 export type ErrorCode = keyof typeof EXIT;

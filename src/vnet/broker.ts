@@ -22,6 +22,7 @@ import type { Endpoint, MemberInfo, PathKind } from '../wire/messages';
 import { decideRoute, formatRoutes, mappedPort, pickPort, type Route } from './routes';
 import { Handoffs, type WakeOps } from './handoff';
 import { DataRelay, type KernelSplice } from './relay';
+import { directSources, formatSources, sourceMatches } from './sources';
 import { logger } from '../util/log';
 
 const log = logger('vnet');
@@ -207,13 +208,16 @@ export class Broker {
   routes(): string {
     const me = this.me();
     const quiet = !!me && this.namedByAddress(me);
-    return formatRoutes(
-      this.netw.members().map((m) => {
-        const route = this.route(m);
-        // Not over a LAN (a private address): the far side needs our announcement there.
-        if (quiet && route.kind === 'direct' && route.ip === m.ext?.ip) route.quiet = true;
-        return { id: m.id, addr: m.addr, route, ext: m.ext?.ip };
-      }),
+    const members = this.netw.members();
+    return (
+      formatRoutes(
+        members.map((m) => {
+          const route = this.route(m);
+          // Not over a LAN (a private address): the far side needs our announcement there.
+          if (quiet && route.kind === 'direct' && route.ip === m.ext?.ip) route.quiet = true;
+          return { id: m.id, addr: m.addr, route, ext: m.ext?.ip };
+        }),
+      ) + formatSources(directSources(me, members))
     );
   }
 
@@ -385,6 +389,10 @@ export class Broker {
       // once, so a connection from it costs no wait (time to first byte close to native).
       const at = this.netw.members().find((m) => m.ext?.ip === peer.ip);
       if (at && this.namedByAddress(at)) return { errno: 0, vaddr: at.addr, vport: peer.port };
+    }
+    if (!exp && !directSources(this.me(), this.netw.members()).some((s) => sourceMatches(s, peer.ip, peer.port))) {
+      // No member can be this client (sources.ts): a client from outside the network, not to be kept waiting.
+      return { errno: E.ENOENT };
     }
     if (!exp) {
       await new Promise<void>((resolve) => {

@@ -5,10 +5,16 @@
  * return; the shim, inside accept() and before the program sees the descriptor, asks the agent (ACCEPTED)
  * and receives the real socket, which it puts in place of the loopback one (docs/shim-protocol.md). Here:
  * the loopback "wake" connection and the real socket waiting to be claimed, keyed by the wake's local port.
- * The wake socket is bound (to a port of its own) and registered before it connects, so a claim never waits:
+ * The wake socket is bound (to a port of its own, at WAKE_MARK_IP) and registered before it connects, so a claim never waits:
  * by the time the program's accept() can return it, the hand-off is known.
  */
 
+/**
+ * The loopback address wake connections come from. The shim asks the agent about a loopback peer at this
+ * address only: any other loopback client (`curl` on the same host) is no hand-off and, unless members share
+ * this host (sources.ts), no member, so its accept() need not ask. (127.66.0.1 marks self-connects, connect.c.)
+ */
+export const WAKE_MARK_IP = '127.66.0.2';
 /** A hand-off not claimed by an accept() within this long is dropped (the program is not accepting). */
 export const HANDOFF_TTL_MS = 30_000;
 /** How long the wake connection may take (a full accept queue): beyond it the hand-off fails. */
@@ -50,7 +56,7 @@ export class Handoffs {
     const wake = this.ops.tcpSocket(false);
     let key = -1;
     try {
-      this.ops.bind(wake, '127.0.0.1', 0);
+      this.ops.bind(wake, WAKE_MARK_IP, 0);
       key = this.ops.localAddress(wake).port;
       const timer = setTimeout(() => this.expire(key), HANDOFF_TTL_MS);
       timer.unref();

@@ -4,7 +4,7 @@
  * docs/protocol.md lists them with their meaning; keep the two in step.
  */
 import { Encoder } from 'cbor-x';
-import { MAX_CANDIDATES, MAX_SERVICES } from '../constants';
+import { MAX_CANDIDATES, MAX_SERVICES, NAME_RE } from '../constants';
 
 /** cbor-x without its record extension: plain, stateless maps, decodable by any CBOR implementation. */
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true, structuredClone: false });
@@ -47,6 +47,13 @@ export interface PortMap {
   offset: number;
   lo: number;
   hi: number;
+  /**
+   * Its ip_local_port_range, where the local ports of its own client sockets lie (the shim's and the kernel's
+   * choices), so that a member it connects to directly can tell its connections from a stranger's behind the
+   * same NAT address (src/vnet/sources.ts). Absent (older members): any port.
+   */
+  rlo?: number;
+  rhi?: number;
 }
 
 /** How a peer link reaches the other member (docs/nat-traversal.md). */
@@ -56,14 +63,11 @@ export const PATH_KINDS: readonly PathKind[] = ['direct', 'punched', 'lan', 'hai
 export type PunchPhase = 'req' | 'ack' | 'dial' | 'fail';
 const PUNCH_PHASES: readonly PunchPhase[] = ['req', 'ack', 'dial', 'fail'];
 
+/** What a reconnecting member holds: a claim, checked against the binding of its key (src/control/bindings.ts). */
 export interface Rejoin {
   id: number;
   addr: string;
   name: string;
-  /** Highest member id this member has ever heard of (so a restarted seed never reuses one). */
-  maxId: number;
-  /** Highest virtual address (as a 32-bit integer) this member has ever heard of. */
-  maxAddr: number;
 }
 
 /**
@@ -88,8 +92,13 @@ export type Message =
   | { t: 'members'; members: MemberInfo[] }
   | { t: 'ping'; n: number }
   | { t: 'pong'; n: number }
-  | { t: 'leave' }
+  | { t: 'leave'; outcome?: Outcome }
   | { t: 'error'; code: string; message: string }
+  // ---- observers (src/control/watch.ts): `boxer lambda run` follows a run's members without joining ----
+  /** Observer -> seed, instead of `join`: report members (of run `run`, or all) as they join and leave. */
+  | { t: 'watch'; run?: string }
+  /** Seed -> observer: a member present when watching began or joined since (`joined`), or one that left. */
+  | { t: 'watched'; ev: 'joined' | 'left'; id: number; name: string; addr: string; run?: string; index?: number; reason?: 'leave' | 'dead'; outcome?: Outcome }
   // ---- NAT traversal (src/traversal, docs/nat-traversal.md) ----
   /** Agent -> seed (either port), before join: reflect my endpoint; `listen` > 0 asks for a connect-back test. */
   | { t: 'probe'; listen: number }
@@ -112,6 +121,16 @@ export type Message =
   | { t: 'svnet'; payload: Uint8Array };
 
 export type MessageType = Message['t'];
+
+/** How a member's command ended, told to the seed in `leave` and passed on to observers. */
+export interface Outcome {
+  /** The command's exit status (null: killed by a signal, or never started). */
+  code: number | null;
+  /** The signal that ended it, e.g. `SIGTERM` (null: it exited). */
+  signal: string | null;
+  /** Why it ended: `exited` (by itself), `deadline` (stopped before the function's deadline), or another short word. */
+  reason: string;
+}
 
 export class MessageError extends Error {
   constructor(message: string) {
@@ -171,12 +190,20 @@ function strings(o: Obj, k: string, max: number): string[] {
     return s;
   });
 }
+/** A name another member announces: a lowercase DNS label, or the message is refused (it reaches files and routes). */
+function label(v: unknown, what: string): string {
+  if (typeof v !== 'string' || !NAME_RE.test(v)) throw new MessageError(`${what}: expected a name (a lowercase DNS label)`);
+  return v;
+}
 function portMap(v: unknown): PortMap | undefined {
   if (v === undefined || v === null) return undefined;
   if (!isObj(v)) throw new MessageError('map: expected a map');
   const m = { xor: int(v, 'xor', 0, 65535), offset: int(v, 'offset', -65535, 65535), lo: int(v, 'lo', 1, 65535), hi: int(v, 'hi', 1, 65535) };
   if (m.lo > m.hi) throw new MessageError('map: lo above hi');
-  return m;
+  if (v.rlo === undefined && v.rhi === undefined) return m;
+  const r = { rlo: int(v, 'rlo', 1, 65535), rhi: int(v, 'rhi', 1, 65535) };
+  if (r.rlo > r.rhi) throw new MessageError('map: rlo above rhi');
+  return { ...m, ...r };
 }
 
 function runKey(v: unknown): RunKey {
@@ -192,9 +219,9 @@ function member(v: unknown): MemberInfo {
   if (!(key instanceof Uint8Array) || key.length !== 32) throw new MessageError('member key: expected 32 bytes');
   return {
     id: int(v, 'id', 1),
-    name: str(v, 'name', 63),
+    name: label(v.name, 'member name'),
     addr: ipv4(v, 'addr'),
-    services: strings(v, 'services', MAX_SERVICES),
+    services: arr(v, 'services', MAX_SERVICES).map((s, i) => label(s, `member services[${i}]`)),
     ext: v.ext === null || v.ext === undefined ? null : endpoint(v.ext, 'member ext'),
     priv: arr(v, 'priv', MAX_CANDIDATES).map((e) => endpoint(e, 'member priv')),
     nat: natKind(v, 'nat'),
@@ -212,6 +239,14 @@ function oneOf<T extends string>(o: Obj, k: string, allowed: readonly T[]): T {
   const v = o[k];
   if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) throw new MessageError(`field ${k}: expected one of ${allowed.join(', ')}`);
   return v as T;
+}
+function outcome(v: unknown): Outcome {
+  if (!isObj(v)) throw new MessageError('outcome: expected a map');
+  return {
+    code: v.code === null || v.code === undefined ? null : int(v, 'code', 0, 255),
+    signal: v.signal === null || v.signal === undefined ? null : str(v, 'signal', 16),
+    reason: str(v, 'reason', 32),
+  };
 }
 /** Largest opaque payload (relay data, vnet, forwarded message): well inside MAX_FRAME with its envelope. */
 export const MAX_PAYLOAD = 64 * 1024;
@@ -234,7 +269,7 @@ export function decodeMessage(bytes: Uint8Array): Message {
       if (v.rejoin !== undefined && v.rejoin !== null) {
         if (!isObj(v.rejoin)) throw new MessageError('rejoin: expected a map');
         const r = v.rejoin;
-        rejoin = { id: int(r, 'id', 1), addr: ipv4(r, 'addr'), name: str(r, 'name', 63), maxId: int(r, 'maxId'), maxAddr: int(r, 'maxAddr') };
+        rejoin = { id: int(r, 'id', 1), addr: ipv4(r, 'addr'), name: str(r, 'name', 63) };
       }
       return {
         t,
@@ -253,7 +288,7 @@ export function decodeMessage(bytes: Uint8Array): Message {
         t,
         id: int(v, 'id', 1),
         addr: ipv4(v, 'addr'),
-        name: str(v, 'name', 63),
+        name: label(v.name, 'name'),
         network: str(v, 'network', 18),
         observed: endpoint(v.observed, 'observed'),
         members: arr(v, 'members', MAX_MEMBERS_PER_MESSAGE).map(member),
@@ -272,7 +307,23 @@ export function decodeMessage(bytes: Uint8Array): Message {
     case 'pong':
       return { t, n: int(v, 'n') };
     case 'leave':
-      return { t };
+      return v.outcome === undefined || v.outcome === null ? { t } : { t, outcome: outcome(v.outcome) };
+    case 'watch':
+      return { t, run: optStr(v, 'run', 64) };
+    case 'watched': {
+      const ev = oneOf(v, 'ev', ['joined', 'left'] as const);
+      return {
+        t,
+        ev,
+        id: int(v, 'id', 1),
+        name: str(v, 'name', 63),
+        addr: ipv4(v, 'addr'),
+        run: optStr(v, 'run', 64),
+        index: v.index === undefined || v.index === null ? undefined : int(v, 'index'),
+        reason: v.reason === undefined || v.reason === null ? undefined : oneOf(v, 'reason', ['leave', 'dead'] as const),
+        outcome: v.outcome === undefined || v.outcome === null ? undefined : outcome(v.outcome),
+      };
+    }
     case 'error':
       return { t, code: str(v, 'code', 64), message: str(v, 'message', 1024) };
     case 'probe':

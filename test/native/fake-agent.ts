@@ -20,6 +20,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { native, tmpDir } from './helpers';
 import { MSG, HEADER, frame, ipBytes, ipAt } from '../../src/ipc/shim-server';
+import { WAKE_MARK_IP } from '../../src/vnet/handoff';
 
 const E = os.constants.errno;
 
@@ -119,10 +120,15 @@ export class FakeAgent {
     return this.messages(member, type);
   }
 
-  /** Writes the route table as the agent does (a temporary file, then rename): lines `ID VADDR KIND IP XOR OFFSET LO HI`. */
-  writeRoutes(lines: string[]): void {
+  /**
+   * Writes the route table as the agent does (a temporary file, then rename): lines `ID VADDR KIND IP XOR OFFSET
+   * LO HI`, then (unless `opts.from` says otherwise) a `from` line saying that members' connections come from 127.0.0.1, any
+   * port: every member of this fake network is on loopback (src/vnet/sources.ts).
+   */
+  writeRoutes(lines: string[], opts: { from?: string[] } = {}): void {
     const tmp = `${this.routesFile}.tmp`;
-    fs.writeFileSync(tmp, lines.map((l) => `${l}\n`).join(''));
+    const from = opts.from ?? ['0 0.0.0.0 from 127.0.0.1 0 0 1 65535'];
+    fs.writeFileSync(tmp, [...lines, ...from].map((l) => `${l}\n`).join(''));
     fs.renameSync(tmp, this.routesFile);
   }
 
@@ -246,10 +252,10 @@ export class FakeAgent {
         const peerPort = body.readUInt16LE(8);
         this.log.push({ member: m.vaddr, type, port: listenPort, peer: `${peer}:${peerPort}` });
         // A hand-off may still be registering its wake-up connection: wait for it briefly.
-        for (let i = 0; i < 100 && peer === '127.0.0.1' && !this.handoffs.has(peerPort) && this.pendingHandoffs > 0; i++)
+        for (let i = 0; i < 100 && peer === WAKE_MARK_IP && !this.handoffs.has(peerPort) && this.pendingHandoffs > 0; i++)
           await new Promise((r) => setTimeout(r, 5));
         const r = Buffer.alloc(12);
-        const h = peer === '127.0.0.1' ? this.handoffs.get(peerPort) : undefined;
+        const h = peer === WAKE_MARK_IP ? this.handoffs.get(peerPort) : undefined;
         if (h) {
           this.handoffs.delete(peerPort);
           ipToBytes(h.vaddr).copy(r, 4);
@@ -309,7 +315,7 @@ export class FakeAgent {
       const remote = await remoteP;
       server.close();
       this.sockets.add(remote);
-      const wake = net.connect(listenPort, '127.0.0.1');
+      const wake = net.connect({ port: listenPort, host: '127.0.0.1', localAddress: WAKE_MARK_IP });
       wake.on('error', () => undefined);
       wake.on('data', () => undefined);
       wake.on('end', () => wake.destroy());

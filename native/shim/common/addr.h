@@ -30,4 +30,6 @@ static inline int addr_in_net(uint32_t ip, uint32_t net, uint32_t mask)
 /* The loopback source address a self-connect (to the member's own virtual address) is bound to, so that the
  * accepting side can tell it from native loopback clients and report the member's virtual address. */
 #define SHIM_SELF_MARK_IP 0x7f420001u /* 127.66.0.1 */
+/* The loopback address the agent's hand-off wake-up connections come from (src/vnet/handoff.ts WAKE_MARK_IP). */
+#define SHIM_WAKE_MARK_IP 0x7f420002u /* 127.66.0.2 */
 #define SHIM_LOOPBACK_IP 0x7f000001u  /* 127.0.0.1 */

@@ -50,6 +50,13 @@ static void read_config(void)
 	struct in_addr a;
 	if (self && inet_pton(AF_INET, self, &a) == 1)
 		shim_cfg.self = ntohl(a.s_addr);
+	copy_env(shim_cfg.name, sizeof shim_cfg.name, "BOXER_NAME");
+	for (const char *c = shim_cfg.name; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-')) {
+			shim_log("bad BOXER_NAME '%s' (not a DNS label): the host name stays the system's", shim_cfg.name);
+			shim_cfg.name[0] = 0;
+			break;
+		}
 	shim_cfg.enabled = shim_cfg.sock_path[0] != 0;
 	shim_debug("loaded: sock=%s network=%s addr=%s", shim_cfg.sock_path, net, self ? self : "-");
 }

@@ -11,6 +11,7 @@ struct shim_config {
 	uint32_t net;           /* BOXER_NETWORK, host order, masked */
 	uint32_t mask;          /* host order */
 	uint32_t self;          /* BOXER_ADDR, host order (0: unknown) */
+	char name[64];          /* BOXER_NAME, the member's name ("" : unknown; only a DNS label is taken) */
 	char nodes_file[512];   /* BOXER_NODES_FILE ("" : none) */
 	char routes_file[512];  /* BOXER_ROUTES_FILE ("" : none; every connect asks the agent) */
 	int debug;              /* BOXER_SHIM_DEBUG=1 */

@@ -110,6 +110,16 @@ int nodes_find(const struct node_list *l, const char *norm_name, uint32_t *ip)
 	return 0;
 }
 
+int nodes_find_ip(const struct node_list *l, uint32_t ip, char *out)
+{
+	for (int i = 0; i < l->n; i++)
+		if (l->v[i].ip == ip) {
+			strcpy(out, l->v[i].name);
+			return 1;
+		}
+	return 0;
+}
+
 static pthread_mutex_t nodes_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct node_list cache;
 static struct timespec cache_mtime;
@@ -136,18 +146,35 @@ static void reload(const char *path)
 	free(buf);
 }
 
-int nodes_lookup_file(const char *path, const char *norm_name, uint32_t *ip)
+/* Re-reads the file if it changed; called with nodes_lock held. */
+static void refresh(const char *path)
 {
-	if (!path || !path[0])
-		return 0;
-	pthread_mutex_lock(&nodes_lock);
 	struct stat st;
 	if (stat(path, &st) == 0) {
 		if (!cache_valid || st.st_mtim.tv_sec != cache_mtime.tv_sec ||
 		    st.st_mtim.tv_nsec != cache_mtime.tv_nsec || st.st_size != cache_size || st.st_ino != cache_ino)
 			reload(path);
 	}
+}
+
+int nodes_lookup_file(const char *path, const char *norm_name, uint32_t *ip)
+{
+	if (!path || !path[0])
+		return 0;
+	pthread_mutex_lock(&nodes_lock);
+	refresh(path);
 	int found = cache_valid && nodes_find(&cache, norm_name, ip);
+	pthread_mutex_unlock(&nodes_lock);
+	return found;
+}
+
+int nodes_name_file(const char *path, uint32_t ip, char *out)
+{
+	if (!path || !path[0])
+		return 0;
+	pthread_mutex_lock(&nodes_lock);
+	refresh(path);
+	int found = cache_valid && nodes_find_ip(&cache, ip, out);
 	pthread_mutex_unlock(&nodes_lock);
 	return found;
 }

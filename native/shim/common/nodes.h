@@ -31,6 +31,12 @@ int nodes_find(const struct node_list *l, const char *norm_name, uint32_t *ip);
 /* Looks name up in the member file at path (cached, re-read on change). Returns 1 and *ip, else 0. */
 int nodes_lookup_file(const char *path, const char *norm_name, uint32_t *ip);
 
+/* The name of the member at ip (host order): 1 and name copied into out (NODE_NAME_MAX bytes), else 0. */
+int nodes_find_ip(const struct node_list *l, uint32_t ip, char *out);
+
+/* Reverse lookup in the member file at path (cached as nodes_lookup_file). */
+int nodes_name_file(const char *path, uint32_t ip, char *out);
+
 void nodes_atfork_prepare(void);
 void nodes_atfork_parent(void);
 void nodes_atfork_child(void);

@@ -63,6 +63,10 @@ static int tok_is(const char *s, size_t n, const char *word)
 	return strlen(word) == n && memcmp(s, word, n) == 0;
 }
 
+/* Kind of a parsed line that is not a route but a `from` line (parse_line). */
+#define LINE_FROM 100
+
+/* Returns 0 (a route in *r), LINE_FROM (a `from` line: in *r, kind LINE_FROM, ip, xor_, offset, lo, hi), or -1. */
 static int parse_line(const char *s, size_t len, struct route *r)
 {
 	const char *tok[9];
@@ -100,12 +104,23 @@ static int parse_line(const char *s, size_t len, struct route *r)
 		r->kind = ROUTE_NONE;
 	else if (tok_is(tok[2], tl[2], "self"))
 		r->kind = ROUTE_SELF;
+	else if (tok_is(tok[2], tl[2], "from"))
+		r->kind = LINE_FROM;
 	else
 		return -1;
 	long x, off, lo, hi;
 	if (parse_int(tok[4], tl[4], 0, 65535, &x) < 0 || parse_int(tok[5], tl[5], -65535, 65535, &off) < 0 ||
 	    parse_int(tok[6], tl[6], 0, 65535, &lo) < 0 || parse_int(tok[7], tl[7], 0, 65535, &hi) < 0)
 		return -1;
+	if (r->kind == LINE_FROM) {
+		if (parse_ip(tok[3], tl[3], &r->ip) < 0 || r->ip == 0 || lo < 1 || hi < lo)
+			return -1;
+		r->xor_ = (uint16_t)x;
+		r->offset = (int32_t)off;
+		r->lo = (uint16_t)lo;
+		r->hi = (uint16_t)hi;
+		return LINE_FROM;
+	}
 	if (r->kind == ROUTE_DIRECT || r->kind == ROUTE_PUNCH) {
 		if (parse_ip(tok[3], tl[3], &r->ip) < 0 || r->ip == 0)
 			return -1;
@@ -134,15 +149,19 @@ static int cmp_route(const void *a, const void *b)
 int routes_parse(const char *text, size_t len, struct route_table *t)
 {
 	t->n = 0;
+	t->ns = 0;
 	size_t i = 0;
 	uint32_t seq = 0;
 	while (i < len) {
 		const char *nl = memchr(text + i, '\n', len - i);
 		size_t ll = nl ? (size_t)(nl - (text + i)) : len - i;
 		struct route r;
-		if (t->n < ROUTES_MAX && parse_line(text + i, ll, &r) == 0) {
+		int k = parse_line(text + i, ll, &r);
+		if (k == 0 && t->n < ROUTES_MAX) {
 			r.seq = seq++;
 			t->r[t->n++] = r;
+		} else if (k == LINE_FROM && t->ns < SOURCES_MAX) {
+			t->s[t->ns++] = (struct source){ .ip = r.ip, .offset = r.offset, .xor_ = r.xor_, .lo = r.lo, .hi = r.hi };
 		}
 		i += ll + 1;
 	}
@@ -187,6 +206,29 @@ const struct route *routes_find_peer(const struct route_table *t, uint32_t ip)
 		found = &t->r[i];
 	}
 	return found && found->kind == ROUTE_DIRECT ? found : NULL;
+}
+
+int source_matches(const struct source *s, uint32_t ip, uint16_t port)
+{
+	if (s->ip != ip)
+		return 0;
+	uint32_t p = ((uint32_t)((int32_t)port - s->offset) & 0xffffu) ^ s->xor_;
+	return p >= s->lo && p <= s->hi;
+}
+
+enum peer_class routes_classify_peer(const struct route_table *t, uint32_t ip, uint16_t port, struct route *named)
+{
+	if ((ip >> 24) != 127) {
+		const struct route *r = routes_find_peer(t, ip);
+		if (r) {
+			*named = *r;
+			return PEER_NAMED;
+		}
+	}
+	for (int i = 0; i < t->ns; i++)
+		if (source_matches(&t->s[i], ip, port))
+			return PEER_ASK;
+	return PEER_OUTSIDE;
 }
 
 /* ---- port picking (pure) ---- */
@@ -287,6 +329,16 @@ static void reload(const char *path)
 	free(buf);
 }
 
+/* The table of the file at path, re-read when the file changed (NULL: none could ever be read). Called with
+ * routes_lock held. */
+static const struct route_table *current(const char *path)
+{
+	struct stat st;
+	if (stat(path, &st) == 0 && (!cur || !same_file(&st, &cur_st) || strcmp(path, cur_path) != 0))
+		reload(path);
+	return cur;
+}
+
 /* Runs find(table, key) on the current table of the file at path (re-read when it changed); copies the route
  * found into *out. Returns 1, or 0. Keeps errno. */
 static int lookup_file(const char *path, const struct route *(*find)(const struct route_table *, uint32_t),
@@ -296,10 +348,8 @@ static int lookup_file(const char *path, const struct route *(*find)(const struc
 		return 0;
 	int saved = errno, found = 0;
 	pthread_mutex_lock(&routes_lock);
-	struct stat st;
-	if (stat(path, &st) == 0 && (!cur || !same_file(&st, &cur_st) || strcmp(path, cur_path) != 0))
-		reload(path);
-	const struct route *r = cur ? find(cur, key) : NULL;
+	const struct route_table *t = current(path);
+	const struct route *r = t ? find(t, key) : NULL;
 	if (r) {
 		*out = *r;
 		found = 1;
@@ -317,6 +367,21 @@ int routes_lookup_file(const char *path, uint32_t vaddr, struct route *out)
 int routes_peer_file(const char *path, uint32_t ip, struct route *out)
 {
 	return lookup_file(path, routes_find_peer, ip, out);
+}
+
+enum peer_class routes_classify_file(const char *path, uint32_t ip, uint16_t port, struct route *named)
+{
+	if (!path || !path[0])
+		return PEER_ASK;
+	int saved = errno;
+	enum peer_class c = PEER_ASK;
+	pthread_mutex_lock(&routes_lock);
+	const struct route_table *t = current(path);
+	if (t)
+		c = routes_classify_peer(t, ip, port, named);
+	pthread_mutex_unlock(&routes_lock);
+	errno = saved;
+	return c;
 }
 
 void routes_atfork_prepare(void) { pthread_mutex_lock(&routes_lock); }

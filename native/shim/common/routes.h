@@ -1,7 +1,11 @@
 /* The route table (BOXER_ROUTES_FILE, docs/shim-protocol.md): one member per line,
  *   ID VADDR KIND IP XOR OFFSET LO HI        KIND: direct | direct-quiet | punch | agent | none | self
  * from which connect() decides where the program's socket connects, and accept() names a connection that came
- * straight from a member, without a round trip to the agent.
+ * straight from a member, without a round trip to the agent; then `from` lines (src/vnet/sources.ts),
+ *   ID VADDR from IP XOR OFFSET LO HI
+ * each an address and port block a member's direct connections to this member can arrive from (source port q
+ * with LO <= ((q - OFFSET) & 0xffff) ^ XOR <= HI), so that accept() leaves a connection no member can have made
+ * (a client outside the network) as it is, without asking the agent.
  * Blank lines, lines starting with '#' and lines that do not parse are skipped; when a VADDR appears twice the
  * later line wins. The parser and the port picking are pure (unit-tested in native/test/test_routes.c); the
  * file cache re-reads the file when its mtime, size or inode changes (one stat per lookup), keeps the last
@@ -37,9 +41,28 @@ struct route {
 	uint32_t seq;    /* line order (private: the later line wins) */
 };
 
+/* `from` lines in one table (a member has a public address and a few private ones); later lines are skipped. */
+#define SOURCES_MAX (2 * ROUTES_MAX)
+
+struct source {
+	uint32_t ip; /* host order */
+	int32_t offset;
+	uint16_t xor_;
+	uint16_t lo, hi;
+};
+
 struct route_table {
 	int n; /* sorted by vaddr, one entry per vaddr */
 	struct route r[ROUTES_MAX];
+	int ns; /* in file order */
+	struct source s[SOURCES_MAX];
+};
+
+/* What accept() does with a connection from a real address (routes_classify_peer). */
+enum peer_class {
+	PEER_ASK = 0, /* a member may have made it (or no table): ask the agent (ACCEPTED) */
+	PEER_NAMED,   /* the one `direct` member at that address (routes_find_peer) */
+	PEER_OUTSIDE, /* no member can have made it: not from the virtual network */
 };
 
 /* Parses the file's text (len bytes, need not be NUL-terminated) into t. Returns the number of routes. */
@@ -55,6 +78,14 @@ const struct route *routes_find(const struct route_table *t, uint32_t vaddr);
  * The agent writes a member's public address on `agent` lines too, so that such sharing is visible here.
  * Linear in the table (an accept() of a virtual connection costs one scan, no round trip to the agent). */
 const struct route *routes_find_peer(const struct route_table *t, uint32_t ip);
+
+/* Whether a `from` line matches a connection from ip:port (host order). */
+int source_matches(const struct source *s, uint32_t ip, uint16_t port);
+
+/* What to do with a connection accepted from ip:port (host order): PEER_NAMED with *named (never for a
+ * loopback address: the agent's hand-offs come from there), PEER_OUTSIDE when no `from` line matches, else
+ * PEER_ASK. Linear in the table. */
+enum peer_class routes_classify_peer(const struct route_table *t, uint32_t ip, uint16_t port, struct route *named);
 
 /* A uniform integer in [0, range) (range >= 1) from a 32-bit random source (Lemire's method, unbiased). */
 uint32_t route_uniform(uint32_t (*rnd)(void *), void *ctx, uint32_t range);
@@ -74,6 +105,10 @@ int routes_lookup_file(const char *path, uint32_t vaddr, struct route *out);
 /* routes_find_peer on the table of the file at path (cached as above). Returns 1 with *out, or 0. Keeps
  * errno. */
 int routes_peer_file(const char *path, uint32_t ip, struct route *out);
+
+/* routes_classify_peer on the table of the file at path (cached as above); PEER_ASK when no table could ever be
+ * read. Keeps errno. */
+enum peer_class routes_classify_file(const char *path, uint32_t ip, uint16_t port, struct route *named);
 
 void routes_atfork_prepare(void);
 void routes_atfork_parent(void);

@@ -45,7 +45,7 @@ export async function runCommandCli(a: RunArgs): Promise<void> {
       await session.waitForMembers();
     } catch (e) {
       if (e instanceof SessionStopped) {
-        await session.leave();
+        await session.leave(null);
         process.exit(EXIT_INTERRUPTED);
       }
       throw e;
@@ -54,7 +54,7 @@ export async function runCommandCli(a: RunArgs): Promise<void> {
       process.off('SIGTERM', onSignal);
     }
     const outcome = await session.runCommand();
-    await session.leave();
+    await session.leave(outcome);
     process.exit(outcome.status);
   } finally {
     await session.leave();
