@@ -242,6 +242,20 @@ export function markdown(r: Results, chartFiles: string[], resultsLink = '../ben
   L.push('docs/virtual-network.md. The figures include the agents\' idle CPU over the same time (see the idle CPU).');
   L.push('');
 
+  L.push('## Boxer on Lambda (in the lab)');
+  L.push('');
+  L.push('bench/lambda.ts: `boxer lambda package`, `deploy` and `run --nodes 5 -- true` (on vm2, the AWS SDK against the');
+  L.push('local AWS endpoint), whose Invoke runs the real handler through the Lambda Runtime API on five function nodes,');
+  L.push('one behind each NAT kind. Invoke → joined: from the endpoint accepting the asynchronous Invoke to the seed');
+  L.push('admitting that member; cold: a new execution environment (runtime start, handler load, the secret read from');
+  L.push('Secrets Manager through the NAT, NAT discovery, join); warm: the same environments reused by a second run.');
+  L.push('Milliseconds, median (min–max) over the functions; the notes give each function\'s figure.');
+  L.push('');
+  L.push('| figure | value | unit | notes |');
+  L.push('|---|---|---|---|');
+  for (const c of group('lambda')) L.push(`| ${c.title} | ${cell(c.boxer)} | ${c.unit} | ${measured(c.boxer) ? (c.boxer.note ?? '') : ''} |`);
+  L.push('');
+
   L.push('## Not measured yet');
   L.push('');
   const nm = r.cases.flatMap((c) => (['native', 'boxer'] as const).filter((k) => c[k] && !measured(c[k])).map((k) => `${c.id} ${k}`));

@@ -24,6 +24,20 @@ export const MAX_HANDSHAKE_FRAME = 1024;
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
 /** How long `boxer run` tries to reach the seed before it gives up with "seed unreachable". */
 export const JOIN_TIMEOUT_MS = 15_000;
+/** A member file that could not be written (disk full) is tried again this often until it is current. */
+export const MEMBER_FILE_RETRY_MS = 1_000;
+/** Longest `--join-timeout` taken: a day; more is a typo (a function lives at most 15 minutes). */
+export const MAX_JOIN_TIMEOUT_S = 86_400;
+/**
+ * A signal during the join waits this long for a join already under way to finish (so that the seed hears
+ * `leave` rather than declaring the member dead seconds later), then the agent exits regardless.
+ */
+export const JOIN_SIGNAL_GRACE_MS = 1_000;
+/**
+ * Longest an orderly shutdown (leave, close links, local sockets) may take before the process exits anyway:
+ * leave waits LEAVE_TIMEOUT_MS for the seed; nothing a peer does may keep a finished member alive.
+ */
+export const SHUTDOWN_MAX_MS = 3_000;
 /**
  * Agents ping the seed this often. It doubles as the keepalive of the seed connection: far inside the 30 s
  * idle timeout of the strictest NATs and the 350 s of AWS NAT gateways.

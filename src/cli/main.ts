@@ -2,6 +2,7 @@
  * The `boxer` command line: the public contract (docs/cli.md). Each command lives in its own module under
  * src/cli/commands; this file parses arguments, sets the log level and maps errors to exit statuses.
  */
+import type { InterceptChoice } from './intercept';
 import yargs, { type Argv } from 'yargs';
 import { BoxerError, EXIT } from '../util/errors';
 import { setLevel } from '../util/log';
@@ -68,10 +69,17 @@ export function buildCli(argv: string[], cmd: string[]): Argv {
           .option('service', { type: 'string', array: true, default: [] as string[], description: 'a service name this member provides (repeatable)' })
           .option('secret-file', { type: 'string', description: 'file holding the network secret (else $BOXER_SECRET)' })
           .option('join-timeout', { type: 'number', default: 15, description: 'seconds to keep trying an unreachable seed' })
-          .option('shim', { type: 'boolean', default: true, description: 'load the preload shim into CMD (--no-shim: CMD runs without the virtual network)' }),
+          .option('shim', { type: 'boolean', default: true, description: 'load the preload shim into CMD (--no-shim: CMD runs without the virtual network)' })
+          .option('intercept', {
+            type: 'string',
+            choices: ['auto', 'shim', 'seccomp'],
+            default: process.env.BOXER_INTERCEPT || 'auto',
+            description: 'how CMD gets the virtual network: the preload shim, the seccomp supervisor (Go and static programs), or auto (from its ELF headers); env BOXER_INTERCEPT',
+          }),
       async (a) =>
         (await import('./commands/run')).runCommandCli({
           shim: a.shim,
+          intercept: a.intercept as InterceptChoice,
           seed: a.seed,
           nodes: a.nodes,
           name: a.name,

@@ -7,6 +7,10 @@ import type { MemberInfo } from '../wire/messages';
 import { ControlServer, type ControlReply, type ControlRequest } from '../ipc/control';
 import { uniquePath, writeFileAtomic } from '../util/paths';
 import fs from 'node:fs';
+import { logger } from '../util/log';
+import { MEMBER_FILE_RETRY_MS } from '../constants';
+
+const log = logger('member');
 
 export interface MemberView {
   self: { id: number; name: string; addr: string; network: string } | null;
@@ -49,9 +53,14 @@ export class LocalMember {
   readonly nodesFile = uniquePath('nodes', '.txt');
   readonly control: ControlServer;
 
+  /** A failed write of the member file (disk full) is retried on this timer, and on the next change. */
+  private retry: NodeJS.Timeout | null = null;
+  private lastError: string | null = null;
+
   constructor(
     private readonly view: MemberView,
     private readonly seedAddr: string,
+    private readonly write: (file: string, text: string) => void = writeFileAtomic,
   ) {
     this.control = new ControlServer(uniquePath('agent', '.sock'), (req) => this.onRequest(req));
     this.writeNodes();
@@ -62,8 +71,31 @@ export class LocalMember {
     await this.control.start();
   }
 
+  /**
+   * Replaces the member file. A failure (ENOSPC in $TMPDIR, EDQUOT, ...) leaves the last good file in place
+   * (the write is atomic), is logged once per cause, and is retried until a write succeeds.
+   */
   private writeNodes(): void {
-    writeFileAtomic(this.nodesFile, nodesFileText(this.view.list()));
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
+    try {
+      this.write(this.nodesFile, nodesFileText(this.view.list()));
+      if (this.lastError) log.warn('the member file is up to date again', { file: this.nodesFile });
+      this.lastError = null;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+      if (code !== this.lastError) {
+        log.warn('cannot write the member file; it keeps the last good list, retrying', { file: this.nodesFile, reason: code, retryMs: MEMBER_FILE_RETRY_MS });
+      }
+      this.lastError = code;
+      this.retry = setTimeout(() => this.writeNodes(), MEMBER_FILE_RETRY_MS);
+      this.retry.unref();
+    }
+  }
+
+  /** The cause of the last failed write of the member file, or null when it is current. */
+  get nodesFileError(): string | null {
+    return this.lastError;
   }
 
   status(): Record<string, unknown> {
@@ -74,6 +106,7 @@ export class LocalMember {
       self: this.view.self,
       seed: this.seedAddr,
       nodesFile: this.nodesFile,
+      nodesFileError: this.lastError,
       members: this.view.list().map((m) => {
         const l = links.get(m.id);
         return {
@@ -115,6 +148,8 @@ export class LocalMember {
   }
 
   async close(): Promise<void> {
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
     await this.control.close();
     try {
       fs.unlinkSync(this.nodesFile);

@@ -4,12 +4,11 @@
  * preload shim) -> stop it when asked -> leave (an explicit `leave`, which the seed tells every member at once).
  *
  * Nothing here exits the process: the caller decides what an outcome means (`boxer run` exits with it, the
- * handler returns it). `stop()` aborts whichever step runs: the barrier wait, or the command (SIGTERM to its
- * process group, SIGKILL after STOP_GRACE_MS). Everything written goes under $TMPDIR (src/util/paths.ts), so a
+ * handler returns it). `stop()` aborts whichever step runs: the join (given JOIN_SIGNAL_GRACE_MS to finish, so
+ * that the seed hears `leave`), the barrier wait, or the command (SIGTERM to its process group, SIGKILL after
+ * STOP_GRACE_MS). The command runs in its own process group (src/cli/process.ts). Everything written goes under $TMPDIR (src/util/paths.ts), so a
  * session works with HOME unset, as a non-root user, where only /tmp is writable.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import os from 'node:os';
 import { Agent, localPortRange, type Self } from '../control/agent';
 import { checkName } from '../control/names';
 import { parseHostPort, networkKeys } from './commands/common';
@@ -17,9 +16,12 @@ import { LocalMember, pingReply, type MemberView } from './member';
 import { BoxerError } from '../util/errors';
 import { logger } from '../util/log';
 import { nativeIo } from '../traversal/io';
-import { VirtualNetwork, agentHost, loadNative, SHIM_REPORT_WAIT_MS } from '../vnet/service';
+import { VirtualNetwork, agentHost, loadNative } from '../vnet/service';
 import { PunchPorts } from '../vnet/ports';
-import { STOP_GRACE_MS } from '../constants';
+import { capacity, parseCidr } from '../control/addresses';
+import { JOIN_SIGNAL_GRACE_MS, MAX_JOIN_TIMEOUT_S, SHUTDOWN_MAX_MS, STOP_GRACE_MS } from '../constants';
+import { signalStatus, startMemberCommand, withDeadline, type CommandHandle } from './process';
+import type { InterceptChoice } from './intercept';
 import type { Outcome, RunKey } from '../wire/messages';
 import { memberKey, type MemberKey } from './member-key';
 
@@ -45,16 +47,13 @@ export interface SessionOptions {
   env: NodeJS.ProcessEnv;
   /** Working directory of the command (default: ours). */
   cwd?: string;
-  /**
-   * Start the command in its own process group (and session), so that stop() reaches everything it started.
-   * `boxer run` keeps the command in the terminal's group (Ctrl-C, job control); the Lambda handler isolates it.
-   */
-  ownGroup?: boolean;
-  /** Forward these signals received by this process to the command while it runs (`boxer run`). */
-  forwardSignals?: NodeJS.Signals[];
+  /** How the command gets the virtual network (src/cli/intercept.ts); default auto. */
+  intercept?: InterceptChoice;
+  /** Forward SIGINT/SIGTERM/SIGHUP received by this process to the command while it runs (`boxer run`). */
+  forwardSignals?: boolean;
   /** A member of a run started by `boxer lambda run`: the seed refuses a second join with the same key. */
   run?: RunKey;
-  /** Called with the command's pid once it started (its process group's id too, with `ownGroup`). */
+  /** Called with the command's pid (= its process group's id) once it started. */
   onCommandStart?: (pid: number) => void;
   /** Called on every change of the member count while waiting for the barrier. */
   progress?: (have: number, want: number) => void;
@@ -74,7 +73,7 @@ export interface CommandOutcome {
 /** Thrown by `waitForMembers` when stop() aborted the wait. */
 export class SessionStopped extends Error {
   constructor(readonly reason: string) {
-    super(`stopped while waiting for members (${reason})`);
+    super(`stopped before the command started (${reason})`);
     this.name = 'SessionStopped';
   }
 }
@@ -85,7 +84,7 @@ export class MemberSession {
   private member: LocalMember | null = null;
   private punchPorts: PunchPorts | null = null;
   private heldKey: MemberKey | null = null;
-  private child: ChildProcess | null = null;
+  private command: CommandHandle | null = null;
   private stopReason: string | null = null;
   private readonly stopped = new AbortController();
   private killTimer: NodeJS.Timeout | null = null;
@@ -97,9 +96,15 @@ export class MemberSession {
   constructor(private readonly opts: SessionOptions) {
     if (opts.cmd.length === 0) throw new BoxerError('USAGE', 'nothing to run: give the command after --, e.g. boxer run --seed HOST:PORT -- ./start.sh');
     ({ host: this.host, port: this.port } = parseHostPort(opts.seed, '--seed'));
-    if (opts.name) checkName(opts.name, '--name');
+    if (opts.name !== undefined) checkName(opts.name, '--name');
     opts.services.forEach((s) => checkName(s, '--service'));
-    if (opts.nodes !== undefined && !(Number.isInteger(opts.nodes) && opts.nodes >= 1)) throw new BoxerError('USAGE', '--nodes: expected a whole number of members, at least 1');
+    const maxNodes = capacity(parseCidr('0.0.0.0/8'));
+    if (opts.nodes !== undefined && !(Number.isInteger(opts.nodes) && opts.nodes >= 1 && opts.nodes <= maxNodes)) {
+      throw new BoxerError('USAGE', `--nodes ${opts.nodes}: expected a whole number of members, at least 1 and at most ${maxNodes} (the largest network, a /8)`);
+    }
+    if (!(Number.isFinite(opts.joinTimeoutMs) && opts.joinTimeoutMs > 0 && opts.joinTimeoutMs <= MAX_JOIN_TIMEOUT_S * 1000)) {
+      throw new BoxerError('USAGE', `--join-timeout: expected a number of seconds greater than 0 and at most ${MAX_JOIN_TIMEOUT_S}`);
+    }
   }
 
   /** This member, once joined. */
@@ -112,7 +117,10 @@ export class MemberSession {
     return this.stopReason;
   }
 
-  /** Joins the network and starts the local parts (control socket, member file, virtual network). */
+  /**
+   * Joins the network and starts the local parts (control socket, member file, virtual network). stop() during
+   * the join: the join gets JOIN_SIGNAL_GRACE_MS to finish (then the member leaves), and SessionStopped is thrown.
+   */
   async join(): Promise<Self> {
     const o = this.opts;
     const { psk, networkId, keys: fresh } = await networkKeys(o.secret());
@@ -134,16 +142,31 @@ export class MemberSession {
       traversal: { io: nativeIo, discoveryPort: o.discoveryPort ?? envPort(process.env.BOXER_DISCOVERY_PORT) },
     });
     this.agent = agent;
-    let self: Self;
+    log.info('joining', { seed: `${this.host}:${this.port}`, joinTimeoutS: o.joinTimeoutMs / 1000 });
+    const joining = agent.join();
+    const stopped = new Promise<null>((resolve) => this.stopped.signal.addEventListener('abort', () => resolve(null)));
+    let self: Self | null;
     try {
-      self = await agent.join();
+      self = await Promise.race([joining, stopped]);
+      if (!self) {
+        // A join under way gets a moment to finish, so that the seed hears `leave` rather than a silence.
+        await withDeadline(joining, JOIN_SIGNAL_GRACE_MS, () => undefined);
+        await this.leave(null);
+        throw new SessionStopped(this.stopReason!);
+      }
     } catch (e) {
+      if (e instanceof SessionStopped) throw e;
       this.agent = null;
       agent.stop();
       this.punchPorts?.close();
       this.punchPorts = null;
       this.heldKey?.release();
       throw e;
+    }
+    const room = capacity(parseCidr(self.network));
+    if (o.nodes !== undefined && o.nodes > room) {
+      await this.leave(null);
+      throw new BoxerError('USAGE', `--nodes ${o.nodes}: the network ${self.network} holds at most ${room} members`);
     }
     const vnet = o.shim === false ? null : new VirtualNetwork(agentHost(agent));
     this.vnet = vnet;
@@ -192,51 +215,24 @@ export class MemberSession {
   async runCommand(): Promise<CommandOutcome> {
     const self = this.self!;
     const o = this.opts;
+    if (this.stopReason) throw new SessionStopped(this.stopReason);
     log.info('starting the command', { id: self.id, name: self.name, addr: self.addr, cmd: o.cmd.join(' ') });
-    const base = this.member!.env(o.env);
-    const env = this.vnet ? this.vnet.env(base) : base;
-    const ended = new Promise<CommandOutcome>((resolve, reject) => {
-      const child = spawn(o.cmd[0], o.cmd.slice(1), { stdio: 'inherit', env, cwd: o.cwd, detached: !!o.ownGroup });
-      this.child = child;
-      if (child.pid) o.onCommandStart?.(child.pid);
-      const forward = (sig: NodeJS.Signals) => child.kill(sig);
-      for (const s of o.forwardSignals ?? []) process.on(s, forward);
-      const cleanup = () => {
-        (o.forwardSignals ?? []).forEach((s) => process.off(s, forward));
-        if (this.killTimer) clearTimeout(this.killTimer);
-        this.killTimer = null;
-        this.child = null;
-      };
-      child.on('error', (e: NodeJS.ErrnoException) => {
-        cleanup();
-        reject(new BoxerError('USAGE', `cannot start ${o.cmd[0]}: ${e.code === 'ENOENT' ? 'no such command (check PATH and the working directory)' : e.message}`));
-      });
-      child.on('exit', (code, signal) => {
-        cleanup();
-        // What the command left behind in its group (background jobs) goes with it.
-        if (o.ownGroup && child.pid) killGroup(child.pid, 'SIGKILL');
-        const status = signal ? 128 + (os.constants.signals[signal] ?? 0) : code ?? 0;
-        resolve({ exitCode: signal ? null : code ?? 0, signal, status, stopped: this.stopReason });
-      });
-    });
+    const command = await startMemberCommand(o.cmd, this.member!.env(o.env), this.vnet, o.intercept, { cwd: o.cwd, forwardSignals: !!o.forwardSignals });
+    this.command = command;
+    o.onCommandStart?.(command.pid);
     if (this.stopReason) this.signalCommand();
-    if (this.vnet) {
-      let done = false;
-      void ended.finally(() => (done = true)).catch(() => undefined);
-      void this.vnet.shimReported().then((loaded) => {
-        if (!loaded && !done) {
-          process.stderr.write(
-            `boxer: ${o.cmd[0]} did not load the Boxer shim within ${SHIM_REPORT_WAIT_MS / 1000} s (a static binary such as a Go program, a setuid program, or an unreadable library?): it runs WITHOUT the virtual network\n`,
-          );
-        }
-      });
-    }
-    return ended;
+    const { code, signal } = await command.ended;
+    // What the command left behind in its group (background jobs) goes with it.
+    command.kill('SIGKILL');
+    if (this.killTimer) clearTimeout(this.killTimer);
+    this.killTimer = null;
+    this.command = null;
+    return { exitCode: code, signal, status: signal ? signalStatus(signal) : code ?? 0, stopped: this.stopReason };
   }
 
   /**
    * Stops the session: a barrier wait ends with SessionStopped; a running command gets SIGTERM (its whole
-   * process group when `ownGroup`), then SIGKILL after STOP_GRACE_MS. Idempotent; the first reason stays.
+   * process group), then SIGKILL after STOP_GRACE_MS. Idempotent; the first reason stays.
    */
   stop(reason: string): void {
     if (this.stopReason) return;
@@ -246,12 +242,11 @@ export class MemberSession {
   }
 
   private signalCommand(): void {
-    const child = this.child;
-    if (!child?.pid || this.killTimer) return;
+    const command = this.command;
+    if (!command || this.killTimer) return;
     log.info('stopping the command', { reason: this.stopReason, graceMs: STOP_GRACE_MS });
-    const send = (sig: NodeJS.Signals) => (this.opts.ownGroup ? killGroup(child.pid!, sig) : child.kill(sig));
-    send('SIGTERM');
-    this.killTimer = setTimeout(() => send('SIGKILL'), STOP_GRACE_MS);
+    command.kill('SIGTERM');
+    this.killTimer = setTimeout(() => command.kill('SIGKILL'), STOP_GRACE_MS);
     this.killTimer.unref();
   }
 
@@ -268,7 +263,14 @@ export class MemberSession {
    * and closes the local parts. Idempotent: the first call's outcome is the one told.
    */
   leave(outcome?: CommandOutcome | null): Promise<void> {
-    this.leaving ??= (async () => {
+    this.leaving ??= withDeadline(this.leaveSteps(outcome), SHUTDOWN_MAX_MS + this.beforeLeave.length * SHUTDOWN_MAX_MS, () =>
+      log.warn('leaving took too long; going on anyway', { afterMs: SHUTDOWN_MAX_MS }),
+    );
+    return this.leaving;
+  }
+
+  private async leaveSteps(outcome: CommandOutcome | null | undefined): Promise<void> {
+    {
       for (const fn of this.beforeLeave) {
         try {
           await fn();
@@ -281,8 +283,7 @@ export class MemberSession {
       this.punchPorts?.close();
       await this.member?.close();
       this.heldKey?.release();
-    })();
-    return this.leaving;
+    }
   }
 
   /**
@@ -290,20 +291,16 @@ export class MemberSession {
    * outcome, or null when stop() came before the command started.
    */
   async run(): Promise<CommandOutcome | null> {
-    await this.join();
     try {
-      try {
-        await this.waitForMembers();
-      } catch (e) {
-        if (e instanceof SessionStopped) {
-          await this.leave(null);
-          return null;
-        }
-        throw e;
-      }
+      await this.join();
+      await this.waitForMembers();
       const outcome = await this.runCommand();
       await this.leave(outcome);
       return outcome;
+    } catch (e) {
+      if (!(e instanceof SessionStopped)) throw e;
+      await this.leave(null);
+      return null;
     } finally {
       await this.leave();
     }

@@ -112,7 +112,6 @@ async function invoke(raw: unknown, context: LambdaContext): Promise<LambdaResul
     cmd: ev.command,
     env: commandEnv(process.env, ev),
     cwd: appDir(),
-    ownGroup: true,
     onCommandStart: noteGroup,
     run: ev.run,
     progress: (have, want) => log.info('waiting for members', { have, want }),

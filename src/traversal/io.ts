@@ -74,7 +74,12 @@ function wrap(fd: number): net.Socket {
 export const nativeIo: PeerIo = {
   listen(onStream) {
     return new Promise((resolve, reject) => {
+      // Every accepted socket is tracked, so that close() ends them: server.close() alone waits for all of
+      // them, and a peer linking to us while we shut down would keep the process alive.
+      const accepted = new Set<net.Socket>();
       const server = net.createServer((sock) => {
+        accepted.add(sock);
+        sock.once('close', () => accepted.delete(sock));
         sock.setNoDelay(true);
         const ip = (sock.remoteAddress ?? '0.0.0.0').replace(/^::ffff:/, '');
         onStream(sock, { ip, port: sock.remotePort ?? 0 });
@@ -87,6 +92,7 @@ export const nativeIo: PeerIo = {
           close: () =>
             new Promise<void>((r) => {
               server.close(() => r());
+              for (const sock of accepted) sock.destroy();
             }),
         });
       });

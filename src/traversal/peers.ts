@@ -410,6 +410,7 @@ export class Peers extends EventEmitter<PeersEvents> {
 
   private async accept(stream: Duplex, endpoint: string): Promise<void> {
     stream.on('error', () => {});
+    if (this.closed) return void stream.destroy();
     try {
       await this.establish(stream, 'resp', null, 'direct', endpoint, false);
     } catch (e) {
@@ -425,6 +426,10 @@ export class Peers extends EventEmitter<PeersEvents> {
   }
 
   private register(l: Link): Link {
+    if (this.closed) {
+      l.ch.close(); // set up while we shut down: never kept (it would keep the process alive)
+      throw new Error('shutting down');
+    }
     const old = this.links.get(l.member);
     if (old && !old.ch.isClosed) {
       if (!this.better(l, old)) {

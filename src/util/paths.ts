@@ -24,9 +24,14 @@ export function uniquePath(prefix: string, ext: string): string {
   return path.join(runtimeDir(), `${prefix}-${process.pid}-${instance++}${ext}`);
 }
 
-/** Writes a file atomically (temporary file + rename), so readers never see half of it. */
+/** Writes a file atomically (temporary file + rename), so readers never see half of it; throws on failure. */
 export function writeFileAtomic(file: string, data: string, mode = 0o644): void {
   const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, data, { mode });
-  fs.renameSync(tmp, file);
+  try {
+    fs.writeFileSync(tmp, data, { mode });
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true }); // a half-written temporary file (disk full) is not left behind
+    throw e;
+  }
 }

@@ -28,6 +28,7 @@ export const SHIM_REPORT_WAIT_MS = 3_000;
 interface NativeApi extends Required<SocketOps> {
   sendFd(unixFd: number, fd: number, data: Buffer): number;
   SHIM_PATH: string;
+  SECCOMP_PATH: string;
 }
 
 export function loadNative(): NativeApi {
@@ -168,10 +169,20 @@ export class VirtualNetwork {
     }
   }
 
-  /** What loads the shim into the program and tells it where everything is. */
-  env(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  /**
+   * What loads the shim into the program and tells it where everything is; for `seccomp` (a program run under
+   * the seccomp supervisor, docs/seccomp.md) the same settings without LD_PRELOAD: the supervisor reads them,
+   * and preloads the shim (BOXER_SHIM_FALLBACK) only where seccomp user notification is unavailable.
+   */
+  env(base: NodeJS.ProcessEnv, mode: 'shim' | 'seccomp' = 'shim'): NodeJS.ProcessEnv {
+    if (mode === 'seccomp') return { ...base, BOXER_SHIM_SOCK: this.shim.path, BOXER_ROUTES_FILE: this.routesFile, BOXER_SHIM_FALLBACK: this.nat.SHIM_PATH };
     const preload = [this.nat.SHIM_PATH, ...(base.LD_PRELOAD ? [base.LD_PRELOAD] : [])].join(' ');
     return { ...base, LD_PRELOAD: preload, BOXER_SHIM_SOCK: this.shim.path, BOXER_ROUTES_FILE: this.routesFile };
+  }
+
+  /** The seccomp supervisor (native/out/boxer-seccomp). */
+  get seccompPath(): string {
+    return this.nat.SECCOMP_PATH;
   }
 
   /** Resolves true once a program's shim has reported in, false after `ms`. */

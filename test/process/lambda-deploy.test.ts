@@ -179,3 +179,23 @@ test('CreateFunction is retried while a new role is not yet assumable by Lambda'
     await ep.close();
   }
 });
+
+test('credentials and region come from a named profile (--profile), as the AWS CLI reads them', async (t) => {
+  const { ep, env, tmp, secretFile, zip } = await setup();
+  try {
+    const config = path.join(tmp, 'aws-config');
+    const creds = path.join(tmp, 'aws-credentials');
+    fs.writeFileSync(config, '[profile boxer-test]\nregion = eu-central-1\n');
+    fs.writeFileSync(creds, `[boxer-test]\naws_access_key_id = ${ep.env().AWS_ACCESS_KEY_ID}\naws_secret_access_key = ${ep.env().AWS_SECRET_ACCESS_KEY}\n`);
+    const penv: NodeJS.ProcessEnv = { ...env, AWS_CONFIG_FILE: config, AWS_SHARED_CREDENTIALS_FILE: creds };
+    for (const k of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_REGION']) delete penv[k];
+    const without = await cli(['deploy', '--function', 'p', '--endpoint-url', ep.url, '--zip', zip, '--role', ROLE, '--secret-file', secretFile], penv);
+    t.is(without.code, EXIT.AWS, 'no default profile: no credentials or region');
+    t.regex(without.err, /no AWS (credentials found|region)/);
+    const d = await cli(['deploy', '--function', 'p', '--profile', 'boxer-test', '--endpoint-url', ep.url, '--zip', zip, '--role', ROLE, '--secret-file', secretFile], penv);
+    t.is(d.code, 0, d.err);
+    t.true(ep.calls.length > 0 && ep.calls.every((c) => c.signedBy.region === 'eu-central-1'));
+  } finally {
+    await ep.close();
+  }
+});

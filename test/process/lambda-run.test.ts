@@ -18,9 +18,20 @@ async function cli(args: string[], env: NodeJS.ProcessEnv) {
   return { code, out: p.out(), err: p.err() };
 }
 
-/** An endpoint whose function accepts events and does nothing with them (a function that never starts). */
+/**
+ * An endpoint whose function fails at once on every event (as a function whose package does not load), so no
+ * member ever joins; `deliveries` counts what Lambda delivered, retries included.
+ */
 async function deployed(t: { teardown(fn: () => Promise<void> | void): void }, deny: string[] = []) {
-  const ep = new AwsEndpoint({ settleMs: 100, deny, invoker: async () => ({ payload: Buffer.from('null') }) });
+  const deliveries: string[] = [];
+  const ep = new AwsEndpoint({
+    settleMs: 100,
+    deny,
+    invoker: async (_fn, payload) => {
+      deliveries.push(payload.toString());
+      return { payload: Buffer.from('{"errorType":"Runtime.ImportModuleError","errorMessage":"no index.handler"}'), functionError: 'Unhandled' };
+    },
+  });
   await ep.start();
   t.teardown(() => ep.close());
   const { env, tmp } = sandbox(SECRET);
@@ -31,11 +42,11 @@ async function deployed(t: { teardown(fn: () => Promise<void> | void): void }, d
   const e = { ...env, ...ep.env() };
   const d = await cli(['deploy', '--function', 'net', '--endpoint-url', ep.url, '--zip', zip, '--role', ROLE, '--secret-file', secretFile], e);
   if (d.code !== 0) throw new Error(d.err);
-  return { ep, env: e, secretFile, tmp };
+  return { ep, env: e, secretFile, tmp, deliveries };
 }
 
 test('each member gets one event: the run id, its index, the command, the secret by reference; none joining: 83', async (t) => {
-  const { ep, env, secretFile } = await deployed(t);
+  const { ep, env, secretFile, deliveries } = await deployed(t);
   const seed = await startSeed(env);
   t.teardown(() => void seed.proc.child.kill('SIGTERM'));
   const run = await cli(['run', '--function', 'net', '--endpoint-url', ep.url, '--seed', seed.addr, '--secret-file', secretFile, '--nodes', '3', '--name', 'zk', '--env', 'A=1', '--leave-before', '5', '--join-timeout', '2', '--', 'app/start.sh', 'x y'], env);
@@ -50,6 +61,8 @@ test('each member gets one event: the run id, its index, the command, the secret
     [0, 1, 2].map((i) => ({ seed: seed.addr, nodes: 3, command: ['app/start.sh', 'x y'], name: `zk-${i}`, env: { A: '1' }, leaveBeforeMs: 5000, secret: { secretsManager: arn }, run: runId, index: i })),
   );
   t.false(ep.lambda.events.some((e) => e.payload.toString().includes(SECRET)), 'the secret is never in an event');
+  await ep.settled();
+  t.is(deliveries.length, 3, 'a failed event is not retried: deploy set MaximumRetryAttempts 0 (Lambda retries twice by default)');
   t.regex(run.out, /run [0-9a-f]{16}: invoking 3 × net/);
   for (const i of [0, 1, 2]) t.regex(run.out, new RegExp(`member ${i}: never joined \\(not within 2 s; its log: CloudWatch log group /aws/lambda/net\\)`));
   t.regex(run.out, /0\/3 members succeeded/);

@@ -33,6 +33,8 @@ export interface AwsEndpointOptions {
   settleMs?: number;
   /** CreateFunction answers "role cannot be assumed" this many times first (IAM propagation). */
   roleUnassumableTimes?: number;
+  /** The next this many asynchronous events are delivered twice (Lambda delivers at least once). */
+  duplicateEvents?: number;
 }
 
 /** One call as the endpoint saw it: the IAM action and who signed it. */
@@ -57,33 +59,44 @@ export class AwsEndpoint {
   readonly lambda: LambdaState;
   url = '';
   private server: http.Server | null = null;
+  private readonly extra: http.Server[] = [];
   private readonly keys = new Map([[TEST_ACCESS_KEY_ID, TEST_SECRET_ACCESS_KEY]]);
 
   constructor(opts: AwsEndpointOptions = {}) {
     this.deny = new Set(opts.deny ?? []);
-    this.lambda = { functions: new Map(), events: [], invoker: opts.invoker ?? null, settleMs: opts.settleMs ?? 300, roleUnassumable: opts.roleUnassumableTimes ?? 0, account: TEST_ACCOUNT, region: TEST_REGION };
+    this.lambda = { functions: new Map(), events: [], invoker: opts.invoker ?? null, settleMs: opts.settleMs ?? 300, roleUnassumable: opts.roleUnassumableTimes ?? 0, duplicates: opts.duplicateEvents ?? 0, account: TEST_ACCOUNT, region: TEST_REGION };
   }
 
   get functions(): Map<string, FunctionRecord> {
     return this.lambda.functions;
   }
 
-  async start(): Promise<string> {
-    this.server = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        this.handle(req, Buffer.concat(chunks))
-          .catch((e: Error): Reply => ({ status: 500, headers: { 'x-amzn-ErrorType': 'ServiceException' }, body: JSON.stringify({ Message: e.stack }) }))
-          .then((r) => {
-            res.writeHead(r.status, { 'x-amzn-RequestId': crypto.randomUUID(), ...(r.headers ?? {}) });
-            res.end(r.body ?? '');
-          });
-      });
+  private readonly onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      this.handle(req, Buffer.concat(chunks))
+        .catch((e: Error): Reply => ({ status: 500, headers: { 'x-amzn-ErrorType': 'ServiceException' }, body: JSON.stringify({ Message: e.stack }) }))
+        .then((r) => {
+          res.writeHead(r.status, { 'x-amzn-RequestId': crypto.randomUUID(), ...(r.headers ?? {}) });
+          res.end(r.body ?? '');
+        });
     });
+  };
+
+  /** Listens on loopback; resolves the URL to give the SDK. */
+  async start(): Promise<string> {
+    this.server = http.createServer(this.onRequest);
     await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
     this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
     return this.url;
+  }
+
+  /** Also listens on a Unix socket (the lab relays its hosts' connections to it: test/lab/lambda-e2e.test.ts). */
+  async listenUnix(file: string): Promise<void> {
+    const s = http.createServer(this.onRequest);
+    await new Promise<void>((r) => s.listen(file, r));
+    this.extra.push(s);
   }
 
   /** Waits for every asynchronous invocation started so far to end. */
@@ -92,8 +105,11 @@ export class AwsEndpoint {
   }
 
   async close(): Promise<void> {
-    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
-    this.server?.closeAllConnections();
+    for (const s of [this.server, ...this.extra]) {
+      if (!s) continue;
+      s.closeAllConnections();
+      await new Promise<void>((r) => s.close(() => r()));
+    }
   }
 
   /** Environment for a child process whose SDK should come here. */

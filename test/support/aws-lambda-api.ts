@@ -32,6 +32,8 @@ export interface LambdaState {
   invoker: Invoker | null;
   settleMs: number;
   roleUnassumable: number;
+  /** How many of the next asynchronous events are delivered twice (Lambda's at-least-once delivery). */
+  duplicates: number;
   account: string;
   region: string;
 }
@@ -209,8 +211,23 @@ async function invoke(s: LambdaState, fn: FunctionRecord, r: LambdaRequest): Pro
   if (type === 'DryRun') return { status: 204 };
   if (!s.invoker) return err(500, 'ServiceException', 'this test endpoint has no invoker');
   if (type === 'Event') {
-    const done = s.invoker(fn, r.body, 'Event').catch((e: Error) => e);
-    s.events.push({ fn: fn.name, payload: r.body, done });
+    // Lambda's asynchronous delivery: retried after a function error as the event invoke configuration says
+    // (twice without one), and, being at least once, sometimes delivered twice (`duplicates`).
+    const invoker = s.invoker;
+    const deliver = async (): Promise<InvokeResult | Error> => {
+      const retries = Number(fn.eventInvokeConfig?.MaximumRetryAttempts ?? 2);
+      let last: InvokeResult | Error = new Error('not delivered');
+      for (let attempt = 0; attempt <= retries; attempt++) {
+        last = await invoker(fn, r.body, 'Event').catch((e: Error) => e);
+        if (!(last instanceof Error) && !last.functionError) break;
+      }
+      return last;
+    };
+    s.events.push({ fn: fn.name, payload: r.body, done: deliver() });
+    if (s.duplicates > 0) {
+      s.duplicates--;
+      s.events.push({ fn: fn.name, payload: r.body, done: deliver() });
+    }
     return { status: 202, headers: { 'x-amzn-requestid': crypto.randomUUID() } };
   }
   const out = await s.invoker(fn, r.body, 'RequestResponse');

@@ -1,6 +1,13 @@
-/** `boxer run`: join, wait for the barrier, run CMD with its place in the network in its environment. */
+/**
+ * `boxer run`: join, wait for the barrier, run CMD with its place in the network in its environment, leave, and
+ * exit with CMD's status. The flow is the member session's (src/cli/session.ts), shared with the Lambda handler;
+ * this file adds the command line's part: the secret from --secret-file, progress on stderr, and signals (a
+ * signal before CMD runs ends `boxer run` through its orderly leave with 128+N; once CMD runs, signals go to it).
+ */
 import { readSecret } from '../secret';
 import { MemberSession, SessionStopped } from '../session';
+import { SignalLatch, signalStatus } from '../process';
+import type { InterceptChoice } from '../intercept';
 
 export interface RunArgs {
   seed: string;
@@ -11,13 +18,12 @@ export interface RunArgs {
   joinTimeoutMs: number;
   /** Load the preload shim into CMD (default); false: CMD runs without the virtual network. */
   shim?: boolean;
+  /** How CMD gets the virtual network (cli/intercept.ts); default auto. */
+  intercept?: InterceptChoice;
   /** The seed's discovery port (default: seed port + 1). */
   discoveryPort?: number;
   cmd: string[];
 }
-
-/** Exit status when Ctrl-C or SIGTERM ends the wait for members (as a shell reports SIGINT). */
-const EXIT_INTERRUPTED = 130;
 
 export async function runCommandCli(a: RunArgs): Promise<void> {
   const session = new MemberSession({
@@ -28,35 +34,38 @@ export async function runCommandCli(a: RunArgs): Promise<void> {
     secret: () => readSecret(a.secretFile),
     joinTimeoutMs: a.joinTimeoutMs,
     shim: a.shim,
+    intercept: a.intercept,
     discoveryPort: a.discoveryPort,
     cmd: a.cmd,
     env: process.env,
-    forwardSignals: ['SIGINT', 'SIGTERM', 'SIGHUP'],
+    forwardSignals: true,
     progress: (have, want) => {
       if (have < want) process.stderr.write(`boxer: waiting for members ${have}/${want}\n`);
     },
   });
-  await session.join();
+  // From here until the command runs, a signal ends us through leave() with 128+N (143 for SIGTERM).
+  const signals = new SignalLatch();
+  void signals.caught.then((sig) => session.stop(sig));
   try {
-    const onSignal = () => session.stop('interrupted');
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    try {
-      await session.waitForMembers();
-    } catch (e) {
-      if (e instanceof SessionStopped) {
-        await session.leave(null);
-        process.exit(EXIT_INTERRUPTED);
-      }
-      throw e;
-    } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+    await session.join();
+    await session.waitForMembers();
+  } catch (e) {
+    signals.dispose();
+    if (e instanceof SessionStopped && signals.first) {
+      await session.leave(null);
+      process.exit(signalStatus(signals.first));
     }
+    await session.leave(null);
+    throw e;
+  }
+  signals.dispose(); // from here on signals are forwarded to the command's process group
+  let status: number;
+  try {
     const outcome = await session.runCommand();
+    status = outcome.status;
     await session.leave(outcome);
-    process.exit(outcome.status);
   } finally {
     await session.leave();
   }
+  process.exit(status);
 }

@@ -33,7 +33,7 @@ export interface SeedArgs {
 export async function seedCommand(a: SeedArgs): Promise<void> {
   const { host, port } = parseHostPort(a.listen, '--listen');
   const cidr = parseCidr(a.network);
-  if (a.name) checkName(a.name, '--name');
+  if (a.name !== undefined) checkName(a.name, '--name');
   a.services.forEach((s) => checkName(s, '--service'));
   const { secret, file, generated } = seedSecret(a.secretFile, port);
   const { psk, keys, networkId } = await networkKeys(secret);
