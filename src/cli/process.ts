@@ -9,7 +9,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { BoxerError } from '../util/errors';
 import { logger } from '../util/log';
-import { SHIM_REPORT_WAIT_MS, type VirtualNetwork } from '../vnet/service';
+import type { VirtualNetwork } from '../vnet/service';
+import { SHIM_REPORT_WAIT_MS } from '../constants';
 import { chooseIntercept, type InterceptChoice } from './intercept';
 
 const log = logger('process');

@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import fs from 'node:fs';
 import type { Duplex } from 'node:stream';
-import { Channel } from './channel';
+import { Channel } from '../channel/channel';
 import type { Endpoint, MemberInfo, Message, NatKind, PortMap, Outcome, RunKey } from '../wire/messages';
 import type { KeyPair } from '../crypto/keys';
 import { HandshakeError } from '../crypto/noise';

@@ -59,7 +59,7 @@ export interface PortMap {
 /** How a peer link reaches the other member (docs/nat-traversal.md). */
 export type PathKind = 'direct' | 'punched' | 'lan' | 'hairpin' | 'relay';
 export const PATH_KINDS: readonly PathKind[] = ['direct', 'punched', 'lan', 'hairpin', 'relay'];
-/** Steps of the punch coordination (src/traversal/peers.ts). */
+/** Steps of the punch coordination (src/traversal/punch.ts). */
 export type PunchPhase = 'req' | 'ack' | 'dial' | 'fail';
 const PUNCH_PHASES: readonly PunchPhase[] = ['req', 'ack', 'dial', 'fail'];
 
@@ -119,8 +119,6 @@ export type Message =
   | { t: 'vnet'; payload: Uint8Array }
   /** A broker's message to or from the seed's relay of program connections (src/vnet/seed-relay.ts). */
   | { t: 'svnet'; payload: Uint8Array };
-
-export type MessageType = Message['t'];
 
 /** How a member's command ended, told to the seed in `leave` and passed on to observers. */
 export interface Outcome {
