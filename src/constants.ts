@@ -66,6 +66,17 @@ export const SEED_RELEARN_MS = 3_000;
 export const SEED_MAX_BINDINGS = 4096;
 /** How long an agent waits for the seed to acknowledge `leave` before it closes anyway. */
 export const LEAVE_TIMEOUT_MS = 1_000;
+/**
+ * When a member's command is stopped (the Lambda deadline, Ctrl-C during `boxer run`'s barrier), it gets SIGTERM
+ * and, this much later, SIGKILL: long enough for a program to close its connections, short against the
+ * leaveBeforeMs a function keeps for itself (default 20 s).
+ */
+export const STOP_GRACE_MS = 3_000;
+/**
+ * How many (run id, index) pairs of `boxer lambda run` a seed remembers to refuse duplicate joins (Lambda
+ * delivers asynchronous invocations at least once); the oldest are forgotten past it, bounding its memory.
+ */
+export const MAX_RUN_KEYS = 65_536;
 
 // ---- names and addresses --------------------------------------------------------------------------------
 /** Default listen address of the seed. */
@@ -245,6 +256,8 @@ export const WATCH_PING_MS = 5_000;
  * milliseconds to a few seconds; a Lambda handler needs the rest of its deadline for the stop and the leave.
  */
 export const DRAIN_GRACE_MS = 5_000;
+/** Largest --drain-grace: a Lambda function lives at most 15 minutes; longer is a typo. */
+export const MAX_DRAIN_GRACE_S = 900;
 /**
  * A drain never ends before this: the services change travels member -> seed -> every member (one broadcast,
  * milliseconds on a LAN, tens across regions), and a connection a client started just before its route table

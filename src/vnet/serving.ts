@@ -7,7 +7,7 @@
 import { SHIM_REPORT_WAIT_MS } from '../constants';
 import { logger } from '../util/log';
 import { drain, readProcNetTcp } from './drain';
-import type { VirtualNetwork } from './service';
+import type { Broker } from './broker';
 
 const log = logger('vnet');
 
@@ -23,7 +23,8 @@ export class Serving {
 
   constructor(
     private readonly agent: ServingAgent,
-    private readonly vnet: VirtualNetwork | null,
+    /** The member's broker (null: no virtual network, `--no-shim`). */
+    private readonly broker: Broker | null,
     /** The punch block (its connections are handed over with a punch port as local port). */
     private readonly punch: [number, number] | null,
   ) {}
@@ -39,10 +40,11 @@ export class Serving {
       log.info('taking connections for the services', { services: services.join(','), why });
       this.agent.setServices(services, false);
     };
-    if (!this.vnet) return ready('no virtual network');
-    this.vnet.broker.onListen = () => ready('the program listens');
+    const broker = this.broker;
+    if (!broker) return ready('no virtual network');
+    broker.onListen = () => ready('the program listens');
     this.timer = setTimeout(() => {
-      if (this.vnet!.broker.shims.size === 0) ready('no shim reported: a program without the virtual network');
+      if (broker.shims.size === 0) ready('no shim reported: a program without the virtual network');
     }, SHIM_REPORT_WAIT_MS);
     this.timer.unref();
   }
@@ -63,7 +65,7 @@ export class Serving {
     return (this.drained = drain(
       {
         leaveServices: () => this.agent.setServices(services, true),
-        ports: () => ({ listening: this.vnet?.broker.listening() ?? [], punch: this.punch }),
+        ports: () => ({ listening: this.broker?.listening() ?? [], punch: this.punch }),
         procNetTcp: readProcNetTcp,
         sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
         now: () => Date.now(),

@@ -28,7 +28,7 @@ lt.test('a service address reaches a member that joins later, spreads connection
     await net.waitFor(b1, /START/);
     const front = net.member('vm1', 'front', 1, ['python3', CLIENT, 'api', String(PORT), '60'], { env: { WORKERS: '4', PAUSE_MS: '20' } });
     await net.waitFor(front, /^R \d+ b1$/m);
-    const b2 = net.member('fp', 'b2', 1, server('b2'), { services: ['api'], env });
+    const b2 = net.member('fp', 'b2', 1, server('b2'), { services: ['api'], env, args: ['--drain-grace', '3'] });
     const started = Number((await net.waitFor(b2, /START (\d+)/))[1]);
     const first = Number((await net.waitFor(front, /^R (\d+) b2$/m))[1]);
     t.true(first - started < 5_000, `b2's first request came ${first - started} ms after its program started`);
