@@ -66,6 +66,17 @@ export const SEED_RELEARN_MS = 3_000;
 export const SEED_MAX_BINDINGS = 4096;
 /** How long an agent waits for the seed to acknowledge `leave` before it closes anyway. */
 export const LEAVE_TIMEOUT_MS = 1_000;
+/**
+ * When a member's command is stopped (the Lambda deadline, Ctrl-C during `boxer run`'s barrier), it gets SIGTERM
+ * and, this much later, SIGKILL: long enough for a program to close its connections, short against the
+ * leaveBeforeMs a function keeps for itself (default 20 s).
+ */
+export const STOP_GRACE_MS = 3_000;
+/**
+ * How many (run id, index) pairs of `boxer lambda run` a seed remembers to refuse duplicate joins (Lambda
+ * delivers asynchronous invocations at least once); the oldest are forgotten past it, bounding its memory.
+ */
+export const MAX_RUN_KEYS = 65_536;
 
 // ---- names and addresses --------------------------------------------------------------------------------
 /** Default listen address of the seed. */

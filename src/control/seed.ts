@@ -27,7 +27,7 @@ import type { Endpoint, MemberInfo, Message, NatKind, Outcome } from '../wire/me
 import type { KeyPair } from '../crypto/keys';
 import { fingerprint } from '../crypto/keys';
 import { HandshakeError } from '../crypto/noise';
-import { DEAD_AFTER_MS, HEARTBEAT_INTERVAL_MS, RECONNECT_GRACE_MS, SEED_RELEARN_MS, HANDSHAKE_TIMEOUT_MS } from '../constants';
+import { DEAD_AFTER_MS, HEARTBEAT_INTERVAL_MS, RECONNECT_GRACE_MS, SEED_RELEARN_MS, HANDSHAKE_TIMEOUT_MS, MAX_RUN_KEYS } from '../constants';
 import { logger } from '../util/log';
 import { BoxerError } from '../util/errors';
 import { relayHop } from '../traversal/relayed-link';
@@ -71,6 +71,8 @@ export class Seed extends EventEmitter<SeedEvents> {
   readonly cidr: Cidr;
   private readonly bindings: Bindings;
   private readonly members = new Map<number, Entry>();
+  /** `boxer lambda run` members admitted: run key -> member id (in admission order, at most MAX_RUN_KEYS). */
+  private readonly runKeys = new Map<string, number>();
   private relearnUntil = 0;
   /** Until then, rejoins of keys without a binding may claim free ids (a seed that lost its state). */
   private claimsUntil = 0;
@@ -217,8 +219,17 @@ export class Seed extends EventEmitter<SeedEvents> {
     const d = this.bindings.decide(key, m, { live, keyOf: (x) => this.members.get(x)?.info.key, owners: this.owners(), claimsOpen: Date.now() < this.claimsUntil });
     if ('refuse' in d) return refuse(d.refuse, d.message);
     const { id, name, bound } = d;
+    // At-least-once delivery of `boxer lambda run`'s invocations: one member per (run, index), ever; the same
+    // member (its key holds the id) may come back.
+    const runKey = m.run ? `${m.run.id}/${m.run.index}` : null;
+    const runHolder = runKey === null ? undefined : this.runKeys.get(runKey);
+    if (runHolder !== undefined && runHolder !== id) {
+      return refuse('duplicate', `member ${m.run!.index} of run ${m.run!.id} has joined already (as member ${runHolder}): this is a duplicate invocation`);
+    }
     const known = this.members.get(id);
     const binding = this.bindings.bind(key, id, name, live);
+    if (runKey !== null) this.rememberRun(runKey, id);
+    const tag = { id, name, addr: binding.addr, ...(m.run ? { run: m.run.id, index: m.run.index } : {}) };
     const info: MemberInfo = { id, name, addr: binding.addr, services: m.services, ext: remote, priv: m.priv, nat: m.nat as NatKind, key: ch.remoteStatic, lport: m.lport ?? 0, ...(m.map ? { map: m.map } : {}) };
     if (known) {
       // The same key on a new connection: the same process (a rejoin), or the member restarted with its key.
@@ -241,7 +252,7 @@ export class Seed extends EventEmitter<SeedEvents> {
       this.broadcast({ t: 'left', id, reason: 'dead' }, id);
       this.broadcast({ t: 'joined', m: info }, id);
       this.watchers.left(id, 'dead', undefined);
-      this.watchers.joined({ id, name, addr: info.addr });
+      this.watchers.joined(tag);
       log.info('member restarted with its key', { id, name, addr: info.addr, ext: `${remote.ip}:${remote.port}`, key: fingerprint(ch.remoteStatic) });
       this.emit('change');
       return known;
@@ -252,10 +263,16 @@ export class Seed extends EventEmitter<SeedEvents> {
     this.saveState();
     ch.sendMessage(this.welcome(info, remote));
     this.broadcast({ t: 'joined', m: info }, id);
-    this.watchers.joined({ id, name, addr: info.addr });
+    this.watchers.joined(tag);
     log.info(m.rejoin ? 'member rejoined' : bound ? 'member came back with its key' : 'member joined', { id, name, addr: info.addr, ext: `${remote.ip}:${remote.port}`, key: fingerprint(ch.remoteStatic) });
     this.emit('change');
     return entry;
+  }
+
+  private rememberRun(key: string, id: number): void {
+    this.runKeys.delete(key);
+    this.runKeys.set(key, id);
+    while (this.runKeys.size > MAX_RUN_KEYS) this.runKeys.delete(this.runKeys.keys().next().value!);
   }
 
   private welcome(info: MemberInfo, observed: Endpoint): Message {
