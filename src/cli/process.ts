@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { BoxerError } from '../util/errors';
 import { logger } from '../util/log';
-import type { VirtualNetwork } from '../vnet/service';
+import type { VirtualNetwork } from '../ipc/virtual-network';
 import { SHIM_REPORT_WAIT_MS } from '../constants';
 import { chooseIntercept, type InterceptChoice } from './intercept';
 

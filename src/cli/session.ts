@@ -16,7 +16,8 @@ import { LocalMember, pingReply, type MemberView } from './member';
 import { BoxerError } from '../util/errors';
 import { logger } from '../util/log';
 import { nativeIo } from '../traversal/io';
-import { VirtualNetwork, agentHost, loadNative } from '../vnet/service';
+import { VirtualNetwork, agentHost } from '../ipc/virtual-network';
+import { native } from '../util/native';
 import { PunchPorts } from '../vnet/ports';
 import { capacity, parseCidr } from '../control/addresses';
 import { JOIN_SIGNAL_GRACE_MS, MAX_JOIN_TIMEOUT_S, SHUTDOWN_MAX_MS, STOP_GRACE_MS } from '../constants';
@@ -128,7 +129,7 @@ export class MemberSession {
     this.heldKey = o.name ? memberKey(networkId, o.name) : null;
     const keys = this.heldKey?.keys ?? fresh;
     // Ports for the far ends of punched program connections, held before we announce them at join.
-    this.punchPorts = o.shim === false ? null : PunchPorts.reserve(loadNative(), localPortRange());
+    this.punchPorts = o.shim === false ? null : PunchPorts.reserve(native(), localPortRange());
     const agent = new Agent({
       punchPorts: this.punchPorts?.range,
       seedHost: this.host,

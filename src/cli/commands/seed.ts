@@ -6,7 +6,8 @@ import { seedSecret } from '../secret';
 import { checkName } from '../../control/names';
 import { LocalMember, type MemberView } from '../member';
 import { runMemberCommand } from '../process';
-import { loadNative, VirtualNetwork } from '../../vnet/service';
+import { VirtualNetwork } from '../../ipc/virtual-network';
+import { native } from '../../util/native';
 import { seedRelay } from '../../vnet/seed-relay';
 import type { KernelSplice } from '../../vnet/relay';
 import { logger } from '../../util/log';
@@ -137,7 +138,7 @@ const log = logger('seed');
 /** The addon's kernel relay, if the addon loads (a seed also runs without it: the relay then pipes in Node). */
 function kernelSplice(): KernelSplice | undefined {
   try {
-    return loadNative();
+    return native();
   } catch (e) {
     log.info('the native addon is not loadable: the seed relays program connections in Node', { reason: (e as Error).message });
     return undefined;

@@ -3,31 +3,19 @@
  * the environment that loads the shim into the user's program. Owned by `boxer run`.
  */
 import fs from 'node:fs';
-import path from 'node:path';
-import { Broker } from './broker';
-import { SEED, type SocketOps, type VnetNetwork } from './network';
-import { encodeVnet, decodeVnet } from './messages';
-import { ShimServer } from '../ipc/shim-server';
+import { Broker } from '../vnet/broker';
+import { SEED, type SocketOps, type VnetNetwork } from '../vnet/network';
+import { encodeVnet, decodeVnet } from '../vnet/messages';
+import { ShimServer } from './shim-server';
 import type { Agent } from '../control/agent';
 import type { Endpoint, MemberInfo, PathKind } from '../wire/messages';
 import { uniquePath, writeFileAtomic } from '../util/paths';
 import { logger } from '../util/log';
+import { native, type NativeApi } from '../util/native';
 import { PREWARM_CONCURRENCY, ROUTES_REFRESH_MS, SHIM_REPORT_POLL_MS, SHIM_REPORT_WAIT_MS } from '../constants';
 
 const log = logger('vnet');
 
-
-/** The part of the native addon (native/index.d.ts) the virtual network uses. */
-interface NativeApi extends Required<SocketOps> {
-  sendFd(unixFd: number, fd: number, data: Buffer): number;
-  SHIM_PATH: string;
-  SECCOMP_PATH: string;
-}
-
-export function loadNative(): NativeApi {
-  // The repository's native/ (this file runs from dist/src/vnet).
-  return require(path.resolve(__dirname, '../../../native')) as NativeApi;
-}
 
 /**
  * What the virtual network needs from the member it runs in: an Agent (`boxer run`), or a seed that runs a
@@ -100,7 +88,7 @@ export class VirtualNetwork {
   private readonly nat: NativeApi;
 
   constructor(private readonly host: VnetHost) {
-    this.nat = loadNative();
+    this.nat = native();
     this.broker = new Broker(brokerNetwork(host), this.nat);
     this.shim = new ShimServer(uniquePath('shim', '.sock'), this.broker, this.nat);
     host.onVnet((from: number, payload: Uint8Array) => {
