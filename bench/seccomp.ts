@@ -9,7 +9,7 @@
  *      vs the filter, both to the virtual address (the Go program cannot load the shim: it makes raw calls);
  *  (c) throughput of one Go TCP stream, native vs under the filter (read/write are not trapped: unchanged).
  * Repetitions interleave the variants (BENCH_REPS, default 5; BENCH_N dials per repetition, default 2000).
- * Needs `go` on PATH (Go 1.2x) and gcc. Prints a Markdown table (docs/benchmarks.md, "seccomp").
+ * Needs `go` on PATH (Go 1.2x). Prints a Markdown table and writes it to docs/bench/seccomp.md (BENCH_NO_DOCS=1: not).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -29,6 +29,22 @@ const RUN_TIMEOUT_MS = 120_000;
 const SELF = '100.96.0.2';
 const FAR = '100.96.0.5';
 const PORT = 7461;
+
+/** What the table means (written under it in docs/bench/seccomp.md). */
+const NOTES = [
+  '- **Go, net.Dial + Close**: the whole dial of a Go program: connect, the wait for the handshake, getsockopt(SO_ERROR),',
+  '  getsockname, getpeername, close. Under the filter four of those calls are trapped; "real address" has the supervisor',
+  '  answer each with "continue" (what every program pays for connects outside the virtual network), "virtual address"',
+  '  is the full path (route table, bind, keepalive, virtual names written into the program). The shim cannot load into',
+  '  a Go program.',
+  '- **C, time inside connect()**: native/out/connect_latency (non-blocking connect(), the call only), to the virtual',
+  '  address over a `direct-quiet` route: in-process (shim) against two context switches to the supervisor (filter).',
+  '- **Throughput**: read/write/send/recv are never trapped, so a stream runs at native speed; the spread is the',
+  '  shared machine\'s.',
+  '- Each trapped call costs a round trip to the supervisor (with SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP on Linux 6.6+) and',
+  '  a few system calls there (pidfd_getfd, fstat, the memory read and its ID_VALID check); on a loaded 2-core machine',
+  '  most of it is waiting for a CPU.',
+].join('\n');
 
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): string {
   return execFileSync(cmd, args, { env, timeout: RUN_TIMEOUT_MS, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -82,7 +98,13 @@ async function main(): Promise<void> {
     L.push(`| Go: net.Dial + Close (p50 / p99) | ${f(go.native)} / ${f(goP99.native)} (${range(go.native)}) | — (Go makes raw calls) | ${f(go.filterReal)} / ${f(goP99.filterReal)} (${range(go.filterReal)}) | ${f(go.filterVirtual)} / ${f(goP99.filterVirtual)} (${range(go.filterVirtual)}) |`);
     L.push(`| C: time inside connect() (p50 / p99) | ${f(c.native)} / ${f(cP99.native)} (${range(c.native)}) | ${f(c.shim)} / ${f(cP99.shim)} (${range(c.shim)}) | — | ${f(c.filter)} / ${f(cP99.filter)} (${range(c.filter)}) |`);
     L.push(`| Go: one TCP stream, Mbit/s (median, range) | ${f(tput.native)} (${range(tput.native)}) | — | — | ${f(tput.filter)} (${range(tput.filter)}) |`);
+    L.push('');
+    L.push(`Machine: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} at the end, Linux ${os.release()}; ${new Date().toISOString().slice(0, 16)} UTC.`);
     console.log(L.join('\n'));
+    if (!process.env.BENCH_NO_DOCS) {
+      const doc = ['# The seccomp supervisor\'s cost (`npm run bench:seccomp`, written by bench/seccomp.ts)', '', ...L, '', NOTES].join('\n');
+      fs.writeFileSync(path.join(ROOT, 'docs/bench/seccomp.md'), doc + '\n');
+    }
   } finally {
     server?.kill('SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });
