@@ -17,6 +17,7 @@ const EXIT_HELP = `Exit status:
   ${EXIT.INTERNAL}  internal error (a bug: please report it)
   ${EXIT.NAME_TAKEN}  the name asked for is taken
   ${EXIT.NETWORK_FULL}  the virtual network has no free address
+  ${EXIT.DUPLICATE}  this member of a \`boxer lambda run\` has joined already (a duplicate invocation)
   ${EXIT.WRONG_SECRET}  wrong network secret
   ${EXIT.NO_AGENT}  no local agent found (status, ping)
   ${EXIT.UNREACHABLE}  the member could not be reached (ping)
@@ -113,9 +114,9 @@ export function buildCli(argv: string[], cmd: string[]): Argv {
       (y) => y.option('loopback', { type: 'boolean', default: false, description: 'members share this host network (no NAT is crossed)' }),
       async (a) => (await import('./commands/demo')).demoCommand({ loopback: a.loopback }),
     )
-    .command('lambda', 'AWS Lambda: deploy the package, run N functions as members, destroy (docs/lambda.md)', (y) =>
+    .command('lambda', 'AWS Lambda: package Boxer and a program, deploy it, run N functions as members, destroy (docs/lambda.md)', (y) =>
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      (require('./commands/lambda') as typeof import('./commands/lambda')).lambdaCommands(y, cmd).demandCommand(1, 'say what to do: deploy, run or destroy'),
+      (require('./commands/lambda') as typeof import('./commands/lambda')).lambdaCommands(y, cmd).demandCommand(1, 'say what to do: package, deploy, run or destroy'),
     )
     .command('lab', 'an emulated datacenter on this machine: public hosts, functions, real NATs (root)', (y) =>
       // eslint-disable-next-line @typescript-eslint/no-require-imports
