@@ -267,7 +267,7 @@ export function formatReport(r: PackageReport): string {
   const lines = [`${r.out}: ${mb(r.zipBytes)} (${mb(r.unzippedBytes)} unzipped), ${r.entries.length} files, ${r.arch}, runtime nodejs22.x, handler index.handler`];
   const what: Record<Section, string> = {
     boxer: 'Boxer (index.js, dist/src, bin/boxer)',
-    native: `native addon + preload shim (${r.arch})`,
+    native: `native addon, preload shim, seccomp supervisor (${r.arch})`,
     dependencies: `dependencies: ${r.dependencies.join(', ')}`,
     'aws-sdk': `AWS SDK clients, bundled (${r.sdkPackages.length} packages)`,
     app: 'your program (app/)',
