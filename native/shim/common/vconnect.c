@@ -186,11 +186,11 @@ int vconnect_prepare(int fd, struct vsock *v, uint32_t ip, uint16_t port, int no
 		prepare_self(fd, v, ip, port);
 		return VCONNECT_SELF;
 	}
-	/* On a direct-quiet route nobody needs the local port before the SYN (no announcement: the far side names us
-	 * by our address), so the kernel picks it at connect time, as natively: a bind before connect could not
-	 * reuse a port another connection holds in TIME_WAIT, and a busy client (nginx, a new upstream connection
-	 * per request) would exhaust the range. */
-	int quiet = decided == 1 && route.kind == ROUTE_DIRECT && route.quiet;
+	/* A direct-quiet route tells the agent nothing, so the local port need not be known before the SYN: the
+	 * kernel's connect picks it, unique for the 4-tuple, as natively. A port bound in advance can meet a
+	 * TIME_WAIT of an earlier connection to the same far port and fail with EADDRINUSE (thousands of
+	 * connections a minute to one server). */
+	int quiet = decided == 1 && route.quiet;
 	uint16_t local = quiet ? 0 : ensure_bound(fd, v);
 	if (local == 0 && !quiet)
 		return -1;
@@ -202,7 +202,7 @@ int vconnect_prepare(int fd, struct vsock *v, uint32_t ip, uint16_t port, int no
 		conn_id = next_conn_id();
 		uint8_t body[32];
 		size_t n = body_connecting(body, ip, port, local, real_ip, real_port, punch, conn_id);
-		if (!route.quiet && ipc_send(MSG_CONNECTING, body, n) < 0) {
+		if (!quiet && ipc_send(MSG_CONNECTING, body, n) < 0) {
 			shim_debug("CONNECTING failed: %s", strerror(errno));
 			errno = ENETUNREACH;
 			return -1;
