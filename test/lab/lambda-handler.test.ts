@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { labTest } from './helpers';
+import type { Lab } from '../../overlay';
 import { LabNet, SECRET } from '../vnet/labnet';
 import { buildPackage } from '../../src/lambda/package';
 import { DEAD_AFTER_MS } from '../../src/constants';
@@ -43,17 +44,30 @@ function result(t: ExecutionContext, r: InvokeOutcome, e: LambdaEnvironment): Re
   return (r as { result: Record<string, unknown> }).result;
 }
 
-const serial = missing || !lt.available ? (title: string) => test.skip(title, () => undefined) : lt.serial;
-
-serial('behind a NAT as the function user: joins, reaches a member by name, returns the result', async (t, lab) => {
-  t.timeout(4 * 60_000);
+/** A seed in the lab, Lambda environments started with `env(node, timeoutS)`, all removed at the end. */
+async function withNet(lab: Lab, fn: (net: LabNet, env: (node: string, timeoutS: number) => Promise<LambdaEnvironment>) => Promise<void>): Promise<void> {
   const net = new LabNet(lab);
   const envs: LambdaEnvironment[] = [];
   try {
     await net.startSeed();
+    await fn(net, async (node, timeoutS) => {
+      const e = await startEnvironment({ codeDir: await pkg(), env: { BOXER_SECRET: SECRET }, lab, node, timeoutS });
+      envs.push(e);
+      return e;
+    });
+  } finally {
+    for (const e of envs) await e.close();
+    await net.stop();
+  }
+}
+
+const serial = missing || !lt.available ? (title: string) => test.skip(title, () => undefined) : lt.serial;
+
+serial('behind a NAT as the function user: joins, reaches a member by name, returns the result', async (t, lab) => {
+  t.timeout(4 * 60_000);
+  await withNet(lab, async (net, env) => {
     net.member('vm1', 'web', 2, ['python3', '-m', 'http.server', '8080']);
-    const e = await startEnvironment({ codeDir: await pkg(), env: { BOXER_SECRET: SECRET }, lab, node: 'fta', timeoutS: 120 });
-    envs.push(e);
+    const e = await env('fta', 120);
     const check = [
       'curl -sf -m 10 --retry 20 --retry-connrefused --retry-delay 1 -o /dev/null http://web:8080/ || exit 10',
       'test "$(id -u)" != 0 || exit 11',
@@ -67,25 +81,18 @@ serial('behind a NAT as the function user: joins, reaches a member by name, retu
     t.like(res, { exitCode: 7, signal: null, reason: 'exited', name: 'fn' }, e.logs());
     t.regex(String(res.addr), /^100\.96\.\d+\.\d+$/);
     t.true(e.isFrozen, 'frozen after the response');
-  } finally {
-    for (const e of envs) await e.close();
-    await net.stop();
-  }
+  });
 });
 
 serial('cut by its deadline: SIGTERM, leaves before Lambda would kill it, the others see it leave at once', async (t, lab) => {
   t.timeout(4 * 60_000);
-  const net = new LabNet(lab);
-  const envs: LambdaEnvironment[] = [];
-  try {
-    await net.startSeed();
+  await withNet(lab, async (net, env) => {
     // The watcher prints when the member count falls from 2, with the time (ms).
     const watch = 'while [ "$(wc -l < "$BOXER_NODES_FILE")" -lt 2 ]; do sleep 0.05; done; echo BOTH; while [ "$(wc -l < "$BOXER_NODES_FILE")" -ge 2 ]; do sleep 0.05; done; echo "GONE $(date +%s%3N)"';
     const watcher = net.member('vm2', 'watcher', 2, ['sh', '-c', watch]);
     const timeoutS = 14;
     const leaveBeforeMs = 6_000;
-    const e = await startEnvironment({ codeDir: await pkg(), env: { BOXER_SECRET: SECRET }, lab, node: 'fp', timeoutS });
-    envs.push(e);
+    const e = await env('fp', timeoutS);
     const start = Date.now();
     const r = await e.invoke({ seed: net.seedAddr, nodes: 2, command: ['sh', '-c', 'sleep 300 & wait'], leaveBeforeMs }, { timeoutMs: INVOKE_MS });
     const returned = Date.now();
@@ -98,20 +105,13 @@ serial('cut by its deadline: SIGTERM, leaves before Lambda would kill it, the ot
     t.true(gone - returned < DEAD_AFTER_MS / 2, `seen ${gone - returned} ms after the return: a leave, not a heartbeat timeout`);
     t.true(gone >= start, 'it left during this invocation');
     t.false(e.pids().some((p) => cmdline(p) === 'sleep\u0000300'), 'the command and its children are gone');
-  } finally {
-    for (const e of envs) await e.close();
-    await net.stop();
-  }
+  });
 });
 
 serial('reused after a freeze: what the last invocation left (a daemon, files) is gone; a duplicate member of a run is refused', async (t, lab) => {
   t.timeout(4 * 60_000);
-  const net = new LabNet(lab);
-  const envs: LambdaEnvironment[] = [];
-  try {
-    await net.startSeed();
-    const e = await startEnvironment({ codeDir: await pkg(), env: { BOXER_SECRET: SECRET }, lab, node: 'fsa', timeoutS: 60 });
-    envs.push(e);
+  await withNet(lab, async (net, env) => {
+    const e = await env('fsa', 60);
     const leave = 'setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo x > "$TMPDIR/left"; exit 0';
     t.like(result(t, await e.invoke({ seed: net.seedAddr, nodes: 1, command: ['sh', '-c', leave] }, { timeoutMs: INVOKE_MS }), e), { exitCode: 0 });
     const daemon = e.pids().find((p) => cmdline(p) === 'sleep\u00001000');
@@ -127,16 +127,12 @@ serial('reused after a freeze: what the last invocation left (a daemon, files) i
     t.like(result(t, await e.invoke(ev, { timeoutMs: INVOKE_MS }), e), { exitCode: 0 });
     const again = await e.invoke(ev, { timeoutMs: INVOKE_MS });
     t.like(again, { ok: false, error: { errorType: 'Boxer.DUPLICATE' } });
-    const other = await startEnvironment({ codeDir: await pkg(), env: { BOXER_SECRET: SECRET }, lab, node: 'fsb', timeoutS: 60 });
-    envs.push(other);
+    const other = await env('fsb', 60);
     const dup = await other.invoke(ev, { timeoutMs: INVOKE_MS });
     t.like(dup, { ok: false, error: { errorType: 'Boxer.DUPLICATE' } }, other.logs());
     t.regex((dup as { error: { errorMessage: string } }).error.errorMessage, /member 0 of run lab-run-1 has joined already/);
     t.like(result(t, await other.invoke({ ...ev, index: 1 }, { timeoutMs: INVOKE_MS }), other), { exitCode: 0 }, 'another index joins');
-  } finally {
-    for (const e of envs) await e.close();
-    await net.stop();
-  }
+  });
 });
 
 function cmdline(pid: number): string {
