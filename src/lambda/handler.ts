@@ -80,6 +80,11 @@ function invocationError(e: unknown): Error {
     err.name = 'Boxer.BAD_EVENT';
     return err;
   }
+  if (e instanceof SessionStopped) {
+    const err = new Error(`the deadline (leaveBeforeMs before the function's timeout) came before the member had joined: check that the seed is reachable, or give the function more time`);
+    err.name = 'Boxer.DEADLINE';
+    return err;
+  }
   return e instanceof Error ? e : new Error(String(e));
 }
 
