@@ -15,7 +15,7 @@ import path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const SUPERVISOR = path.join(ROOT, 'native/out/boxer-seccomp');
-const SOURCE = path.join(ROOT, 'test/vnet/programs/static_tcp.c');
+const SOURCE = path.join(ROOT, 'test/programs/static_tcp.c');
 const SELF = '100.96.0.2';
 const FAR = '100.96.0.5';
 
