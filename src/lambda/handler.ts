@@ -17,7 +17,7 @@ import { JOIN_TIMEOUT_MS } from '../constants';
 import { BoxerError } from '../util/errors';
 import { logger } from '../util/log';
 import { decodeEvent, EventError, type LambdaEvent } from './event';
-import { cleanUpPrevious, noteGroup } from './reuse';
+import { cleanUpPrevious, MARK, MARK_VAR, noteGroup } from './reuse';
 import { readLambdaSecret } from './secret';
 
 const log = logger('lambda');
@@ -64,7 +64,8 @@ export function commandEnv(base: NodeJS.ProcessEnv, ev: LambdaEvent, root = CODE
   if (!ev.awsCredentials) for (const k of AWS_CREDENTIAL_VARS) delete env[k];
   // `boxer status` and `boxer ping` from inside the command.
   env.PATH = [path.join(root, 'bin'), base.PATH || '/usr/local/bin:/usr/bin:/bin'].join(':');
-  return { ...env, ...ev.env };
+  // Marks the command and everything it starts, for the clean-up before the next invocation (reuse.ts).
+  return { ...env, ...ev.env, [MARK_VAR]: MARK };
 }
 
 /** An error as the invocation's error: errorType `Boxer.<CODE>` (RIC reports the error's name). */
@@ -77,6 +78,11 @@ function invocationError(e: unknown): Error {
   if (e instanceof EventError) {
     const err = new Error(e.message);
     err.name = 'Boxer.BAD_EVENT';
+    return err;
+  }
+  if (e instanceof SessionStopped) {
+    const err = new Error(`the deadline (leaveBeforeMs before the function's timeout) came before the member had joined: check that the seed is reachable, or give the function more time`);
+    err.name = 'Boxer.DEADLINE';
     return err;
   }
   return e instanceof Error ? e : new Error(String(e));
