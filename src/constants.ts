@@ -249,6 +249,18 @@ export const LAMBDA_INVOKE_CONCURRENCY = 16;
  * of asynchronous events (seconds, more when throttled) and the join itself, with a wide margin.
  */
 export const LAMBDA_RUN_JOIN_TIMEOUT_S = 120;
+
+// ---- inside the function: the handler (src/lambda/handler.ts, docs/lambda.md#handler) -----------------------
+/**
+ * Default of the event's `leaveBeforeMs`: the command is stopped and the member leaves this long before the
+ * function's deadline. It must cover SIGTERM's grace (STOP_GRACE_MS), the leave (LEAVE_TIMEOUT_MS) and the
+ * return, with room for a slow program's shutdown.
+ */
+export const LAMBDA_LEAVE_BEFORE_MS = 20_000;
+/** Least time the handler needs left, after leaveBeforeMs is set aside, to join at all; less is refused. */
+export const LAMBDA_MIN_RUN_MS = 1_000;
+/** Bound on reading the network secret from Secrets Manager or SSM (the SDK retries within it). */
+export const LAMBDA_SECRET_FETCH_TIMEOUT_MS = 10_000;
 /** An observer of the seed (`boxer lambda run`) pings it this often: the keepalive of its connection, as HEARTBEAT_INTERVAL_MS. */
 export const WATCH_PING_MS = 5_000;
 
