@@ -151,14 +151,14 @@ export class Broker {
   }
 
   /** CONNECT (client.ts); to a service's address: to one of its members, in turn, as the shim would pick. */
-  connect(vaddr: string, vport: number, localPort: number): Promise<ConnectAnswer> {
+  connect(vaddr: string, vport: number, localPort: number, budgetMs?: number): Promise<ConnectAnswer> {
     const service = this.services.serviceAt(vaddr);
     if (service) {
       const ms = ServiceAddresses.members(service, this.netw.members());
       if (!ms.length) return Promise.resolve({ errno: os.constants.errno.ECONNREFUSED });
       vaddr = ms[this.serviceTurn++ % ms.length].addr;
     }
-    return this.client.connect(vaddr, vport, localPort);
+    return this.client.connect(vaddr, vport, localPort, budgetMs);
   }
 
   /** CONNECTING (client.ts). */
