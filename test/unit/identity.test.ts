@@ -200,6 +200,34 @@ test('names are lowercase DNS labels, checked at the seed and by every agent\'s 
   await seed.close();
 });
 
+test('an agent keeps one member per name whatever the seed says, and never one with its own name', async (t) => {
+  // A seed that lies: it welcomes the agent as "me", then announces two members under one name and a third
+  // under the agent's own name.
+  const seedKeys = generateKeyPair();
+  const member = (id: number, name: string) => ({ id, name, addr: `100.96.0.${id}`, services: [], ext: null, priv: [], nat: 'open' as const, key: new Uint8Array(32), lport: 0 });
+  let seedCh: Channel | null = null;
+  const connect: Connector = async () => {
+    const [client, server] = duplexPair();
+    void Channel.respond(server, { psk, keys: seedKeys, peer: 'agent' }).then((ch) => {
+      seedCh = ch;
+      ch.on('message', (m) => {
+        if (m.t !== 'join') return;
+        ch.sendMessage({ t: 'welcome', id: 1, addr: '100.96.0.1', name: 'me', network: '100.96.0.0/16', observed: { ip: '198.51.100.1', port: 1 }, members: [member(1, 'me'), member(2, 'web'), member(3, 'web')], relearning: false });
+      });
+      ch.start();
+    });
+    return client;
+  };
+  const agent = new Agent({ seedHost: 'seed', seedPort: 7070, psk, keys: generateKeyPair(), name: 'me', services: [], connect, joinTimeoutMs: 2000 });
+  await agent.join();
+  t.deepEqual(agent.list().map((m) => [m.id, m.name]), [[1, 'me'], [3, 'web']], 'the later of two members named web');
+  seedCh!.sendMessage({ t: 'joined', m: member(4, 'me') });
+  seedCh!.sendMessage({ t: 'joined', m: member(5, 'web') });
+  await until(() => agent.members.has(5), 2000);
+  t.deepEqual(agent.list().map((m) => [m.id, m.name]), [[1, 'me'], [5, 'web']]);
+  agent.stop();
+});
+
 async function until(cond: () => boolean, ms: number): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
