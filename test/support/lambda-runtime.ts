@@ -18,12 +18,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import type { Lab } from '../../overlay';
 import { dependencyClosure, AWS_SDK_CLIENTS } from '../../src/lambda/package';
+import { freePort } from './procs';
 
 export const ROOT = path.resolve(__dirname, '../../..');
 export const RIE = path.join(ROOT, '.tools', 'bin', 'aws-lambda-rie');
@@ -71,17 +71,6 @@ function sdkRuntimeDir(into: string): string {
     fs.symlinkSync(real, link);
   }
   return dir;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
 }
 
 /** Every process whose parent chain reaches `root` (root included), from /proc. */
