@@ -5,7 +5,7 @@
  * the supervisor's name server for a program that resolves by itself; the command's exit status is kept;
  * and where seccomp user notification is unavailable (forced with BOXER_SECCOMP_UNAVAILABLE=1) the program
  * still runs, and stderr says clearly that it runs without the virtual network. A Go program (built from
- * test/vnet/programs/gonet) dials members by name through Go's own resolver and accepts with virtual names.
+ * test/programs/gonet) dials members by name through Go's own resolver and accepts with virtual names.
  */
 import test from 'ava';
 import { execFile, execFileSync } from 'node:child_process';
@@ -16,7 +16,7 @@ import path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const SUPERVISOR = path.join(ROOT, 'native/out/boxer-seccomp');
-const SOURCE = path.join(ROOT, 'test/vnet/programs/static_tcp.c');
+const SOURCE = path.join(ROOT, 'test/programs/static_tcp.c');
 const SELF = '100.96.0.2';
 const FAR = '100.96.0.5';
 
@@ -84,7 +84,7 @@ test('a Go program (raw system calls, its own resolver) dials members by name an
   t.timeout(180_000);
   const gonet = path.join(dir, 'gonet');
   try {
-    execFileSync('go', ['build', '-o', gonet, path.join(ROOT, 'test/vnet/programs/gonet/main.go')], {
+    execFileSync('go', ['build', '-o', gonet, path.join(ROOT, 'test/programs/gonet/main.go')], {
       env: { ...process.env, CGO_ENABLED: '0' },
       stdio: 'pipe',
       timeout: 150_000,
