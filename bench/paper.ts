@@ -58,3 +58,8 @@ export function paperFor(caseId: string): PaperEntry | undefined {
 export const PAPER_AGGREGATE = { maxMbps: 621.69, atSenders: 1, minMbps: 607.04, minAtSenders: 128, note: 'AWS Lambda ingress, 1 to 256 sending functions, under 3% degradation' };
 /** Section 5.3: function-to-function TTFB 99.9th percentile. */
 export const PAPER_FN_TO_FN_TTFB_P999_US = 20654;
+
+/** Fig. 8 right (section 7): a burst absorbed by functions joining the service behind a VM front end, seconds. */
+export const PAPER_BURST = { firstServedS: 8, absorbedS: 39 };
+/** Fig. 8 left/centre: Boxer against native for the microservice application (throughput and p90 latency). */
+export const PAPER_STATIC = { throughputRatio: 0.94, p90Ratio: 1.6 };

@@ -1,6 +1,6 @@
 /** docs/benchmarks.md and docs/bench/*.svg from a Results. */
 import type { CaseResult, Measured, Results, Variant } from './results';
-import { PAPER_AGGREGATE, PAPER_FN_TO_FN_TTFB_P999_US, paperFor, type PaperFigure } from './paper';
+import { PAPER_AGGREGATE, PAPER_BURST, PAPER_STATIC, PAPER_FN_TO_FN_TTFB_P999_US, paperFor, type PaperFigure } from './paper';
 import { ratio } from './stats';
 import { lineChart, type Series } from './svg';
 
@@ -88,6 +88,13 @@ export function charts(r: Results): Chart[] {
       return measured(v) ? [[Number(c.id.split('/')[1]), v.summary.median]] : [];
     });
     if (pts.length) series.push({ name: m === 'native' ? 'native: functions → vm1' : 'Boxer: functions → fp', points: pts });
+  }
+  const burst = r.cases.find((c) => c.id === 'apps/burst/rps-plateau')?.boxer;
+  if (measured(burst) && burst.series?.length) {
+    out.push({
+      file: 'burst.svg',
+      svg: lineChart(burst.series, { title: `Burst: requests/s served per second, per member (paper Fig. 8 right: first request ${PAPER_BURST.firstServedS} s, absorbed ${PAPER_BURST.absorbedS} s)`, xLabel: 'seconds of load', yLabel: 'requests/s' }),
+    });
   }
   out.push({ file: 'aggregate.svg', svg: lineChart(series, { title: 'Aggregate throughput into one node (paper Fig. 5)', xLabel: 'senders (iperf3 clients)', yLabel: 'Mbit/s', logX: true, markers: true }) });
   return out;
@@ -208,6 +215,27 @@ export function markdown(r: Results, chartFiles: string[], resultsLink = '../ben
     L.push(`| ${c.title} | ${cell(c.native)} | ${p99(c.native)} | ${cell(c.boxer)} | ${p99(c.boxer)} | ${ratios(c, byId)} |`);
   }
   L.push('');
+
+  const apps = group('apps');
+  if (apps.length) {
+    L.push('## Applications: a microservice chain under load (paper section 7, Fig. 8)');
+    L.push('');
+    L.push('nginx (front end, vm1) → the logic tier (bench/apps/logic.js: Node.js and the `redis` client library) →');
+    L.push('Redis (vm2), loaded by `wrk` from the lab\'s `seed` host, a client outside the network; nginx opens a new');
+    L.push('upstream connection per request. Static: saturation throughput and p90 latency (32 connections), the Boxer');
+    L.push(`deployment against the same chain without Boxer; goal ≥ 0.97× throughput, p90 ≤ 1.1× (the paper: ${PAPER_STATIC.throughputRatio}×, ${PAPER_STATIC.p90Ratio}×).`);
+    L.push(`Burst: the logic tier on one VM member with a bounded capacity, loaded past it; then functions join its service`);
+    L.push(`and later drain and leave (the paper: first request ${PAPER_BURST.firstServedS} s after a function's start, burst absorbed after`);
+    L.push(`${PAPER_BURST.absorbedS} s; goals here: under 1 s and under 5 s, no failed request).`);
+    L.push('');
+    L.push('| case | native | Boxer | Boxer/native |');
+    L.push('|---|---|---|---|');
+    for (const c of apps) L.push(`| ${c.title} (${c.unit}) | ${cell(c.native)} | ${cell(c.boxer)} | ${ratios(c, byId)} |`);
+    const notes = apps.flatMap((c) => (measured(c.boxer) && c.boxer.note ? [`${c.title}: ${c.boxer.note}.`] : []));
+    if (notes.length) L.push('', ...notes);
+    L.push('');
+    if (chartFiles.includes('burst.svg')) L.push('![burst](bench/burst.svg)', '');
+  }
 
   L.push('## Membership (control plane)');
   L.push('');

@@ -6,7 +6,8 @@
  *  - nginx on a public VM with `proxy_pass` to an upstream named by a service, provided by two functions.
  */
 import { labTest } from '../lab/helpers';
-import { LabNet, PROGRAMS } from './labnet';
+import path from 'node:path';
+import { LabNet, PROGRAMS, ROOT } from './labnet';
 
 const lt = labTest();
 const wait = `while [ ! -e "$STOP" ]; do sleep 0.2; done`;
@@ -49,14 +50,14 @@ lt.test('nginx on a public VM proxies to backends in functions addressed by a se
     const backend = (name: string) => ['sh', '-c', `mkdir -p www && echo ${name} > www/who && cd www && exec python3 -m http.server 8080`];
     net.member('fsa', 'b1', N, backend('b1'), { services: ['backend'] });
     net.member('ftb', 'b2', N, backend('b2'), { services: ['backend'] });
-    // nginx resolves the service when it starts: start it once both backends are members (the barrier).
-    const front = net.member('vm1', 'front', N, ['sh', `${PROGRAMS}/nginx-front.sh`], { env: { SERVICE: 'backend' } });
+    // nginx resolves the service once, when it starts (bench/apps/front.sh: the front end of the experiments).
+    const front = net.member('vm1', 'front', N, ['sh', path.join(ROOT, 'bench/apps/front.sh')], { env: { UPSTREAM: 'backend:8080', LISTEN: '8000' } });
     const client = net.member('fp', 'client', N, [
       'sh',
       '-c',
       `sleep 2; for i in 1 2 3 4 5 6 7 8; do curl -sS --retry 10 --retry-connrefused --retry-delay 1 --max-time 20 http://front:8000/who; done | sort | uniq -c | awk '{print "WHO", $2, $1}'; echo CLIENT_DONE; ${wait}`,
     ]);
-    await net.waitFor(front, /NGINX_STARTED/);
+    await net.waitFor(front, /FRONT_READY/);
     await net.waitFor(client, /CLIENT_DONE/);
     const who = Object.fromEntries([...client.out().matchAll(/^WHO (\S+) (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
     t.deepEqual(Object.keys(who).sort(), ['b1', 'b2'], `both backends answered: ${client.out()}\n${front.err()}`);
