@@ -364,11 +364,15 @@ export class Agent extends EventEmitter<AgentEvents> implements LocalMember {
   /**
    * Adds or updates a member from the seed. Names reach the member file and the shim's lookups, so they stay
    * unique here too (the decoder has checked each is a lowercase DNS label): an older holder of the same name is
-   * dropped, the seed's latest word wins.
+   * dropped, the seed's latest word wins; a member announced with this member's own name is ignored.
    */
   private put(m: MemberInfo): void {
+    if (this.self && m.id !== this.self.id && m.name === this.self.name) {
+      this.log.warn('another member announced with our name: ignored', { name: m.name, id: m.id });
+      return;
+    }
     for (const x of this.members.values()) {
-      if (x.id !== m.id && x.name === m.name && x.id !== this.self?.id) {
+      if (x.id !== m.id && x.name === m.name) {
         this.log.warn('two members with one name: keeping the latest', { name: m.name, dropped: x.id, kept: m.id });
         this.members.delete(x.id);
         this.peers?.memberGone(x.id);
