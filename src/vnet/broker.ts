@@ -65,6 +65,16 @@ export const RELAY_REQUEST_TIMEOUT_MS = 3_000;
 export const RELAYS_TRIED = 2;
 /** Announcements and outcomes nobody asked for are forgotten after this long. */
 export const STALE_MS = 30_000;
+/**
+ * Bounds of what the shim's socket feeds (a program, buggy or hostile, sends what it likes): programs recorded
+ * by HELLO (oldest forgotten), the length of a program's name, accept() calls waiting for an announcement at
+ * once (beyond it: answered at once, unnamed), connections with a pending outcome (beyond it: the oldest
+ * settled ETIMEDOUT). Each is far above what one function runs (1024 descriptors).
+ */
+export const MAX_SHIM_PROGRAMS = 1_024;
+export const MAX_PROGRAM_NAME = 64;
+export const MAX_ACCEPT_WAITERS = 4_096;
+export const MAX_PENDING_OUTCOMES = 8_192;
 
 /** Messages between the brokers of members (carried by the control plane; see messages.ts). */
 export type VnetMessage =
@@ -119,6 +129,9 @@ interface Outcome {
   errno: number | null;
   waiters: Array<(e: number) => void>;
   at: number;
+  /** The member connected to: its death settles the outcome at once (EHOSTUNREACH). */
+  far: number;
+  cid: string;
 }
 
 export interface BrokerStats {
@@ -146,6 +159,7 @@ export class Broker {
   private readonly byCid = new Map<string, bigint>();
   private readonly expected = new Map<string, { vaddr: string; vport: number; at: number }>();
   private readonly expectWaiters = new Map<string, Array<() => void>>();
+  private acceptWaiting = 0;
   private readonly relayWaiters = new Map<string, (m: Extract<VnetMessage, { k: 'relay-ok' }>) => void>();
   private readonly handoffs: Handoffs;
   readonly relay: DataRelay;
@@ -171,7 +185,8 @@ export class Broker {
   }
 
   hello(pid: number, name: string): void {
-    this.shims.set(pid, name);
+    if (!this.shims.has(pid) && this.shims.size >= MAX_SHIM_PROGRAMS) this.shims.delete(this.shims.keys().next().value as number);
+    this.shims.set(pid, name.slice(0, MAX_PROGRAM_NAME));
     log.debug('a program loaded the shim', { pid, program: name });
   }
 
@@ -277,8 +292,7 @@ export class Broker {
     for (const r of relays) {
       // The relay says how the far side answered (it has connected to the relay, or refused) right after its
       // relay-ok, on the same link: be ready for that before asking.
-      this.outcomes.set(connId, { errno: null, waiters: [], at: Date.now() });
-      this.byCid.set(cid, connId);
+      this.pending(connId, cid, far.id);
       const ok = await new Promise<Extract<VnetMessage, { k: 'relay-ok' }> | null>((resolve) => {
         const t = setTimeout(() => {
           this.relayWaiters.delete(cid);
@@ -334,8 +348,7 @@ export class Broker {
       if (!overLan && me && this.namedByAddress(me)) return;
     } else {
       this.stat.punched++;
-      this.outcomes.set(connId, { errno: null, waiters: [], at: Date.now() });
-      this.byCid.set(cid, connId);
+      this.pending(connId, cid, m.id);
     }
     if (overLan) cext = { ip: me!.priv[0].ip, port: localPort };
     else cext = this.netw.predictOwn(localPort) ?? (punch ? null : { ip: me?.ext?.ip ?? '0.0.0.0', port: 0 });
@@ -394,16 +407,27 @@ export class Broker {
       // No member can be this client (sources.ts): a client from outside the network, not to be kept waiting.
       return { errno: E.ENOENT };
     }
+    if (!exp && this.acceptWaiting >= MAX_ACCEPT_WAITERS) {
+      log.info('too many accept() calls waiting for announcements: answered unnamed', { peer: key, waiting: this.acceptWaiting });
+      return { errno: E.ENOENT };
+    }
     if (!exp) {
+      this.acceptWaiting++;
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, isLoopback(peer.ip) ? LOOPBACK_ANNOUNCE_WAIT_MS : ANNOUNCE_WAIT_MS);
         const list = this.expectWaiters.get(key) ?? [];
-        list.push(() => {
+        const done = () => {
           clearTimeout(t);
+          // The waiter leaves the table whichever way it ends: an unanswered one must not stay (memory).
+          const i = list.indexOf(done);
+          if (i >= 0) list.splice(i, 1);
+          if (list.length === 0 && this.expectWaiters.get(key) === list) this.expectWaiters.delete(key);
           resolve();
-        });
+        };
+        const t = setTimeout(done, isLoopback(peer.ip) ? LOOPBACK_ANNOUNCE_WAIT_MS : ANNOUNCE_WAIT_MS);
+        list.push(done);
         this.expectWaiters.set(key, list);
       });
+      this.acceptWaiting--;
       exp = this.expected.get(key);
     }
     if (!exp) {
@@ -460,11 +484,40 @@ export class Broker {
       const key = `${ext.ip}:${ext.port}`;
       log.debug('a member announced a connection', { from: client.name, endpoint: key, vport: msg.vport });
       this.expected.set(key, { vaddr: client.addr, vport: msg.cport, at: Date.now() });
-      for (const w of this.expectWaiters.get(key) ?? []) w();
+      for (const w of [...(this.expectWaiters.get(key) ?? [])]) w();
       this.expectWaiters.delete(key);
       return;
     }
     void this.punch(from, client, msg);
+  }
+
+  /** Records a connection whose outcome the far side (or its relay) will tell; bounded (MAX_PENDING_OUTCOMES). */
+  private pending(connId: bigint, cid: string, far: number): void {
+    if (this.outcomes.size >= MAX_PENDING_OUTCOMES) {
+      const [oldId, old] = this.outcomes.entries().next().value as [bigint, Outcome];
+      if (old.errno === null) this.settle(old.cid, E.ETIMEDOUT);
+      this.outcomes.delete(oldId);
+    }
+    this.outcomes.set(connId, { errno: null, waiters: [], at: Date.now(), far, cid });
+    this.byCid.set(cid, connId);
+  }
+
+  /**
+   * The member list changed: every connection still waiting for the outcome from a member that is gone (dead
+   * or left) fails now with EHOSTUNREACH, as a native connect to a host that vanished, instead of waiting for
+   * an answer that cannot come.
+   */
+  membersChanged(): number {
+    const ids = new Set(this.netw.members().map((m) => m.id));
+    let failed = 0;
+    for (const o of [...this.outcomes.values()]) {
+      if (o.errno === null && !ids.has(o.far)) {
+        this.settle(o.cid, E.EHOSTUNREACH);
+        failed++;
+      }
+    }
+    if (failed) log.info('failed the pending connections to a member that is gone', { connections: failed });
+    return failed;
   }
 
   private settle(cid: string, errno: number): void {

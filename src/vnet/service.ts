@@ -27,6 +27,7 @@ export const SHIM_REPORT_WAIT_MS = 3_000;
 /** The part of the native addon (native/index.d.ts) the virtual network uses. */
 interface NativeApi extends Required<SocketOps> {
   sendFd(unixFd: number, fd: number, data: Buffer): number;
+  peerCred(unixFd: number): { pid: number; uid: number; gid: number };
   SHIM_PATH: string;
 }
 
@@ -120,6 +121,7 @@ export class VirtualNetwork {
       this.broker.onMessage(from, m);
     });
     host.onChange(() => {
+      this.broker.membersChanged();
       this.writeRoutes();
       this.prewarm(host);
     });
