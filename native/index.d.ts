@@ -99,5 +99,7 @@ export function spliceActive(): number;
 
 /** Absolute path of the LD_PRELOAD shim library (native/out/libboxer-shim.so). */
 export const SHIM_PATH: string;
+/** Absolute path of the seccomp supervisor (native/out/boxer-seccomp: `boxer-seccomp -- CMD`, docs/seccomp.md). */
+export const SECCOMP_PATH: string;
 /** Absolute path of the addon binary. */
 export const ADDON_PATH: string;

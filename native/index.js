@@ -7,6 +7,8 @@ const path = require('path');
 const ADDON = path.join(__dirname, 'build', 'Release', 'boxer_native.node');
 /** Path of the LD_PRELOAD shim built by native/Makefile. */
 const SHIM_PATH = path.join(__dirname, 'out', 'libboxer-shim.so');
+/** Path of the seccomp supervisor built by native/Makefile (programs that do not load the shim). */
+const SECCOMP_PATH = path.join(__dirname, 'out', 'boxer-seccomp');
 
 let addon;
 try {
@@ -38,5 +40,6 @@ module.exports = {
   spliceAbortAll: addon.spliceAbortAll,
   spliceActive: addon.spliceActive,
   SHIM_PATH,
+  SECCOMP_PATH,
   ADDON_PATH: ADDON,
 };

@@ -20,10 +20,32 @@ export const MAX_FRAME = 1 << 20;
 export const MAX_HANDSHAKE_FRAME = 1024;
 
 // ---- control plane timers -------------------------------------------------------------------------------
+/**
+ * The seed's handshake rate limit per source address (src/control/gate.ts): a bucket of this many, refilled at
+ * this rate. Generous, because many functions share one NAT gateway's address and a fleet joins at once (the
+ * 210-member scale test joins from one address within seconds); it stops a flood (thousands per second) from
+ * costing the seed its CPU on key exchanges.
+ */
+export const HANDSHAKE_BURST = 512;
+export const HANDSHAKE_RATE_PER_S = 128;
+/** Sources the rate limit remembers at once (idle ones forgotten first). */
+export const MAX_GATE_SOURCES = 10_000;
+/** Refused handshakes are logged as one summary line this often (the first of each kind at once). */
+export const REFUSAL_SUMMARY_MS = 10_000;
 /** A handshake that has not completed by then is abandoned: loopback and LAN round trips are well under it. */
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
 /** How long `boxer run` tries to reach the seed before it gives up with "seed unreachable". */
 export const JOIN_TIMEOUT_MS = 15_000;
+/**
+ * Bounds of what the shim's socket feeds (a program, buggy or hostile, sends what it likes): programs recorded
+ * by HELLO (the oldest forgotten), the length of a program's name, accept() calls waiting for an announcement
+ * at once (beyond it: answered at once, unnamed), connections with a pending outcome (beyond it: the oldest
+ * settled ETIMEDOUT). Each is far above what one function runs (1024 descriptors).
+ */
+export const MAX_SHIM_PROGRAMS = 1_024;
+export const MAX_PROGRAM_NAME = 64;
+export const MAX_ACCEPT_WAITERS = 4_096;
+export const MAX_PENDING_OUTCOMES = 8_192;
 /** A member file that could not be written (disk full) is tried again this often until it is current. */
 export const MEMBER_FILE_RETRY_MS = 1_000;
 /** Longest `--join-timeout` taken: a day; more is a typo (a function lives at most 15 minutes). */
@@ -66,6 +88,17 @@ export const SEED_RELEARN_MS = 3_000;
 export const SEED_MAX_BINDINGS = 4096;
 /** How long an agent waits for the seed to acknowledge `leave` before it closes anyway. */
 export const LEAVE_TIMEOUT_MS = 1_000;
+/**
+ * When a member's command is stopped (the Lambda deadline, Ctrl-C during `boxer run`'s barrier), it gets SIGTERM
+ * and, this much later, SIGKILL: long enough for a program to close its connections, short against the
+ * leaveBeforeMs a function keeps for itself (default 20 s).
+ */
+export const STOP_GRACE_MS = 3_000;
+/**
+ * How many (run id, index) pairs of `boxer lambda run` a seed remembers to refuse duplicate joins (Lambda
+ * delivers asynchronous invocations at least once); the oldest are forgotten past it, bounding its memory.
+ */
+export const MAX_RUN_KEYS = 65_536;
 
 // ---- names and addresses --------------------------------------------------------------------------------
 /** Default listen address of the seed. */
@@ -134,15 +167,70 @@ export const PING_TOTAL_MS = 9_000;
 export const HOME_DEATH_GRACE_MS = 3_000;
 /** Pause between attempts to reopen a lost home link. */
 export const HOME_RETRY_MS = 1_000;
-/** The priming connection of a hairpin answer (see Peers.prime): one round trip to a public member, at most. */
+/** The priming connection of a hairpin answer (punch.ts, Punch.prime): one round trip to a public member, at most. */
 export const HAIRPIN_PRIME_MS = 500;
 /**
  * A link younger than this is never closed to make room (else a burst of new links, more than MAX_LINKS at
  * once, would close each other before their first message): the bound may be exceeded for this long.
  */
 export const LINK_MIN_AGE_MS = 2_000;
-/** Pause before dialling a hairpin neighbour again after a reset from the gateway (see Peers.hairpin). */
+/** Pause before dialling a hairpin neighbour again after a reset from the gateway (punch.ts, Punch.dialHairpin). */
 export const HAIRPIN_REDIAL_MS = 100;
+
+// ---- virtual network: connections (src/vnet, docs/virtual-network.md) -------------------------------------
+/** How long an accept() of a direct connection waits for the client's announcement (sent with its SYN). */
+export const ANNOUNCE_WAIT_MS = 1_000;
+/**
+ * The same for a loopback peer that is not one of our hand-offs: on one host (loopback mode) announcements
+ * arrive within a millisecond, and a native local client should not wait long for a name it will not get.
+ */
+export const LOOPBACK_ANNOUNCE_WAIT_MS = 200;
+/**
+ * How long the far side of a punched connection tries its simultaneous open before reporting ETIMEDOUT (SYN
+ * retries are 1 s and more apart). Not the peer links' PUNCH_TIMEOUT_MS: this one punches a program's socket.
+ */
+export const PUNCH_BACK_TIMEOUT_MS = 5_000;
+/**
+ * The far side's SYN can reach an `open` client before the client's own SYN left (the announcement raced
+ * the shim's connect); the client's kernel then resets it. Punch again, this many times, this far apart.
+ */
+export const PUNCH_BACK_RETRIES = 5;
+export const PUNCH_BACK_RETRY_MS = 40;
+/** The far side of a relayed connection connects out to the relay within this (the same budget as a punch back). */
+export const RELAY_DIAL_TIMEOUT_MS = PUNCH_BACK_TIMEOUT_MS;
+/**
+ * When nothing listens on a punched connection's port, the far broker says so first and completes (then
+ * resets) the TCP handshake this much later, so that the client's agent knows the outcome before the
+ * client's kernel reports the socket connected (getsockopt(SO_ERROR) asks without waiting).
+ */
+export const REFUSE_NOTICE_MS = 50;
+/**
+ * A punch request (`open` with a port) is sent again this often until the far side answers, at most
+ * OPEN_RESENDS times: a message in flight on a peer link that is being replaced (two members opening links to
+ * each other at once keep one) can be lost. The far side handles each request once (by its id). A direct
+ * connection's announcement, which gets no answer, is sent twice for the same reason.
+ */
+export const OPEN_RESEND_MS = 400;
+export const OPEN_RESENDS = 4;
+/** How long a far side remembers the punch requests it handled: past the last resend, with room to spare. */
+export const OPEN_HANDLED_TTL_MS = 10_000;
+/** How long a client waits for a relay to open a port for it, before trying another relay. */
+export const RELAY_REQUEST_TIMEOUT_MS = 3_000;
+/** `open` members tried as relays for one connection (the seed is tried after them). */
+export const RELAYS_TRIED = 2;
+/** Announcements and outcomes nobody asked for are forgotten after this long. */
+export const VNET_STALE_MS = 30_000;
+/** The route table is compared and rewritten this often, so link changes (a new `lan` link) reach the shim. */
+export const ROUTES_REFRESH_MS = 1_000;
+/**
+ * Members behind our own NAT get a peer link as soon as they are seen (at most this many at once), so that a
+ * program's first connection to one finds its route (LAN or relay) known, instead of waiting for the link.
+ */
+export const PREWARM_CONCURRENCY = 4;
+/** How long `boxer run` waits for the program's shim to report in before it warns that it did not load. */
+export const SHIM_REPORT_WAIT_MS = 3_000;
+/** How often it looks while it waits (a program's start takes tens of milliseconds at least). */
+export const SHIM_REPORT_POLL_MS = 50;
 
 // ---- AWS: boxer lambda deploy/run/destroy (src/lambda/aws.ts, docs/lambda.md) -------------------------------
 /** Attempts per AWS call (the SDK's standard retry mode: throttling and 5xx back off and retry). */

@@ -11,6 +11,7 @@
 #include "common/fdtable.h"
 #include "common/libc.h"
 #include "common/sockutil.h"
+#include "common/vname.h"
 
 int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
 {
@@ -21,9 +22,8 @@ int getsockname(int fd, struct sockaddr *addr, socklen_t *len)
 		errno = EFAULT;
 		return -1;
 	}
-	uint16_t port = v.vlocal_port ? v.vlocal_port : shim_real_port(fd);
 	struct sockaddr_storage ss;
-	socklen_t sl = addr_make(v.family, v.vlocal_ip, port, &ss);
+	socklen_t sl = vname_local(fd, &v, &ss);
 	addr_copy_out(&ss, sl, addr, len);
 	return 0;
 }
@@ -42,7 +42,7 @@ int getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 		return -1;
 	}
 	struct sockaddr_storage ss;
-	socklen_t sl = addr_make(v.family, v.vpeer_ip, v.vpeer_port, &ss);
+	socklen_t sl = vname_peer(&v, &ss);
 	addr_copy_out(&ss, sl, addr, len);
 	return 0;
 }

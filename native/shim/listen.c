@@ -17,28 +17,7 @@
 #include "common/libc.h"
 #include "common/log.h"
 #include "common/sockutil.h"
-
-/* 1 if the socket's real local address is reachable from the virtual network, with its port. */
-static int reachable(int fd, const struct vsock *v, uint16_t *port)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
-	if (REAL(getsockname)(fd, (struct sockaddr *)&ss, &len) < 0)
-		return 0;
-	if (ss.ss_family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-		*port = ntohs(sin->sin_port);
-		return v->bound_virtual || sin->sin_addr.s_addr == htonl(INADDR_ANY);
-	}
-	if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-		static const uint8_t mapped_any[16] = {[10] = 0xff, [11] = 0xff};
-		*port = ntohs(s6->sin6_port);
-		return v->bound_virtual || IN6_IS_ADDR_UNSPECIFIED(&s6->sin6_addr) ||
-		       memcmp(&s6->sin6_addr, mapped_any, 16) == 0;
-	}
-	return 0;
-}
+#include "common/vname.h"
 
 int listen(int fd, int backlog)
 {
@@ -48,7 +27,7 @@ int listen(int fd, int backlog)
 	int saved = errno;
 	struct vsock v;
 	uint16_t port;
-	if (!shim_track(fd, &v) || v.listening || !reachable(fd, &v, &port))
+	if (!shim_track(fd, &v) || v.listening || !vlisten_reachable(fd, &v, &port))
 		goto out;
 	v.listening = 1;
 	v.listen_port = port;

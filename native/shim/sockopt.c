@@ -15,6 +15,7 @@
 #include "common/ipc.h"
 #include "common/libc.h"
 #include "common/sockutil.h"
+#include "common/vconnect.h"
 
 int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 {
@@ -22,35 +23,14 @@ int getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 	if (level != SOL_SOCKET || name != SO_ERROR || !shim_enabled() || !fdt_get(fd, &v) ||
 	    v.state != VS_PENDING)
 		return REAL(getsockopt)(fd, level, name, val, len);
-	int kerr = 0;
-	socklen_t kl = sizeof kerr;
-	if (REAL(getsockopt)(fd, SOL_SOCKET, SO_ERROR, &kerr, &kl) < 0)
+	int kerr, changed;
+	if (vconnect_so_error(fd, &v, &kerr, &changed) < 0)
 		return -1;
-	int saved = errno;
-	if (kerr == 0) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof ss;
-		if (REAL(getpeername)(fd, (struct sockaddr *)&ss, &sl) < 0) {
-			errno = saved; /* still connecting */
-			goto out;
-		}
+	struct vsock cur;
+	if (changed && fdt_get(fd, &cur) && cur.state == VS_PENDING) {
+		cur.state = VS_DONE;
+		fdt_set(fd, &cur);
 	}
-	if (!v.direct) {
-		uint8_t body[16], reply[16];
-		size_t n = body_connect_result(body, v.conn_id, 0);
-		int32_t verr;
-		if (ipc_request(MSG_CONNECT_RESULT, body, n, reply, sizeof reply, &n, NULL) == 0 &&
-		    parse_errno_reply(reply, n, &verr) == 0 && verr != 0 && verr != EINPROGRESS)
-			kerr = verr;
-	}
-	errno = saved;
-	if (fdt_get(fd, &v) && v.state == VS_PENDING) {
-		v.state = VS_DONE;
-		fdt_set(fd, &v);
-		if (kerr == 0 && !v.user_keepalive)
-			shim_keepalive_arm(fd);
-	}
-out:
 	if (val && len) {
 		socklen_t n2 = *len < sizeof kerr ? *len : (socklen_t)sizeof kerr;
 		memcpy(val, &kerr, n2);

@@ -2,6 +2,7 @@
  * The `boxer` command line: the public contract (docs/cli.md). Each command lives in its own module under
  * src/cli/commands; this file parses arguments, sets the log level and maps errors to exit statuses.
  */
+import type { InterceptChoice } from './intercept';
 import yargs, { type Argv } from 'yargs';
 import { BoxerError, EXIT } from '../util/errors';
 import { setLevel } from '../util/log';
@@ -16,6 +17,7 @@ const EXIT_HELP = `Exit status:
   ${EXIT.INTERNAL}  internal error (a bug: please report it)
   ${EXIT.NAME_TAKEN}  the name asked for is taken
   ${EXIT.NETWORK_FULL}  the virtual network has no free address
+  ${EXIT.DUPLICATE}  this member of a \`boxer lambda run\` has joined already (a duplicate invocation)
   ${EXIT.WRONG_SECRET}  wrong network secret
   ${EXIT.NO_AGENT}  no local agent found (status, ping)
   ${EXIT.UNREACHABLE}  the member could not be reached (ping)
@@ -67,10 +69,17 @@ export function buildCli(argv: string[], cmd: string[]): Argv {
           .option('service', { type: 'string', array: true, default: [] as string[], description: 'a service name this member provides (repeatable)' })
           .option('secret-file', { type: 'string', description: 'file holding the network secret (else $BOXER_SECRET)' })
           .option('join-timeout', { type: 'number', default: 15, description: 'seconds to keep trying an unreachable seed' })
-          .option('shim', { type: 'boolean', default: true, description: 'load the preload shim into CMD (--no-shim: CMD runs without the virtual network)' }),
+          .option('shim', { type: 'boolean', default: true, description: 'load the preload shim into CMD (--no-shim: CMD runs without the virtual network)' })
+          .option('intercept', {
+            type: 'string',
+            choices: ['auto', 'shim', 'seccomp'],
+            default: process.env.BOXER_INTERCEPT || 'auto',
+            description: 'how CMD gets the virtual network: the preload shim, the seccomp supervisor (Go and static programs), or auto (from its ELF headers); env BOXER_INTERCEPT',
+          }),
       async (a) =>
         (await import('./commands/run')).runCommandCli({
           shim: a.shim,
+          intercept: a.intercept as InterceptChoice,
           seed: a.seed,
           nodes: a.nodes,
           name: a.name,
@@ -105,9 +114,9 @@ export function buildCli(argv: string[], cmd: string[]): Argv {
       (y) => y.option('loopback', { type: 'boolean', default: false, description: 'members share this host network (no NAT is crossed)' }),
       async (a) => (await import('./commands/demo')).demoCommand({ loopback: a.loopback }),
     )
-    .command('lambda', 'AWS Lambda: deploy the package, run N functions as members, destroy (docs/lambda.md)', (y) =>
+    .command('lambda', 'AWS Lambda: package Boxer and a program, deploy it, run N functions as members, destroy (docs/lambda.md)', (y) =>
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      (require('./commands/lambda') as typeof import('./commands/lambda')).lambdaCommands(y, cmd).demandCommand(1, 'say what to do: deploy, run or destroy'),
+      (require('./commands/lambda') as typeof import('./commands/lambda')).lambdaCommands(y, cmd).demandCommand(1, 'say what to do: package, deploy, run or destroy'),
     )
     .command('lab', 'an emulated datacenter on this machine: public hosts, functions, real NATs (root)', (y) =>
       // eslint-disable-next-line @typescript-eslint/no-require-imports

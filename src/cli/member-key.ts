@@ -2,9 +2,10 @@
  * A named member's static key, kept under $TMPDIR so that the member proves it is the same member when it comes
  * back under its name (restarted after SIGKILL, no leave): the seed gives its key's id and virtual address back
  * at once (src/control/bindings.ts). One file per network and name, `member-NETWORK-NAME.key` (the 32-byte
- * private key, mode 0600, in the 0700 runtime directory), and a lock `member-NETWORK-NAME.lock` holding the pid
- * of the process using it: a second process under the same name on the same host while the first lives is
- * another member (it gets a fresh key, and the seed refuses the name), not the same one.
+ * private key, mode 0600, in the 0700 runtime directory), and a lock `member-NETWORK-NAME.lock` naming the
+ * process using it (pid and start time, so a reused pid is not taken for it): a second process under the same
+ * name on the same host while the first lives is another member (it gets a fresh key, and the seed refuses the
+ * name), not the same one.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -23,37 +24,50 @@ export interface MemberKey {
   release(): void;
 }
 
-/** Whether pid is a live Boxer process other than this one (a pid reused by something else does not count). */
-function holderAlive(pid: number): boolean {
+/** A process's start time (clock ticks since boot, /proc/PID/stat field 22), or '' where /proc does not say. */
+function startTime(pid: number): string {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19] ?? '';
+  } catch {
+    return '';
+  }
+}
+
+/** What the lock file says of its holder: "PID STARTTIME". */
+function lockText(): string {
+  return `${process.pid} ${startTime(process.pid)}`;
+}
+
+/** Whether the lock's holder is a live process other than this one (not another that got its pid since). */
+function holderAlive(text: string): boolean {
+  const [p, start = ''] = text.trim().split(/\s+/);
+  const pid = Number(p);
   if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
   try {
     process.kill(pid, 0);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('boxer');
-  } catch {
-    return true; // no /proc: trust the pid
-  }
+  return !start || startTime(pid) === start || startTime(pid) === '';
 }
 
 /** Takes the lock file, or returns false when a live process holds it. */
 function lock(file: string): boolean {
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      fs.writeFileSync(file, String(process.pid), { flag: 'wx', mode: 0o600 });
+      fs.writeFileSync(file, lockText(), { flag: 'wx', mode: 0o600 });
       return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
-    let pid = NaN;
+    let holder = '';
     try {
-      pid = Number(fs.readFileSync(file, 'utf8').trim());
+      holder = fs.readFileSync(file, 'utf8');
     } catch {
       /* removed meanwhile */
     }
-    if (holderAlive(pid)) return false;
+    if (holderAlive(holder)) return false;
     try {
       fs.unlinkSync(file); // a holder that died without releasing (SIGKILL)
     } catch {
@@ -100,7 +114,7 @@ export function memberKey(networkId: string, name: string): MemberKey {
   }
   const release = () => {
     try {
-      if (fs.readFileSync(lockFile, 'utf8').trim() === String(process.pid)) fs.unlinkSync(lockFile);
+      if (fs.readFileSync(lockFile, 'utf8') === lockText()) fs.unlinkSync(lockFile);
     } catch {
       /* gone */
     }

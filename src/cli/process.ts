@@ -9,7 +9,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import os from 'node:os';
 import { BoxerError } from '../util/errors';
 import { logger } from '../util/log';
-import { SHIM_REPORT_WAIT_MS, type VirtualNetwork } from '../vnet/service';
+import type { VirtualNetwork } from '../ipc/virtual-network';
+import { SHIM_REPORT_WAIT_MS } from '../constants';
+import { chooseIntercept, type InterceptChoice } from './intercept';
 
 const log = logger('process');
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
@@ -75,52 +77,98 @@ function startWatchdog(pgid: number): ChildProcess | null {
   }
 }
 
-export function runCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+/** A started command: its pid (= its process group), its end, and a way to signal the whole group. */
+export interface CommandHandle {
+  pid: number;
+  /** Resolves when it ends: its exit code, or the signal that killed it. */
+  ended: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Signals its process group (what it started too); false when the group is gone. */
+  kill(sig: NodeJS.Signals): boolean;
+}
+
+export interface StartOptions {
+  /** Working directory (default: ours). */
+  cwd?: string;
+  /** Forward SIGINT/SIGTERM/SIGHUP received by this process to the group (boxer run, boxer seed -- CMD). */
+  forwardSignals?: boolean;
+}
+
+/** Starts a command in its own process group (see the file comment); rejects when it cannot start. */
+export function startCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv, opts: StartOptions = {}): Promise<CommandHandle> {
   return new Promise((resolve, reject) => {
     // detached: the command leads its own process group (setsid), so the group can be signalled as a whole
     // by us and by the watchdog without touching the agent.
-    const child = spawn(cmd, args, { stdio: 'inherit', env, detached: true });
+    const child = spawn(cmd, args, { stdio: 'inherit', env, cwd: opts.cwd, detached: true });
     const watchdog = child.pid ? startWatchdog(child.pid) : null;
-    const forward = (sig: NodeJS.Signals) => {
+    const kill = (sig: NodeJS.Signals) => {
       try {
         process.kill(-child.pid!, sig);
+        return true;
       } catch {
-        child.kill(sig); // the group is gone: the child alone, if still there
+        return child.kill(sig); // the group is gone: the child alone, if still there
       }
     };
-    for (const s of FORWARDED) process.on(s, forward);
+    const forwarded = opts.forwardSignals === false ? [] : FORWARDED;
+    for (const s of forwarded) process.on(s, kill);
     const cleanup = () => {
-      FORWARDED.forEach((s) => process.off(s, forward));
+      forwarded.forEach((s) => process.off(s, kill));
       watchdog?.kill('SIGKILL');
     };
+    const ended = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((done) =>
+      child.on('exit', (code, signal) => {
+        cleanup();
+        done({ code: signal ? null : code ?? 0, signal });
+      }),
+    );
     child.on('error', (e: NodeJS.ErrnoException) => {
       cleanup();
-      reject(new BoxerError('USAGE', `cannot start ${cmd}: ${e.code === 'ENOENT' ? 'no such command (check PATH)' : e.message}`));
+      reject(new BoxerError('USAGE', `cannot start ${cmd}: ${e.code === 'ENOENT' ? 'no such command (check PATH and the working directory)' : e.message}`));
     });
-    child.on('exit', (code, signal) => {
-      cleanup();
-      if (signal) resolve(signalStatus(signal));
-      else resolve(code ?? 0);
-    });
+    child.on('spawn', () => resolve({ pid: child.pid!, ended, kill }));
   });
 }
 
+export async function runCommand(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { code, signal } = await (await startCommand(cmd, args, env)).ended;
+  return signal ? signalStatus(signal) : code ?? 0;
+}
+
 /**
- * Runs a member's command with the shim preloaded (when `vnet` is given), and says so clearly on stderr when the
- * program did not load it (a static binary, a setuid program, an unreadable library): it then runs without
- * the virtual network, and the user must know.
+ * Starts a member's command on the virtual network (when `vnet` is given): with the shim preloaded, or under the
+ * seccomp supervisor for a program the shim cannot see (intercept.ts decides; the supervisor itself says on
+ * stderr when seccomp user notification is not available). Says so clearly on stderr when a program meant for
+ * the shim did not load it (a setuid program, an unreadable library): it then runs without the virtual
+ * network, and the user must know.
  */
-export async function runMemberCommand(cmd: string[], env: NodeJS.ProcessEnv, vnet: VirtualNetwork | null): Promise<number> {
+export async function startMemberCommand(
+  cmd: string[],
+  env: NodeJS.ProcessEnv,
+  vnet: VirtualNetwork | null,
+  intercept: InterceptChoice = 'auto',
+  opts: StartOptions = {},
+): Promise<CommandHandle> {
+  if (vnet) {
+    const { mode, why } = chooseIntercept(intercept, cmd[0], env.PATH);
+    log.debug('how the program gets the virtual network', { cmd: cmd[0], mode, why });
+    if (mode === 'seccomp') return startCommand(vnet.seccompPath, ['--', ...cmd], vnet.env(env, 'seccomp'), opts);
+  }
+  const handle = await startCommand(cmd[0], cmd.slice(1), vnet ? vnet.env(env) : env, opts);
   let done = false;
-  const running = runCommand(cmd[0], cmd.slice(1), vnet ? vnet.env(env) : env).finally(() => (done = true));
+  void handle.ended.finally(() => (done = true));
   if (vnet) {
     void vnet.shimReported().then((loaded) => {
       if (!loaded && !done) {
         process.stderr.write(
-          `boxer: ${cmd[0]} did not load the Boxer shim within ${SHIM_REPORT_WAIT_MS / 1000} s (a static binary such as a Go program, a setuid program, or an unreadable library?): it runs WITHOUT the virtual network\n`,
+          `boxer: ${cmd[0]} did not load the Boxer shim within ${SHIM_REPORT_WAIT_MS / 1000} s (a setuid program, an unreadable library, or a wrapper that execs a Go or static program: --intercept seccomp): it runs WITHOUT the virtual network\n`,
         );
       }
     });
   }
-  return running;
+  return handle;
+}
+
+/** startMemberCommand to its end, as an exit status (its code, or 128+N when killed by signal N). */
+export async function runMemberCommand(cmd: string[], env: NodeJS.ProcessEnv, vnet: VirtualNetwork | null, intercept: InterceptChoice = 'auto'): Promise<number> {
+  const { code, signal } = await (await startMemberCommand(cmd, env, vnet, intercept)).ended;
+  return signal ? signalStatus(signal) : code ?? 0;
 }

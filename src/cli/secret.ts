@@ -8,13 +8,9 @@ import { checkSecret, generateSecret } from '../crypto/keys';
 import { BoxerError } from '../util/errors';
 import { runtimeDir, writeFileAtomic } from '../util/paths';
 import { logger } from '../util/log';
+import { native } from '../util/native';
 
 const log = logger('secret');
-
-interface Secrecy {
-  hideProcess(): boolean;
-  scrubEnv(name: string): number;
-}
 
 /**
  * Keeps the secret from the member's program (same user): the process becomes non-dumpable, so /proc/PID/environ,
@@ -22,8 +18,7 @@ interface Secrecy {
  */
 export function protectSecret(): void {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const n = require(path.resolve(__dirname, '../../../native')) as Secrecy;
+    const n = native();
     if (!n.hideProcess()) log.warn('could not make the agent non-dumpable: the program may read its memory');
     if (process.env.BOXER_SECRET !== undefined) n.scrubEnv('BOXER_SECRET');
   } catch (e) {

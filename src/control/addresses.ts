@@ -31,6 +31,7 @@ export function parseCidr(text: string): Cidr {
   return { base, bits, text: `${intToIp(base)}/${bits}` };
 }
 
+/** Whether `ip` is inside the network `c`. */
 export function inCidr(c: Cidr, ip: string): boolean {
   const mask = (~0 << (32 - c.bits)) >>> 0;
   return ((ipToInt(ip) & mask) >>> 0) === c.base;

@@ -9,8 +9,8 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import fs from 'node:fs';
 import type { Duplex } from 'node:stream';
-import { Channel } from './channel';
-import type { Endpoint, MemberInfo, Message, NatKind, PortMap, Outcome } from '../wire/messages';
+import { Channel } from '../channel/channel';
+import type { Endpoint, MemberInfo, Message, NatKind, PortMap, Outcome, RunKey } from '../wire/messages';
 import type { KeyPair } from '../crypto/keys';
 import { HandshakeError } from '../crypto/noise';
 import {
@@ -64,6 +64,8 @@ export interface AgentOptions {
    * that other members pick their punch port there; default: the whole ip_local_port_range.
    */
   punchPorts?: [number, number];
+  /** Which member of a `boxer lambda run` this is (sent in `join`; the seed refuses a second join with it). */
+  run?: RunKey;
 }
 
 export interface TraversalOptions {
@@ -258,6 +260,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         nat: tr ? this.mapping.kind : this.opts.nat ?? 'unknown',
         lport: this.peers?.lport,
         map: tr ? portMapOf(this.mapping, this.opts.punchPorts) : undefined,
+        run: this.opts.run,
         rejoin: this.self
           ? { id: this.self.id, addr: this.self.addr, name: this.self.name }
           : undefined,

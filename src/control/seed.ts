@@ -17,21 +17,21 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import fs from 'node:fs';
 import type { Duplex } from 'node:stream';
-import { Channel } from './channel';
+import { Channel } from '../channel/channel';
 import { WatchHub } from './watch';
 import { addressOf, parseCidr, type Cidr } from './addresses';
-import { Bindings, type Binding, type BindingsState } from './bindings';
-import { defaultName, nameConflict, nameProblem, type NameOwners } from './names';
+import { Bindings } from './bindings';
+import { HandshakeGate } from './gate';
+import { defaultName, nameConflict, type NameOwners } from './names';
 import type { Endpoint, MemberInfo, Message, NatKind, Outcome } from '../wire/messages';
 import type { KeyPair } from '../crypto/keys';
 import { fingerprint } from '../crypto/keys';
 import { HandshakeError } from '../crypto/noise';
-import { DEAD_AFTER_MS, HEARTBEAT_INTERVAL_MS, RECONNECT_GRACE_MS, SEED_RELEARN_MS, HANDSHAKE_TIMEOUT_MS } from '../constants';
+import { DEAD_AFTER_MS, HEARTBEAT_INTERVAL_MS, RECONNECT_GRACE_MS, SEED_RELEARN_MS, HANDSHAKE_TIMEOUT_MS, MAX_RUN_KEYS } from '../constants';
 import { logger } from '../util/log';
-import { writeFileAtomic } from '../util/paths';
 import { BoxerError } from '../util/errors';
+import { relayHop } from '../traversal/relayed-link';
 
 const log = logger('seed');
 
@@ -54,10 +54,6 @@ interface Entry {
   grace: NodeJS.Timeout | null;
 }
 
-interface SeedState extends BindingsState {
-  network: string;
-}
-
 export interface SeedEvents {
   change: [];
   /** A broker's message for the seed's relay of program connections. */
@@ -76,6 +72,8 @@ export class Seed extends EventEmitter<SeedEvents> {
   readonly cidr: Cidr;
   private readonly bindings: Bindings;
   private readonly members = new Map<number, Entry>();
+  /** `boxer lambda run` members admitted: run key -> member id (in admission order, at most MAX_RUN_KEYS). */
+  private readonly runKeys = new Map<string, number>();
   private relearnUntil = 0;
   /** Until then, rejoins of keys without a binding may claim free ids (a seed that lost its state). */
   private claimsUntil = 0;
@@ -84,6 +82,8 @@ export class Seed extends EventEmitter<SeedEvents> {
   private sweeper: NodeJS.Timeout | null = null;
   private relearnTimer: NodeJS.Timeout | null = null;
   private readonly sockets = new Set<Duplex>();
+  /** Handshake rate limit per source and the summary of refusals (gate.ts). */
+  readonly gate = new HandshakeGate(log);
   readonly stats: SeedStats = { joins: 0, handshakeFailures: 0, droppedConnections: 0, relayed: 0 };
   /** Observers (`boxer lambda run`): they hear joins and leaves, outcomes included (src/control/watch.ts). */
   readonly watchers = new WatchHub();
@@ -98,14 +98,13 @@ export class Seed extends EventEmitter<SeedEvents> {
     this.cidr = parseCidr(opts.network);
     this.bindings = new Bindings(this.cidr);
     const relearnMs = opts.relearnMs ?? SEED_RELEARN_MS;
-    const state = this.loadState();
-    if (state) {
-      this.bindings.load(state);
+    const state = this.bindings.load(opts.stateFile);
+    if (state !== 'none') {
       this.relearnUntil = Date.now() + relearnMs;
       log.info('restarted: relearning the membership from the members', { maxId: this.bindings.maxId, bindings: this.bindings.size });
       this.relearnTimer = setTimeout(() => this.endRelearn(), relearnMs);
     }
-    if (!state || !Array.isArray(state.bindings)) this.claimsUntil = Date.now() + relearnMs;
+    if (state !== 'bindings') this.claimsUntil = Date.now() + relearnMs;
     if (opts.self) {
       const id = this.bindings.nextId((x) => this.members.has(x));
       if (id === null) throw new BoxerError('NETWORK_FULL', `the virtual network ${this.cidr.text} is full`);
@@ -151,6 +150,12 @@ export class Seed extends EventEmitter<SeedEvents> {
   /** Takes one incoming connection (from the TCP server, or an in-memory stream in tests). */
   accept(stream: Duplex, remote: Endpoint): void {
     const peer = `${remote.ip}:${remote.port}`;
+    if (!this.gate.admit(remote.ip)) {
+      // Over its rate: closed before any key exchange (gate.ts), counted in the periodic summary.
+      this.stats.handshakeFailures++;
+      stream.destroy();
+      return;
+    }
     this.sockets.add(stream);
     stream.on('close', () => this.sockets.delete(stream));
     stream.on('error', () => {});
@@ -158,11 +163,8 @@ export class Seed extends EventEmitter<SeedEvents> {
       .then((ch) => this.onChannel(ch, remote))
       .catch((e: Error) => {
         this.stats.handshakeFailures++;
-        if (e instanceof HandshakeError && e.reason === 'wrong-secret') {
-          log.warn('refused a node that does not know the network secret', { peer, hint: 'check that it was given the same --secret-file / BOXER_SECRET' });
-        } else {
-          log.warn('handshake failed', { peer, reason: e.message });
-        }
+        const kind = e instanceof HandshakeError ? e.reason : /within|timed? ?out/i.test(e.message) ? 'timeout' : 'other';
+        this.gate.refused(kind, remote.ip, { port: remote.port, reason: e.message });
       });
   }
 
@@ -220,45 +222,20 @@ export class Seed extends EventEmitter<SeedEvents> {
     };
     const live = (id: number) => this.members.has(id);
     const key = hex(ch.remoteStatic);
-    const asked = m.rejoin?.name ?? m.name;
-    for (const [what, n] of [['name', asked], ...m.services.map((x) => ['service name', x])] as Array<[string, string | undefined]>) {
-      const why = n === undefined ? null : nameProblem(n);
-      if (why) return refuse('bad-request', `the ${what} ${JSON.stringify(n)} ${why}`);
-    }
-    const bound: Binding | undefined = this.bindings.ofKey(key);
-    let id: number;
-    let name: string;
-    if (bound) {
-      if (m.rejoin && (m.rejoin.id !== bound.id || m.rejoin.addr !== bound.addr)) {
-        return refuse('bad-request', `this node's key holds member ${bound.id} (${bound.addr}) here, not ${m.rejoin.id} (${m.rejoin.addr})`);
-      }
-      if (asked !== undefined && asked !== bound.name) {
-        return refuse('bad-request', `this node's key is bound to the name ${bound.name}; another name needs another key`);
-      }
-      id = bound.id;
-      name = bound.name;
-    } else if (m.rejoin) {
-      const r = m.rejoin;
-      if (Date.now() >= this.claimsUntil) {
-        return refuse('bad-request', `member ${r.id} (${r.name}) is not bound to this node's key at this seed; join anew`);
-      }
-      const why = this.bindings.claimProblem(r.id, r.addr);
-      if (why) return refuse('bad-request', why);
-      id = r.id;
-      name = r.name;
-    } else {
-      const next = this.bindings.nextId(live);
-      if (next === null) return refuse('network-full', `the virtual network ${this.cidr.text} has no free address left; start the seed with a larger --network`);
-      id = next;
-      name = m.name ?? defaultName(id);
+    const d = this.bindings.decide(key, m, { live, keyOf: (x) => this.members.get(x)?.info.key, owners: this.owners(), claimsOpen: Date.now() < this.claimsUntil });
+    if ('refuse' in d) return refuse(d.refuse, d.message);
+    const { id, name, bound } = d;
+    // At-least-once delivery of `boxer lambda run`'s invocations: one member per (run, index), ever; the same
+    // member (its key holds the id) may come back.
+    const runKey = m.run ? `${m.run.id}/${m.run.index}` : null;
+    const runHolder = runKey === null ? undefined : this.runKeys.get(runKey);
+    if (runHolder !== undefined && runHolder !== id) {
+      return refuse('duplicate', `member ${m.run!.index} of run ${m.run!.id} has joined already (as member ${runHolder}): this is a duplicate invocation`);
     }
     const known = this.members.get(id);
-    if (known && Buffer.compare(Buffer.from(known.info.key), Buffer.from(ch.remoteStatic)) !== 0) {
-      return refuse('bad-request', `member id ${id} belongs to another node`);
-    }
-    const why = nameConflict(this.owners(), id, name, m.services);
-    if (why) return refuse('name-taken', `${why}; choose another with --name`);
     const binding = this.bindings.bind(key, id, name, live);
+    if (runKey !== null) this.rememberRun(runKey, id);
+    const tag = { id, name, addr: binding.addr, ...(m.run ? { run: m.run.id, index: m.run.index } : {}) };
     const info: MemberInfo = { id, name, addr: binding.addr, services: m.services, ext: remote, priv: m.priv, nat: m.nat as NatKind, key: ch.remoteStatic, lport: m.lport ?? 0, ...(m.map ? { map: m.map } : {}) };
     if (known) {
       // The same key on a new connection: the same process (a rejoin), or the member restarted with its key.
@@ -281,7 +258,7 @@ export class Seed extends EventEmitter<SeedEvents> {
       this.broadcast({ t: 'left', id, reason: 'dead' }, id);
       this.broadcast({ t: 'joined', m: info }, id);
       this.watchers.left(id, 'dead', undefined);
-      this.watchers.joined({ id, name, addr: info.addr });
+      this.watchers.joined(tag);
       log.info('member restarted with its key', { id, name, addr: info.addr, ext: `${remote.ip}:${remote.port}`, key: fingerprint(ch.remoteStatic) });
       this.emit('change');
       return known;
@@ -292,10 +269,16 @@ export class Seed extends EventEmitter<SeedEvents> {
     this.saveState();
     ch.sendMessage(this.welcome(info, remote));
     this.broadcast({ t: 'joined', m: info }, id);
-    this.watchers.joined({ id, name, addr: info.addr });
+    this.watchers.joined(tag);
     log.info(m.rejoin ? 'member rejoined' : bound ? 'member came back with its key' : 'member joined', { id, name, addr: info.addr, ext: `${remote.ip}:${remote.port}`, key: fingerprint(ch.remoteStatic) });
     this.emit('change');
     return entry;
+  }
+
+  private rememberRun(key: string, id: number): void {
+    this.runKeys.delete(key);
+    this.runKeys.set(key, id);
+    while (this.runKeys.size > MAX_RUN_KEYS) this.runKeys.delete(this.runKeys.keys().next().value!);
   }
 
   private welcome(info: MemberInfo, observed: Endpoint): Message {
@@ -332,8 +315,7 @@ export class Seed extends EventEmitter<SeedEvents> {
           this.selfSink.onFwd({ t: 'fwd', to: m.to, from: entry.info.id, body: m.body }, null);
           break;
         }
-        const to = this.members.get(m.to);
-        if (to?.channel) to.channel.sendMessage({ t: 'fwd', to: m.to, from: entry.info.id, body: m.body });
+        this.sendTo(m.to, { t: 'fwd', to: m.to, from: entry.info.id, body: m.body });
         break;
       }
       case 'relay': {
@@ -342,11 +324,7 @@ export class Seed extends EventEmitter<SeedEvents> {
           this.selfSink.onRelay({ t: 'relay', peer: entry.info.id, sid: m.sid, data: m.data, end: m.end, hop: false }, null);
           break;
         }
-        const to = this.members.get(m.peer);
-        if (to?.channel && m.peer !== entry.info.id) {
-          this.stats.relayed += m.data.length;
-          to.channel.sendMessage({ t: 'relay', peer: entry.info.id, sid: m.sid, data: m.data, end: m.end, hop: false });
-        } else if (!m.end) entry.channel?.sendMessage({ t: 'relay', peer: m.peer, sid: m.sid, data: new Uint8Array(0), end: true, hop: false });
+        if (relayHop(m, entry.info.id, (id, x) => this.sendTo(id, x))) this.stats.relayed += m.data.length;
         break;
       }
       default:
@@ -360,22 +338,19 @@ export class Seed extends EventEmitter<SeedEvents> {
     return !!e?.channel && e.channel.sendMessage({ t: 'svnet', payload });
   }
 
-  /** A member by id. */
-  info(id: number): MemberInfo | undefined {
-    return this.members.get(id)?.info;
+  /** Sends `m` to member `id` on its control connection; false when it has none. */
+  private sendTo(id: number, m: Message): boolean {
+    const ch = this.members.get(id)?.channel;
+    if (!ch) return false;
+    ch.sendMessage(m);
+    return true;
   }
 
   /** What the seed's own member sends "to the seed" (signalling, relay): delivered to the member it names. */
   fromSelf(m: Message): boolean {
     if (this.selfId === null) return false;
-    if (m.t === 'fwd') {
-      const to = this.members.get(m.to)?.channel;
-      return !!to && (to.sendMessage({ t: 'fwd', to: m.to, from: this.selfId, body: m.body }) || true);
-    }
-    if (m.t === 'relay') {
-      const to = this.members.get(m.peer)?.channel;
-      return !!to && (to.sendMessage({ t: 'relay', peer: this.selfId, sid: m.sid, data: m.data, end: m.end, hop: false }) || true);
-    }
+    if (m.t === 'fwd') return this.sendTo(m.to, { t: 'fwd', to: m.to, from: this.selfId, body: m.body });
+    if (m.t === 'relay') return relayHop(m, this.selfId, (id, x) => this.sendTo(id, x));
     return false;
   }
 
@@ -455,36 +430,14 @@ export class Seed extends EventEmitter<SeedEvents> {
     return this.members.size;
   }
 
-  private loadState(): SeedState | null {
-    const f = this.opts.stateFile;
-    if (!f || !fs.existsSync(f)) return null;
-    try {
-      const s = JSON.parse(fs.readFileSync(f, 'utf8')) as SeedState;
-      if (!s || s.network !== this.cidr.text || !Number.isInteger(s.maxId)) return null;
-      return s;
-    } catch {
-      log.warn('ignoring an unreadable seed state file', { file: f });
-      return null;
-    }
-  }
-
+  /** Records the bindings (the live members' as seen now). */
   private saveState(): void {
-    const f = this.opts.stateFile;
-    if (!f) return;
-    for (const e of this.members.values()) {
-      const b = this.bindings.ofId(e.info.id);
-      if (b) this.bindings.touch(b);
-    }
-    const s: SeedState = { network: this.cidr.text, ...this.bindings.toState() };
-    try {
-      writeFileAtomic(f, JSON.stringify(s), 0o600);
-    } catch (e) {
-      log.warn('cannot record the seed state', { file: f, reason: (e as Error).message });
-    }
+    this.bindings.save(this.opts.stateFile, this.members.keys());
   }
 
   async close(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
+    this.gate.close();
     if (this.relearnTimer) clearTimeout(this.relearnTimer);
     for (const e of this.members.values()) if (e.grace) clearTimeout(e.grace);
     for (const s of this.sockets) s.destroy();

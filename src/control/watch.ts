@@ -11,7 +11,7 @@
  * Seed side: `WatchHub` (the seed calls joined/left). Observer side: `watchSeed()`.
  */
 import { EventEmitter } from 'node:events';
-import { Channel } from './channel';
+import { Channel } from '../channel/channel';
 import type { KeyPair } from '../crypto/keys';
 import type { Message, Outcome } from '../wire/messages';
 import { tcpConnector, type Connector } from './agent';

@@ -15,7 +15,7 @@
  * test vectors (test/unit/noise-vectors.test.ts) with any XX pattern and psk positions.
  * The pre-shared key is the network key (src/crypto/keys.ts), mixed in before anything else, so a peer that
  * does not know the secret fails on message 1, before the responder reveals anything (its static key is only
- * sent encrypted in message 2). This module is pure: no I/O, no timers; src/control/channel.ts drives it.
+ * sent encrypted in message 2). This module is pure: no I/O, no timers; src/channel/channel.ts drives it.
  */
 import { sodium } from './sodium';
 import { generateKeyPair, type KeyPair } from './keys';

@@ -16,7 +16,7 @@
  */
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Channel } from '../control/channel';
+import { Channel } from '../channel/channel';
 import type { KeyPair } from '../crypto/keys';
 import type { Endpoint, Message, NatKind } from '../wire/messages';
 import { CONNECT_BACK_TIMEOUT_MS, HANDSHAKE_TIMEOUT_MS, PROBE_TIMEOUT_MS } from '../constants';

@@ -7,19 +7,10 @@
  */
 import net from 'node:net';
 import dns from 'node:dns/promises';
-import path from 'node:path';
 import type { Duplex } from 'node:stream';
 import type { Endpoint } from '../wire/messages';
+import { native } from '../util/native';
 
-type NativeApi = typeof import('../../native/index');
-
-let nativeApi: NativeApi | null = null;
-/** The addon, loaded on first use (throws with code ENOADDON when it is not built). */
-export function native(): NativeApi {
-  // dist/src/traversal/io.js -> <root>/native
-  if (!nativeApi) nativeApi = require(path.resolve(__dirname, '../../../native')) as NativeApi;
-  return nativeApi;
-}
 
 /** A socket bound to a local port, not yet connected. */
 export interface BoundSocket {

@@ -15,6 +15,8 @@ export const EXIT = {
   NAME_TAKEN: 73,
   /** The seed's virtual network has no free address left. */
   NETWORK_FULL: 74,
+  /** This member of a `boxer lambda run` (run id + index) has joined already: a duplicate invocation. */
+  DUPLICATE: 76,
   /** The peer does not know our network secret (or we do not know its). */
   WRONG_SECRET: 77,
   /** No local agent could be found or reached (boxer status / ping). */
@@ -53,5 +55,6 @@ export const WIRE_ERRORS = {
   'bad-request': 'USAGE',
   'wrong-secret': 'WRONG_SECRET',
   'version': 'USAGE',
+  'duplicate': 'DUPLICATE',
 } as const satisfies Record<string, ErrorCode>;
 export type WireErrorCode = keyof typeof WIRE_ERRORS;

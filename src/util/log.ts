@@ -19,9 +19,6 @@ function parseLevel(s: string | undefined): Level | undefined {
 export function setLevel(level: Level): void {
   current = level;
 }
-export function getLevel(): Level {
-  return current;
-}
 /** Redirect log lines (tests capture them in memory). Returns the previous sink. */
 export function setSink(fn: (line: string) => void): (line: string) => void {
   const prev = sink;

@@ -12,8 +12,19 @@
  * | `relay-cancel` | `cid`, `errno` (optional) | to the relay: the client gave up, or (with `errno`: ECONNREFUSED, EHOSTUNREACH) the far member refused or cannot reach it; the relay resets the client's half and passes `errno` on to the client as a `result` |
  */
 import { Encoder } from 'cbor-x';
-import type { VnetMessage } from './broker';
 import type { Endpoint } from '../wire/messages';
+
+/** Messages between the brokers of members (and the seed's relay), as in the table above. */
+export type VnetMessage =
+  | { k: 'open'; cid: string; vport: number; cport: number; cext: Endpoint | null; punch: number | null }
+  | { k: 'result'; cid: string; errno: number }
+  | { k: 'relay-req'; cid: string; to: number; vport: number; cport: number }
+  | { k: 'relay-ok'; cid: string; port: number; ip: string; errno: number }
+  | { k: 'relay-open'; cid: string; from: number; vport: number; cport: number; relay: Endpoint; token: Uint8Array }
+  | { k: 'relay-cancel'; cid: string; errno?: number };
+
+/** One kind of broker message. */
+export type VnetOf<K extends VnetMessage['k']> = Extract<VnetMessage, { k: K }>;
 
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true, structuredClone: false });
 

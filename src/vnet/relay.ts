@@ -21,7 +21,6 @@
  */
 import net from 'node:net';
 import crypto from 'node:crypto';
-import type { Endpoint } from '../wire/messages';
 import { logger } from '../util/log';
 
 const log = logger('relay');
@@ -233,10 +232,4 @@ export class DataRelay {
 function fdOf(s: net.Socket): number | undefined {
   const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
-}
-
-/** The far agent's side: connects out to the relay and sends the token; the socket is then the program's. */
-export interface RelayTicket {
-  relay: Endpoint;
-  token: Buffer;
 }

@@ -11,7 +11,7 @@
  * | anything else (a `random` NAT on either side, same NAT without a LAN) | `agent`: the broker relays |
  *
  * A `direct` route to a public address is written `direct-quiet` when we are an `open` member alone at our
- * address (Broker.routes): the far side then names our connections by our address, so the agent needs no
+ * address (broker.ts, Broker.routes): the far side then names our connections by our address, so the agent needs no
  * word of them and the shim sends none.
  */
 import type { MemberInfo, NatKind, PathKind } from '../wire/messages';

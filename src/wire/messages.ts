@@ -59,7 +59,7 @@ export interface PortMap {
 /** How a peer link reaches the other member (docs/nat-traversal.md). */
 export type PathKind = 'direct' | 'punched' | 'lan' | 'hairpin' | 'relay';
 export const PATH_KINDS: readonly PathKind[] = ['direct', 'punched', 'lan', 'hairpin', 'relay'];
-/** Steps of the punch coordination (src/traversal/peers.ts). */
+/** Steps of the punch coordination (src/traversal/punch.ts). */
 export type PunchPhase = 'req' | 'ack' | 'dial' | 'fail';
 const PUNCH_PHASES: readonly PunchPhase[] = ['req', 'ack', 'dial', 'fail'];
 
@@ -70,8 +70,22 @@ export interface Rejoin {
   name: string;
 }
 
+/**
+ * Which member of which `boxer lambda run` a joining agent is: the seed admits one join per key, so that a
+ * duplicate delivery of the same invocation does not add a second member.
+ */
+export interface RunKey {
+  /** The run's id: 1-64 characters of [A-Za-z0-9._-]. */
+  id: string;
+  /** The member's index in the run, 0-based. */
+  index: number;
+}
+export const RUN_ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
+/** Largest member index of a run (an invocation per member: far above any account's concurrency). */
+export const MAX_RUN_INDEX = 1_000_000;
+
 export type Message =
-  | { t: 'join'; name?: string; services: string[]; priv: Endpoint[]; nat: NatKind; rejoin?: Rejoin; lport?: number; map?: PortMap }
+  | { t: 'join'; name?: string; services: string[]; priv: Endpoint[]; nat: NatKind; rejoin?: Rejoin; lport?: number; map?: PortMap; run?: RunKey }
   | { t: 'welcome'; id: number; addr: string; name: string; network: string; observed: Endpoint; members: MemberInfo[]; relearning: boolean }
   | { t: 'joined'; m: MemberInfo }
   | { t: 'left'; id: number; reason: 'leave' | 'dead' }
@@ -105,8 +119,6 @@ export type Message =
   | { t: 'vnet'; payload: Uint8Array }
   /** A broker's message to or from the seed's relay of program connections (src/vnet/seed-relay.ts). */
   | { t: 'svnet'; payload: Uint8Array };
-
-export type MessageType = Message['t'];
 
 /** How a member's command ended, told to the seed in `leave` and passed on to observers. */
 export interface Outcome {
@@ -192,6 +204,13 @@ function portMap(v: unknown): PortMap | undefined {
   return { ...m, ...r };
 }
 
+function runKey(v: unknown): RunKey {
+  if (!isObj(v)) throw new MessageError('run: expected a map');
+  const id = str(v, 'id', 64);
+  if (!RUN_ID_RE.test(id)) throw new MessageError('run id: expected 1-64 characters of A-Z a-z 0-9 . _ -');
+  return { id, index: int(v, 'index', 0, MAX_RUN_INDEX) };
+}
+
 function member(v: unknown): MemberInfo {
   if (!isObj(v)) throw new MessageError('member: expected a map');
   const key = v.key;
@@ -259,6 +278,7 @@ export function decodeMessage(bytes: Uint8Array): Message {
         rejoin,
         lport: v.lport === undefined || v.lport === null ? undefined : int(v, 'lport', 0, 65535),
         map: portMap(v.map),
+        ...(v.run === undefined || v.run === null ? {} : { run: runKey(v.run) }),
       };
     }
     case 'welcome':

@@ -2,7 +2,7 @@
 // close that one channel with a logged reason.
 import test from 'ava';
 import { Duplex } from 'node:stream';
-import { Channel } from '../../src/control/channel';
+import { Channel } from '../../src/channel/channel';
 import { sodiumReady } from '../../src/crypto/sodium';
 import { deriveNetworkKey, generateKeyPair } from '../../src/crypto/keys';
 import { duplexPair } from '../support/memnet';

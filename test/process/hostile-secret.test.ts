@@ -9,7 +9,7 @@ import os from 'node:os';
 import { execFile, execFileSync } from 'node:child_process';
 import { Broker, type VnetNetwork } from '../../src/vnet/broker';
 import { ShimServer } from '../../src/ipc/shim-server';
-import { loadNative } from '../../src/vnet/service';
+import { native } from '../../src/util/native';
 import { BOXER, sandbox, startSeed } from '../support/procs';
 
 const SECRET = 'the hostile test secret 0123456789';
@@ -78,7 +78,7 @@ test('the shim socket answers only processes of the member user (SO_PEERCRED)', 
   fs.chmodSync(dir, 0o777);
   const sock = path.join(dir, 'shim.sock');
   const netw: VnetNetwork = { self: () => null, members: () => [], predictOwn: () => null, linkPath: () => undefined, ensureLink: async () => 'direct', seedIp: () => null, send: () => undefined };
-  const nat = loadNative();
+  const nat = native();
   const broker = new Broker(netw, nat);
   const server = new ShimServer(sock, broker, nat);
   await server.start();

@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Seed } from '../../src/control/seed';
 import { Agent, type Connector } from '../../src/control/agent';
-import { Channel } from '../../src/control/channel';
+import { Channel } from '../../src/channel/channel';
 import { addressOf, parseCidr } from '../../src/control/addresses';
 import { sodiumReady } from '../../src/crypto/sodium';
 import { deriveNetworkKey, generateKeyPair, type KeyPair } from '../../src/crypto/keys';

@@ -1,5 +1,5 @@
 // A named member's kept key (src/cli/member-key.ts): written 0600, given back to the next process under the
-// name, never to a second process while the first lives.
+// name, never to a second process while the first lives (a pid reused by another process does not count).
 import test from 'ava';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -31,10 +31,18 @@ test('the key is kept 0600 and comes back; a live holder keeps it to itself', as
   t.notDeepEqual(Buffer.from(c.keys.publicKey), Buffer.from(a.keys.publicKey));
   c.release();
 
-  // A live Boxer process holds the lock: the next process under the name gets a fresh key.
-  const holder = spawn('sh', ['-c', 'sleep 30', 'boxer-holder'], { stdio: 'ignore' });
+  // A live process holds the lock: the next process under the name gets a fresh key.
+  const holder = spawn('sleep', ['30'], { stdio: 'ignore' });
   await new Promise((r) => setTimeout(r, 100));
-  fs.writeFileSync(path.join(runtimeDir(), 'member-net1-zk1.lock'), String(holder.pid));
+  const lock = path.join(runtimeDir(), 'member-net1-zk1.lock');
+  const stat = fs.readFileSync(`/proc/${holder.pid}/stat`, 'utf8');
+  const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  // A lock naming its pid with another start time is a holder that died (its pid reused): not held.
+  fs.writeFileSync(lock, `${holder.pid} 1`);
+  const stale = memberKey('net1', 'zk1');
+  t.true(stale.kept);
+  stale.release();
+  fs.writeFileSync(lock, `${holder.pid} ${start}`);
   const d = memberKey('net1', 'zk1');
   t.false(d.kept);
   t.notDeepEqual(Buffer.from(d.keys.publicKey), Buffer.from(a.keys.publicKey));

@@ -65,10 +65,3 @@ void shim_init(void)
 {
 	pthread_once(&cfg_once, read_config);
 }
-
-/* Loads the settings and tells the agent the shim is in this program (HELLO), even if it never uses a socket. */
-__attribute__((constructor)) static void shim_constructor(void)
-{
-	shim_init();
-	ipc_hello_at_load();
-}

@@ -22,6 +22,17 @@ function aws(a: { region?: string; profile?: string; 'endpoint-url'?: string }):
 export function lambdaCommands(y: Argv, cmd: string[]): Argv {
   return y
     .command(
+      'package',
+      'build the function zip: Boxer, its dependencies, the native parts for --arch, and --include DIR under app/',
+      (p) =>
+        p
+          .option('out', { type: 'string', default: 'boxer.zip', description: 'where to write the zip' })
+          .option('include', { type: 'string', array: true, default: [] as string[], description: "a directory with your program, put under the zip's app/DIR (repeatable)" })
+          .option('arch', { choices: ['x86_64', 'arm64'] as const, default: 'x86_64' as const, description: "the function's architecture" })
+          .option('with-aws-sdk', { type: 'boolean', default: false, description: 'bundle the AWS SDK clients the handler uses (default: the nodejs22.x runtime provides them)' }),
+      async (a) => (await import('./lambda-package')).lambdaPackageCommand({ out: a.out, include: a.include, arch: a.arch, withAwsSdk: a['with-aws-sdk'] }),
+    )
+    .command(
       'deploy',
       'create or update the function, store the network secret, give the function read access to it',
       (c) =>

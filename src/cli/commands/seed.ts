@@ -6,8 +6,9 @@ import { seedSecret } from '../secret';
 import { checkName } from '../../control/names';
 import { LocalMember, type MemberView } from '../member';
 import { runMemberCommand } from '../process';
-import { loadNative, VirtualNetwork } from '../../vnet/service';
-import { SeedRelay } from '../../vnet/seed-relay';
+import { VirtualNetwork } from '../../ipc/virtual-network';
+import { native } from '../../util/native';
+import { seedRelay } from '../../vnet/seed-relay';
 import type { KernelSplice } from '../../vnet/relay';
 import { logger } from '../../util/log';
 import { runtimeDir } from '../../util/paths';
@@ -48,7 +49,7 @@ export async function seedCommand(a: SeedArgs): Promise<void> {
   const bound = await seed.listen(host, port);
   const where = `${bound.address}:${bound.port}`;
   // The relay of last resort for program connections (no open member to relay through).
-  const seedRelay = new SeedRelay(seed, host === '0.0.0.0' ? null : host, kernelSplice());
+  const relayServer = seedRelay(seed, host === '0.0.0.0' ? null : host, kernelSplice());
   const discovery = new DiscoveryServer({ psk, keys });
   let dport: number;
   if (a.discoveryPort !== undefined) {
@@ -77,7 +78,7 @@ export async function seedCommand(a: SeedArgs): Promise<void> {
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
     });
-    seedRelay.close();
+    relayServer.close();
     await discovery.close();
     await seed.close();
     return;
@@ -126,7 +127,7 @@ export async function seedCommand(a: SeedArgs): Promise<void> {
   await vnet.close();
   await member.close();
   await peers.close();
-  seedRelay.close();
+  relayServer.close();
   await discovery.close();
   await seed.close();
   process.exit(code);
@@ -137,7 +138,7 @@ const log = logger('seed');
 /** The addon's kernel relay, if the addon loads (a seed also runs without it: the relay then pipes in Node). */
 function kernelSplice(): KernelSplice | undefined {
   try {
-    return loadNative();
+    return native();
   } catch (e) {
     log.info('the native addon is not loadable: the seed relays program connections in Node', { reason: (e as Error).message });
     return undefined;

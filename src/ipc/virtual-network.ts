@@ -3,38 +3,19 @@
  * the environment that loads the shim into the user's program. Owned by `boxer run`.
  */
 import fs from 'node:fs';
-import path from 'node:path';
-import { Broker, SEED, type SocketOps, type VnetNetwork } from './broker';
-import { encodeVnet, decodeVnet } from './messages';
-import { ShimServer } from '../ipc/shim-server';
+import { Broker } from '../vnet/broker';
+import { SEED, type SocketOps, type VnetNetwork } from '../vnet/network';
+import { encodeVnet, decodeVnet } from '../vnet/messages';
+import { ShimServer } from './shim-server';
 import type { Agent } from '../control/agent';
 import type { Endpoint, MemberInfo, PathKind } from '../wire/messages';
 import { uniquePath, writeFileAtomic } from '../util/paths';
 import { logger } from '../util/log';
+import { native, type NativeApi } from '../util/native';
+import { PREWARM_CONCURRENCY, ROUTES_REFRESH_MS, SHIM_REPORT_POLL_MS, SHIM_REPORT_WAIT_MS } from '../constants';
 
 const log = logger('vnet');
 
-/** The route table is compared and rewritten this often, so link changes (a new `lan` link) reach the shim. */
-export const ROUTES_REFRESH_MS = 1_000;
-/**
- * Members behind our own NAT get a peer link as soon as they are seen (at most this many at once), so that a
- * program's first connection to one finds its route (LAN or relay) known, instead of waiting for the link.
- */
-export const PREWARM_CONCURRENCY = 4;
-/** How long `boxer run` waits for the program's shim to report in before it warns that it did not load. */
-export const SHIM_REPORT_WAIT_MS = 3_000;
-
-/** The part of the native addon (native/index.d.ts) the virtual network uses. */
-interface NativeApi extends Required<SocketOps> {
-  sendFd(unixFd: number, fd: number, data: Buffer): number;
-  peerCred(unixFd: number): { pid: number; uid: number; gid: number };
-  SHIM_PATH: string;
-}
-
-export function loadNative(): NativeApi {
-  // The repository's native/ (this file runs from dist/src/vnet).
-  return require(path.resolve(__dirname, '../../../native')) as NativeApi;
-}
 
 /**
  * What the virtual network needs from the member it runs in: an Agent (`boxer run`), or a seed that runs a
@@ -107,7 +88,7 @@ export class VirtualNetwork {
   private readonly nat: NativeApi;
 
   constructor(private readonly host: VnetHost) {
-    this.nat = loadNative();
+    this.nat = native();
     this.broker = new Broker(brokerNetwork(host), this.nat);
     this.shim = new ShimServer(uniquePath('shim', '.sock'), this.broker, this.nat);
     host.onVnet((from: number, payload: Uint8Array) => {
@@ -170,10 +151,20 @@ export class VirtualNetwork {
     }
   }
 
-  /** What loads the shim into the program and tells it where everything is. */
-  env(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  /**
+   * What loads the shim into the program and tells it where everything is; for `seccomp` (a program run under
+   * the seccomp supervisor, docs/seccomp.md) the same settings without LD_PRELOAD: the supervisor reads them,
+   * and preloads the shim (BOXER_SHIM_FALLBACK) only where seccomp user notification is unavailable.
+   */
+  env(base: NodeJS.ProcessEnv, mode: 'shim' | 'seccomp' = 'shim'): NodeJS.ProcessEnv {
+    if (mode === 'seccomp') return { ...base, BOXER_SHIM_SOCK: this.shim.path, BOXER_ROUTES_FILE: this.routesFile, BOXER_SHIM_FALLBACK: this.nat.SHIM_PATH };
     const preload = [this.nat.SHIM_PATH, ...(base.LD_PRELOAD ? [base.LD_PRELOAD] : [])].join(' ');
     return { ...base, LD_PRELOAD: preload, BOXER_SHIM_SOCK: this.shim.path, BOXER_ROUTES_FILE: this.routesFile };
+  }
+
+  /** The seccomp supervisor (native/out/boxer-seccomp). */
+  get seccompPath(): string {
+    return this.nat.SECCOMP_PATH;
   }
 
   /** Resolves true once a program's shim has reported in, false after `ms`. */
@@ -183,7 +174,7 @@ export class VirtualNetwork {
       const tick = () => {
         if (this.broker.shims.size > 0) return resolve(true);
         if (Date.now() - start > ms) return resolve(false);
-        setTimeout(tick, 50).unref();
+        setTimeout(tick, SHIM_REPORT_POLL_MS).unref();
       };
       tick();
     });

@@ -1,0 +1,58 @@
+/**
+ * What the virtual network needs from the member it runs in, as seen by the broker's parts: the member list,
+ * predictions, links and a way to send broker messages (`VnetNetwork`), and the addon's socket calls
+ * (`SocketOps`). Both are interfaces so that the connection logic runs in memory in tests.
+ */
+import type { Endpoint, MemberInfo, PathKind } from '../wire/messages';
+import type { VnetMessage } from './messages';
+import type { WakeOps } from './handoff';
+import type { KernelSplice } from './relay';
+
+export interface VnetNetwork {
+  self(): { id: number; addr: string } | null;
+  members(): MemberInfo[];
+  /** This member's predicted external endpoint for its local port (null: unpredictable). */
+  predictOwn(localPort: number): Endpoint | null;
+  /** The path of the open peer link to member `id`, if there is one. */
+  linkPath(id: number): PathKind | undefined;
+  /** Opens (or uses) the link to member `id` and returns its path (first contact: one network round trip). */
+  ensureLink(id: number): Promise<PathKind>;
+  /** Sends to member `to`; `SEED` (0) is the seed's relay. */
+  send(to: number, msg: VnetMessage): void;
+  /** The seed's address as this member reaches it, when the seed can relay (null: not connected). */
+  seedIp(): string | null;
+}
+
+/** The id that stands for the seed in broker messages (member ids start at 1). */
+export const SEED = 0;
+
+/** The socket operations the broker needs (the native addon; a fake in tests): a hand-off's, and the relay's. */
+export interface SocketOps extends WakeOps {
+  /** The kernel relay (relay.ts, KernelSplice); absent in memory tests. */
+  splice?: KernelSplice['splice'];
+  spliceActive?: KernelSplice['spliceActive'];
+  spliceAbortAll?: KernelSplice['spliceAbortAll'];
+}
+
+/** Member look-ups over a VnetNetwork. */
+export class Members {
+  constructor(private readonly netw: VnetNetwork) {}
+
+  byAddr(vaddr: string): MemberInfo | undefined {
+    return this.netw.members().find((m) => m.addr === vaddr);
+  }
+
+  byId(id: number): MemberInfo | undefined {
+    return this.netw.members().find((m) => m.id === id);
+  }
+
+  /** This member's own entry. */
+  me(): MemberInfo | undefined {
+    const self = this.netw.self();
+    return self ? this.byId(self.id) : undefined;
+  }
+}
+
+export function isLoopback(ip: string): boolean {
+  return ip.startsWith('127.');
+}
