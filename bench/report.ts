@@ -256,6 +256,14 @@ export function markdown(r: Results, chartFiles: string[], resultsLink = '../ben
   for (const c of group('lambda')) L.push(`| ${c.title} | ${cell(c.boxer)} | ${c.unit} | ${measured(c.boxer) ? (c.boxer.note ?? '') : ''} |`);
   L.push('');
 
+  L.push('## Programs under the seccomp supervisor');
+  L.push('');
+  L.push('Go and statically linked programs get the virtual network through the seccomp supervisor (docs/seccomp.md).');
+  L.push('Its cost beside the shim and native (a Go program\'s dial, a C program\'s time inside connect(), a Go stream\'s');
+  L.push('throughput; on loopback, so only the interception is measured) is measured by `npm run bench:seccomp`, which');
+  L.push('writes [bench/seccomp.md](bench/seccomp.md).');
+  L.push('');
+
   L.push('## Not measured yet');
   L.push('');
   const nm = r.cases.flatMap((c) => (['native', 'boxer'] as const).filter((k) => c[k] && !measured(c[k])).map((k) => `${c.id} ${k}`));

@@ -174,7 +174,10 @@ void on_accept(struct notif *n, int flags_arg)
 	}
 	*a = (struct acc){.n = *n, .lfd = lfd, .lino = lino, .flags = flags, .lv = lv};
 	struct kept k;
-	if (take_kept(lino, &k)) {
+	if (take_kept(lino, &k)) { /* accepted for a caller that left: this caller's O_NONBLOCK */
+		int fl = fcntl(k.fd, F_GETFL);
+		if (fl >= 0)
+			fcntl(k.fd, F_SETFL, (flags & SOCK_NONBLOCK) ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK));
 		deliver(a, &k);
 	} else if (fcntl(lfd, F_GETFL) & O_NONBLOCK) {
 		if (accept_one(a, &k) < 0)

@@ -38,19 +38,13 @@ void on_bind(struct notif *n)
 		return;
 	}
 	if (bind(fd, (struct sockaddr *)&real, rl) < 0) {
-		int err = errno;
-		close(fd);
-		notif_error(n, err);
+		notif_done(n, fd, -1, errno);
 		return;
 	}
 	uint64_t ino = sock_ino(fd);
 	struct vsock v;
-	if (!socktab_get(ino, &v)) {
-		memset(&v, 0, sizeof v);
-		v.family = family;
-	}
+	socktab_get_or_new(ino, family, &v);
 	vbind_record(&v);
 	socktab_put(ino, &v);
-	close(fd);
-	notif_value(n, 0);
+	notif_done(n, fd, 0, 0);
 }

@@ -35,11 +35,7 @@ static void *finish(void *arg)
 	rc = vconnect_finish(p->fd, &p->v, rc, rc < 0 ? errno : 0, 0);
 	int err = errno;
 	socktab_put(p->ino, &p->v);
-	if (rc < 0)
-		notif_error(&p->n, err);
-	else
-		notif_value(&p->n, 0);
-	close(p->fd);
+	notif_done(&p->n, p->fd, rc, err);
 	free(p);
 	return NULL;
 }
@@ -76,23 +72,16 @@ void on_connect(struct notif *n)
 	}
 	uint64_t ino = sock_ino(fd);
 	struct vsock v;
-	if (!socktab_get(ino, &v)) {
-		memset(&v, 0, sizeof v);
-		v.family = family;
-	}
+	socktab_get_or_new(ino, family, &v);
 	if (v.state != VS_NONE) { /* again on a socket already connecting: the kernel says EALREADY/EISCONN */
 		int rc = vconnect_kernel(fd, &v);
-		int err = errno;
-		close(fd);
-		rc < 0 ? notif_error(n, err) : notif_value(n, 0);
+		notif_done(n, fd, rc, errno);
 		return;
 	}
 	int nonblock = (fcntl(fd, F_GETFL) & O_NONBLOCK) != 0;
 	int plan = vconnect_prepare(fd, &v, ip, port, nonblock);
 	if (plan < 0) {
-		int err = errno;
-		close(fd);
-		notif_error(n, err);
+		notif_done(n, fd, -1, errno);
 		return;
 	}
 	socktab_put(ino, &v);
@@ -102,9 +91,7 @@ void on_connect(struct notif *n)
 			rc = vconnect_finish(fd, &v, rc, rc < 0 ? errno : 0, 1);
 			socktab_put(ino, &v);
 		}
-		int err = errno;
-		close(fd);
-		rc < 0 ? notif_error(n, err) : notif_value(n, 0);
+		notif_done(n, fd, rc, errno);
 		return;
 	}
 	struct pending *p = malloc(sizeof *p);

@@ -131,13 +131,13 @@ int dns_redirect(struct notif *n, int pfd, const struct sockaddr_storage *ss, so
 			pthread_mutex_unlock(&routes_lock);
 		}
 	}
-	close(fd);
-	rc < 0 ? notif_error(n, err) : notif_value(n, 0);
+	notif_done(n, fd, rc, err);
 	return 1;
 }
 
-/* Member and service names: the A records of name, or 0 records if it is not ours (then forwarded). */
-static int lookup(const char *name, uint32_t *addrs, int max)
+/* The A records of name: members from the member file, and with ask set, service names (RESOLVE to the agent:
+ * `*.boxer`, or a plain label other than localhost, as the shim's getaddrinfo asks). 0: not ours. */
+static int lookup(const char *name, uint32_t *addrs, int max, int ask)
 {
 	char cand[256], norm[NODE_NAME_MAX];
 	size_t l = strlen(name);
@@ -156,8 +156,7 @@ static int lookup(const char *name, uint32_t *addrs, int max)
 			addrs[0] = ip;
 			return 1;
 		}
-		/* Service names: `*.boxer`, or a plain label (not localhost), as the shim's getaddrinfo asks. */
-		if (!norm[0] || (!boxer && (strchr(norm, '.') || !strcasecmp(norm, "localhost"))))
+		if (!ask || !norm[0] || (!boxer && (strchr(norm, '.') || !strcasecmp(norm, "localhost"))))
 			continue;
 		uint8_t body[FRAME_MAX], reply[FRAME_MAX];
 		size_t n = body_resolve(body, norm), rn;
@@ -170,79 +169,87 @@ static int lookup(const char *name, uint32_t *addrs, int max)
 	return 0;
 }
 
-struct fwd {
+/* A query not answered from the member file: service names, then the program's own name server. */
+struct slow {
 	uint8_t q[DNS_MAX];
 	size_t n, qlen;
+	uint16_t qtype;
+	char name[256];
 	struct sockaddr_storage client, ns;
-	socklen_t clen, nslen;
+	socklen_t clen, nslen; /* nslen 0: the program's name server is not known */
 };
 
-/* Forwards one query to the program's name server and relays the answer (or SERVFAIL). Frees f. */
-static void *forward(void *arg)
+/* Answers count addresses (or rcode) to the client of s. */
+static void reply(const struct slow *s, const uint32_t *addrs, int count, int rcode)
 {
-	struct fwd *f = arg;
-	uint8_t a[DNS_MAX];
-	ssize_t r = -1;
-	int s = socket(f->ns.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s >= 0 && connect(s, (struct sockaddr *)&f->ns, f->nslen) == 0 && send(s, f->q, f->n, 0) == (ssize_t)f->n) {
-		struct pollfd p = {.fd = s, .events = POLLIN};
-		if (poll(&p, 1, DNS_FORWARD_TIMEOUT_MS) == 1)
-			r = recv(s, a, sizeof a, 0);
+	uint8_t out[DNS_MAX];
+	size_t len = dns_build_answer(s->q, s->qlen, addrs, count, rcode, out, sizeof out);
+	if (len)
+		sendto(srv, out, len, 0, (const struct sockaddr *)&s->client, s->clen);
+}
+
+/* RESOLVE, else forward to the program's name server and relay its answer (SERVFAIL when it does not answer in
+ * time), on a thread of its own: neither may hold up the trapped calls. Frees arg. */
+static void *resolve_slow(void *arg)
+{
+	struct slow *s = arg;
+	uint32_t addrs[32];
+	int count = lookup(s->name, addrs, 32, 1);
+	if (count > 0) {
+		reply(s, addrs, s->qtype == 1 ? count : 0, 0);
+	} else if (!s->nslen) {
+		reply(s, NULL, 0, 2);
+	} else {
+		uint8_t a[DNS_MAX];
+		ssize_t r = -1;
+		int fd = socket(s->ns.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		if (fd >= 0 && connect(fd, (struct sockaddr *)&s->ns, s->nslen) == 0 && send(fd, s->q, s->n, 0) == (ssize_t)s->n) {
+			struct pollfd p = {.fd = fd, .events = POLLIN};
+			if (poll(&p, 1, DNS_FORWARD_TIMEOUT_MS) == 1)
+				r = recv(fd, a, sizeof a, 0);
+		}
+		if (fd >= 0)
+			close(fd);
+		if (r >= 12 && a[0] == s->q[0] && a[1] == s->q[1])
+			sendto(srv, a, (size_t)r, 0, (struct sockaddr *)&s->client, s->clen);
+		else
+			reply(s, NULL, 0, 2);
 	}
-	if (s >= 0)
-		close(s);
-	if (r < 12 || a[0] != f->q[0] || a[1] != f->q[1])
-		r = (ssize_t)dns_build_answer(f->q, f->qlen, NULL, 0, 2, a, sizeof a);
-	if (r > 0)
-		sendto(srv, a, (size_t)r, 0, (struct sockaddr *)&f->client, f->clen);
 	__atomic_sub_fetch(&forwarding, 1, __ATOMIC_RELAXED);
-	free(f);
+	free(s);
 	return NULL;
 }
 
 static void answer_one(const uint8_t *q, size_t n, const struct sockaddr_storage *from, socklen_t flen)
 {
-	char name[256];
-	uint16_t qtype;
-	size_t qlen;
-	uint8_t out[DNS_MAX];
-	if (dns_parse_query(q, n, name, sizeof name, &qtype, &qlen) < 0)
-		return;
-	uint32_t addrs[32];
-	int count = lookup(name, addrs, 32);
-	if (count > 0) {
-		size_t len = dns_build_answer(q, qlen, addrs, qtype == 1 ? count : 0, 0, out, sizeof out);
-		if (len)
-			sendto(srv, out, len, 0, (const struct sockaddr *)from, flen);
+	struct slow *s = calloc(1, sizeof *s);
+	if (!s || dns_parse_query(q, n, s->name, sizeof s->name, &s->qtype, &s->qlen) < 0) {
+		free(s);
 		return;
 	}
-	struct fwd *f = calloc(1, sizeof *f);
-	int ok = 0;
-	if (f) {
-		memcpy(f->q, q, n);
-		f->n = n;
-		f->qlen = qlen;
-		f->client = *from;
-		f->clen = flen;
-		uint16_t port = ntohs(((const struct sockaddr_in *)from)->sin_port);
-		pthread_mutex_lock(&routes_lock);
-		int slot = port % DNS_ROUTES;
-		if (routes[slot].port == port) {
-			f->ns = routes[slot].ns;
-			f->nslen = routes[slot].nslen;
-			ok = 1;
-		}
-		pthread_mutex_unlock(&routes_lock);
-	}
-	if (ok && __atomic_add_fetch(&forwarding, 1, __ATOMIC_RELAXED) <= DNS_FORWARD_MAX &&
-	    notify_spawn(forward, f) == 0)
+	memcpy(s->q, q, n);
+	s->n = n;
+	s->client = *from;
+	s->clen = flen;
+	uint32_t addrs[1];
+	if (lookup(s->name, addrs, 1, 0)) { /* a member: at once */
+		reply(s, addrs, s->qtype == 1, 0);
+		free(s);
 		return;
-	if (ok)
-		__atomic_sub_fetch(&forwarding, 1, __ATOMIC_RELAXED);
-	free(f);
-	size_t len = dns_build_answer(q, qlen, NULL, 0, 2, out, sizeof out);
-	if (len)
-		sendto(srv, out, len, 0, (const struct sockaddr *)from, flen);
+	}
+	uint16_t port = ntohs(((const struct sockaddr_in *)from)->sin_port);
+	pthread_mutex_lock(&routes_lock);
+	int slot = port % DNS_ROUTES;
+	if (routes[slot].port == port) {
+		s->ns = routes[slot].ns;
+		s->nslen = routes[slot].nslen;
+	}
+	pthread_mutex_unlock(&routes_lock);
+	if (__atomic_add_fetch(&forwarding, 1, __ATOMIC_RELAXED) <= DNS_FORWARD_MAX && notify_spawn(resolve_slow, s) == 0)
+		return;
+	__atomic_sub_fetch(&forwarding, 1, __ATOMIC_RELAXED);
+	reply(s, NULL, 0, 2);
+	free(s);
 }
 
 void dns_serve(void)

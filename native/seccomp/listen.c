@@ -24,32 +24,19 @@ void on_listen(struct notif *n)
 		return;
 	}
 	if (listen(fd, (int)n->req.data.args[1]) < 0) {
-		int err = errno;
-		close(fd);
-		notif_error(n, err);
+		notif_done(n, fd, -1, errno);
 		return;
 	}
 	uint64_t ino = sock_ino(fd);
 	struct vsock v;
-	uint16_t port;
 	if (sock_is_tcp(fd, &family)) {
-		if (!socktab_get(ino, &v)) {
-			memset(&v, 0, sizeof v);
-			v.family = family;
-		}
-		if (!v.listening && vlisten_reachable(fd, &v, &port)) {
-			v.listening = 1;
-			v.listen_port = port;
+		socktab_get_or_new(ino, family, &v);
+		if (vlisten_mark(fd, &v)) {
 			socktab_put(ino, &v);
-			int32_t err = 0;
-			if (ipc_report_listen(port, &err) < 0)
-				shim_debug("seccomp: LISTEN %u not reported (%s)", port, strerror(errno));
-			else if (err)
-				shim_debug("seccomp: LISTEN %u: agent answered %s", port, strerror(err));
+			vlisten_report(v.listen_port);
 		}
 	}
-	close(fd);
-	notif_value(n, 0);
+	notif_done(n, fd, 0, 0);
 }
 
 /* The inodes of the listening TCP sockets of this network namespace (/proc/net/tcp, tcp6: state 0A). */

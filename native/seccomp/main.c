@@ -34,6 +34,11 @@
 #include "filter.h"
 #include "notify.h"
 
+#ifndef SECCOMP_IOCTL_NOTIF_SET_FLAGS /* Linux 6.6; headers may be older than the kernel */
+#define SECCOMP_IOCTL_NOTIF_SET_FLAGS SECCOMP_IOW(4, __u64)
+#define SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (1UL << 0)
+#endif
+
 /* How often closed listeners are looked for (listen.c). */
 #define SWEEP_MS 1000
 
@@ -227,6 +232,10 @@ int main(int argc, char **argv)
 			getenv("BOXER_SHIM_FALLBACK") ? "; dynamically linked programs it starts (not Go) get the preload shim instead" : "");
 	}
 	if (lfd >= 0) {
+		/* Linux 6.6: the trapped thread hands its CPU straight to the supervisor and back (no scheduler round
+		 * trip per call); older kernels refuse the flag, and calls take the ordinary wake-ups. */
+		if (ioctl(lfd, SECCOMP_IOCTL_NOTIF_SET_FLAGS, SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP) < 0)
+			shim_debug("seccomp: no synchronous wake-ups (%s)", strerror(errno));
 		uint8_t body[FRAME_MAX], reply[64];
 		char *name = basename(cmd[0]);
 		size_t n = body_hello(body, (uint32_t)pid, name), rn;

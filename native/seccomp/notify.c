@@ -42,6 +42,16 @@ void notif_value(const struct notif *n, int64_t val)
 	answer(n, val, 0, 0);
 }
 
+void notif_done(const struct notif *n, int fd, int rc, int err)
+{
+	if (fd >= 0)
+		close(fd);
+	if (rc < 0)
+		notif_error(n, err);
+	else
+		notif_value(n, 0);
+}
+
 int notif_valid(const struct notif *n)
 {
 	uint64_t id = n->req.id;

@@ -21,6 +21,8 @@ struct notif {
 void notif_continue(const struct notif *n);
 void notif_error(const struct notif *n, int err);
 void notif_value(const struct notif *n, int64_t val);
+/* Closes our copy fd (when >= 0), then answers: rc < 0 -> the errno err, else 0. */
+void notif_done(const struct notif *n, int fd, int rc, int err);
 /* 1 while the program's thread still waits in this call. */
 int notif_valid(const struct notif *n);
 

@@ -130,6 +130,14 @@ int socktab_get(uint64_t ino, struct vsock *v)
 	return s != NULL;
 }
 
+void socktab_get_or_new(uint64_t ino, int family, struct vsock *v)
+{
+	if (!socktab_get(ino, v)) {
+		memset(v, 0, sizeof *v);
+		v->family = family;
+	}
+}
+
 void socktab_put(uint64_t ino, const struct vsock *v)
 {
 	if (!ino)

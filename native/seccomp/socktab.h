@@ -15,6 +15,8 @@
 
 /* Copies the record of socket ino into *v. Returns 1, or 0 if there is none. */
 int socktab_get(uint64_t ino, struct vsock *v);
+/* The record of socket ino into *v, or a fresh one of that family (not stored yet). */
+void socktab_get_or_new(uint64_t ino, int family, struct vsock *v);
 /* Stores the record of socket ino (a new one, or replacing the old). */
 void socktab_put(uint64_t ino, const struct vsock *v);
 /* Drops the record of socket ino. */

@@ -26,18 +26,10 @@ int listen(int fd, int backlog)
 		return rc;
 	int saved = errno;
 	struct vsock v;
-	uint16_t port;
-	if (!shim_track(fd, &v) || v.listening || !vlisten_reachable(fd, &v, &port))
-		goto out;
-	v.listening = 1;
-	v.listen_port = port;
-	fdt_set(fd, &v);
-	int32_t err = 0;
-	if (ipc_report_listen(port, &err) < 0)
-		shim_debug("LISTEN %u not reported (%s); re-reported when the channel reopens", port, strerror(errno));
-	else if (err)
-		shim_debug("LISTEN %u: agent answered %s", port, strerror(err));
-out:
+	if (shim_track(fd, &v) && vlisten_mark(fd, &v)) {
+		fdt_set(fd, &v);
+		vlisten_report(v.listen_port);
+	}
 	errno = saved;
 	return rc;
 }

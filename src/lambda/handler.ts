@@ -17,7 +17,7 @@ import { JOIN_TIMEOUT_MS } from '../constants';
 import { BoxerError } from '../util/errors';
 import { logger } from '../util/log';
 import { decodeEvent, EventError, type LambdaEvent } from './event';
-import { cleanUpPrevious, noteGroup } from './reuse';
+import { cleanUpPrevious, MARK, MARK_VAR, noteGroup } from './reuse';
 import { readLambdaSecret } from './secret';
 
 const log = logger('lambda');
@@ -64,7 +64,8 @@ export function commandEnv(base: NodeJS.ProcessEnv, ev: LambdaEvent, root = CODE
   if (!ev.awsCredentials) for (const k of AWS_CREDENTIAL_VARS) delete env[k];
   // `boxer status` and `boxer ping` from inside the command.
   env.PATH = [path.join(root, 'bin'), base.PATH || '/usr/local/bin:/usr/bin:/bin'].join(':');
-  return { ...env, ...ev.env };
+  // Marks the command and everything it starts, for the clean-up before the next invocation (reuse.ts).
+  return { ...env, ...ev.env, [MARK_VAR]: MARK };
 }
 
 /** An error as the invocation's error: errorType `Boxer.<CODE>` (RIC reports the error's name). */

@@ -1,6 +1,6 @@
 /**
  * `boxer lambda package`: one zip for the `nodejs22.x` runtime (handler `index.handler`): the compiled agent,
- * its production dependencies, the native addon and the preload shim built for the architecture
+ * its production dependencies, the native addon, the preload shim and the seccomp supervisor built for the architecture
  * (native/out/lambda/ARCH, see native/Makefile), and the user's program from `--include DIR` under `app/DIR`.
  * Built with yazl; every file is mode 644 or 755 (Lambda runs the code as another user: all must be readable),
  * with a fixed time stamp, so the same inputs give the same zip.
@@ -85,9 +85,9 @@ export interface PackageReport {
 const ROOT = path.resolve(__dirname, '../../..');
 
 /** The native files for an architecture, and how to get them when missing. */
-export function nativeFiles(root: string, arch: LambdaArch): { addon: string; shim: string } {
+export function nativeFiles(root: string, arch: LambdaArch): { addon: string; shim: string; seccomp: string } {
   const dir = path.join(root, 'native', 'out', 'lambda', arch);
-  const files = { addon: path.join(dir, 'boxer_native.node'), shim: path.join(dir, 'libboxer-shim.so') };
+  const files = { addon: path.join(dir, 'boxer_native.node'), shim: path.join(dir, 'libboxer-shim.so'), seccomp: path.join(dir, 'boxer-seccomp') };
   for (const f of Object.values(files)) {
     if (!fs.existsSync(f)) {
       const tools = arch === 'arm64' ? 'Debian packages gcc-aarch64-linux-gnu and g++-aarch64-linux-gnu' : 'gcc and g++';
@@ -179,6 +179,7 @@ export function packageEntries(opts: Omit<PackageOptions, 'out'>): { entries: En
   // The same paths as in a checkout: native/index.js finds them there.
   entries.push({ name: 'native/build/Release/boxer_native.node', from: nat.addon, mode: MODE_EXEC, section: 'native' });
   entries.push({ name: 'native/out/libboxer-shim.so', from: nat.shim, mode: MODE_EXEC, section: 'native' });
+  entries.push({ name: 'native/out/boxer-seccomp', from: nat.seccomp, mode: MODE_EXEC, section: 'native' });
 
   const rootDeps = Object.keys(pkg.dependencies ?? {}).filter((d) => !(d in BUILD_ONLY) && !d.startsWith('@aws-sdk/'));
   const deps = dependencyClosure(root, rootDeps);
@@ -266,7 +267,7 @@ export function formatReport(r: PackageReport): string {
   const lines = [`${r.out}: ${mb(r.zipBytes)} (${mb(r.unzippedBytes)} unzipped), ${r.entries.length} files, ${r.arch}, runtime nodejs22.x, handler index.handler`];
   const what: Record<Section, string> = {
     boxer: 'Boxer (index.js, dist/src, bin/boxer)',
-    native: `native addon + preload shim (${r.arch})`,
+    native: `native addon, preload shim, seccomp supervisor (${r.arch})`,
     dependencies: `dependencies: ${r.dependencies.join(', ')}`,
     'aws-sdk': `AWS SDK clients, bundled (${r.sdkPackages.length} packages)`,
     app: 'your program (app/)',

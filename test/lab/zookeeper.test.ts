@@ -67,7 +67,7 @@ lt.serial('a ZooKeeper ensemble of three functions behind three NATs: quorum, a 
   t.timeout(6 * 60_000);
   const net = new LabNet(lab);
   const phase = `${net.stopFile}-phase`;
-  const env = { ENSEMBLE: 'zk1 zk2 zk3', PHASE: phase };
+  const env = { ENSEMBLE: 'zk1 zk2 zk3', PHASE: phase, ZK_LOG_LEVEL: process.env.ZK_LOG_LEVEL ?? 'warn' };
   const zk = (node: string, name: string) => net.member(node, name, 4, ['sh', `${PROGRAMS}/zk-member.sh`], { env });
   try {
     const t0 = Date.now();
@@ -104,6 +104,7 @@ lt.serial('a ZooKeeper ensemble of three functions behind three NATs: quorum, a 
   } finally {
     await net.stop();
     for (const f of [`${phase}.2`]) fs.rmSync(f, { force: true });
+    if (process.env.ZK_LOG_DUMP) for (const m of net.members) fs.writeFileSync(`${process.env.ZK_LOG_DUMP}-${m.name}-${m.child.pid}.log`, m.out() + m.err());
   }
 });
 

@@ -36,7 +36,7 @@ async function deployed(t: { teardown(fn: () => Promise<void> | void): void }, d
   t.teardown(() => ep.close());
   const { env, tmp } = sandbox(SECRET);
   const secretFile = path.join(tmp, 'net.key');
-  fs.writeFileSync(secretFile, SECRET);
+  fs.writeFileSync(secretFile, SECRET, { mode: 0o600 });
   const zip = path.join(tmp, 'pkg.zip');
   execFileSync('python3', ['-c', 'import sys,zipfile\nwith zipfile.ZipFile(sys.argv[1],"w") as z: z.writestr("index.js","")', zip]);
   const e = { ...env, ...ep.env() };
@@ -76,7 +76,7 @@ test('run stops before invoking when the seed is unreachable or the secret is no
   t.is(dead.code, EXIT.SEED_UNREACHABLE, dead.err);
   t.regex(dead.err, /cannot reach the seed at 127\.0\.0\.1:1: ECONNREFUSED/);
   const other = path.join(tmp, 'other.key');
-  fs.writeFileSync(other, 'another secret, not the deployed one');
+  fs.writeFileSync(other, 'another secret, not the deployed one', { mode: 0o600 });
   const wrong = await cli([...args.slice(0, -1), other, '--seed', '127.0.0.1:1', '--', 'true'], env);
   t.is(wrong.code, EXIT.WRONG_SECRET, wrong.err);
   t.regex(wrong.err, /deployed with another network secret/);

@@ -169,8 +169,13 @@ int vconnect_prepare(int fd, struct vsock *v, uint32_t ip, uint16_t port, int no
 		prepare_self(fd, v, ip, port);
 		return VCONNECT_SELF;
 	}
-	uint16_t local = ensure_bound(fd, v);
-	if (local == 0)
+	/* A direct-quiet route tells the agent nothing, so the local port need not be known before the SYN: the
+	 * kernel's connect picks it, unique for the 4-tuple, as natively. A port bound in advance can meet a
+	 * TIME_WAIT of an earlier connection to the same far port and fail with EADDRINUSE (thousands of
+	 * connections a minute to one server). */
+	int quiet = decided == 1 && route.quiet;
+	uint16_t local = quiet ? 0 : ensure_bound(fd, v);
+	if (local == 0 && !quiet)
 		return -1;
 	uint64_t conn_id;
 	if (decided) {
@@ -180,7 +185,7 @@ int vconnect_prepare(int fd, struct vsock *v, uint32_t ip, uint16_t port, int no
 		conn_id = next_conn_id();
 		uint8_t body[32];
 		size_t n = body_connecting(body, ip, port, local, real_ip, real_port, punch, conn_id);
-		if (!route.quiet && ipc_send(MSG_CONNECTING, body, n) < 0) {
+		if (!quiet && ipc_send(MSG_CONNECTING, body, n) < 0) {
 			shim_debug("CONNECTING failed: %s", strerror(errno));
 			errno = ENETUNREACH;
 			return -1;

@@ -11,6 +11,8 @@
 
 #include "addr.h"
 #include "config.h"
+#include "ipc.h"
+#include "log.h"
 #include "libc.h"
 #include "sockutil.h"
 
@@ -64,6 +66,27 @@ int vlisten_reachable(int fd, const struct vsock *v, uint16_t *port)
 		       memcmp(&s6->sin6_addr, mapped_any, 16) == 0;
 	}
 	return 0;
+}
+
+int vlisten_mark(int fd, struct vsock *v)
+{
+	uint16_t port;
+	if (v->listening || !vlisten_reachable(fd, v, &port))
+		return 0;
+	v->listening = 1;
+	v->listen_port = port;
+	return 1;
+}
+
+void vlisten_report(uint16_t port)
+{
+	int saved = errno;
+	int32_t err = 0;
+	if (ipc_report_listen(port, &err) < 0)
+		shim_debug("LISTEN %u not reported (%s); re-reported when the channel reopens", port, strerror(errno));
+	else if (err)
+		shim_debug("LISTEN %u: agent answered %s", port, strerror(err));
+	errno = saved;
 }
 
 socklen_t vname_local(int fd, const struct vsock *v, struct sockaddr_storage *ss)

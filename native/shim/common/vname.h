@@ -23,6 +23,13 @@ void vbind_record(struct vsock *v);
  * or ::), with its port; else 0. */
 int vlisten_reachable(int fd, const struct vsock *v, uint16_t *port);
 
+/* Marks *v listening (with its port) if it is not yet and the virtual network reaches it. Returns 1 if so
+ * (the caller stores *v, then vlisten_report), else 0. */
+int vlisten_mark(int fd, struct vsock *v);
+/* LISTEN to the agent for port (which refuses connects to closed ports); failures only logged (debug): the
+ * listen itself is the kernel's, and the port is re-reported when the channel reopens. Keeps errno. */
+void vlisten_report(uint16_t port);
+
 /* The virtual name of the socket's local end (v->has_local) or far end (v->has_peer), in the family the
  * program sees. Return its length. */
 socklen_t vname_local(int fd, const struct vsock *v, struct sockaddr_storage *ss);

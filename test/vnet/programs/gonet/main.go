@@ -26,7 +26,8 @@ func must(err error) {
 	}
 }
 
-func serve(port string) {
+// listen listens on every address at port and runs handle for each connection accepted.
+func listen(port string, handle func(c net.Conn)) {
 	l, err := net.Listen("tcp", ":"+port)
 	must(err)
 	fmt.Println("LISTENING")
@@ -36,13 +37,19 @@ func serve(port string) {
 			fmt.Println("ERROR", err)
 			continue
 		}
+		handle(c)
+	}
+}
+
+func serve(port string) {
+	listen(port, func(c net.Conn) {
 		fmt.Printf("ACCEPTED local=%s remote=%s\n", c.LocalAddr(), c.RemoteAddr())
 		go func(c net.Conn) {
 			defer c.Close()
 			line, _ := bufio.NewReader(c).ReadString('\n')
 			fmt.Fprintf(c, "echo:%s", line)
 		}(c)
-	}
+	})
 }
 
 func get(host, port, msg string) {
@@ -81,16 +88,9 @@ func connects(host, port string, n int) {
 }
 
 func sink(port string) {
-	l, err := net.Listen("tcp", ":"+port)
-	must(err)
-	fmt.Println("LISTENING")
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			continue
-		}
+	listen(port, func(c net.Conn) {
 		go func(c net.Conn) { io.Copy(io.Discard, c); c.Close() }(c)
-	}
+	})
 }
 
 func stream(host, port string, secs int) {
