@@ -1,6 +1,6 @@
 /**
  * The shape of bench/results.json, and `--compare`: the per-figure change between two results files.
- * Pure; tested in test/bench.
+ * Pure; tested in test/unit/bench-harness.test.ts.
  */
 import type { Summary } from './stats';
 

@@ -2,7 +2,7 @@
  * `npm run bench:seccomp`: what the seccomp supervisor (docs/seccomp.md) costs a program, beside the preload
  * shim and native, on loopback (no NAT, no agent: a `direct-quiet` route to a server on 127.0.0.1, so only the
  * interception is measured):
- *  (a) a Go program (test/vnet/programs/gonet, CGO_ENABLED=0): time per net.Dial + Close (connect, the wait
+ *  (a) a Go program (test/programs/gonet, CGO_ENABLED=0): time per net.Dial + Close (connect, the wait
  *      for the handshake, SO_ERROR, getsockname, getpeername, close), native vs under the filter to a real
  *      address (every trapped call answered "continue") vs under the filter to a virtual address (the full path);
  *  (b) a C program (native/out/connect_latency): time inside one non-blocking connect(), native vs the shim
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
   let server: ChildProcess | undefined;
   try {
     const gonet = path.join(dir, 'gonet');
-    execFileSync('go', ['build', '-o', gonet, path.join(ROOT, 'test/vnet/programs/gonet/main.go')], { env: { ...process.env, CGO_ENABLED: '0' }, stdio: 'pipe' });
+    execFileSync('go', ['build', '-o', gonet, path.join(ROOT, 'test/programs/gonet/main.go')], { env: { ...process.env, CGO_ENABLED: '0' }, stdio: 'pipe' });
     const routes = path.join(dir, 'routes');
     fs.writeFileSync(routes, `1 ${FAR} direct-quiet 127.0.0.1 0 0 0 0\n2 ${SELF} self 0.0.0.0 0 0 0 0\n`);
     const env = { ...process.env, BOXER_SHIM_SOCK: path.join(dir, 'no-agent.sock'), BOXER_ADDR: SELF, BOXER_ROUTES_FILE: routes };

@@ -1,6 +1,6 @@
 /**
  * Statistics of the benchmarks: percentiles (linear interpolation between closest ranks, as numpy's default),
- * a summary per variant (median and spread), and eCDF points for the plots. Pure; tested in test/bench.
+ * a summary per variant (median and spread), and eCDF points for the plots. Pure; tested in test/unit/bench-harness.test.ts.
  */
 
 export interface Summary {

@@ -214,7 +214,10 @@ export const OPEN_RESEND_MS = 400;
 export const OPEN_RESENDS = 4;
 /** How long a far side remembers the punch requests it handled: past the last resend, with room to spare. */
 export const OPEN_HANDLED_TTL_MS = 10_000;
-/** How long a client waits for a relay to open a port for it, before trying another relay. */
+/**
+ * How long a client waits for a relay to open a port for it, before trying another relay, and then for the
+ * far side's answer through it; both inside the CONNECT budget (CONNECT_BUDGET_MS), which cuts them shorter.
+ */
 export const RELAY_REQUEST_TIMEOUT_MS = 3_000;
 /** `open` members tried as relays for one connection (the seed is tried after them). */
 export const RELAYS_TRIED = 2;
@@ -268,5 +271,41 @@ export const LAMBDA_INVOKE_CONCURRENCY = 16;
  * of asynchronous events (seconds, more when throttled) and the join itself, with a wide margin.
  */
 export const LAMBDA_RUN_JOIN_TIMEOUT_S = 120;
+
+// ---- inside the function: the handler (src/lambda/handler.ts, docs/lambda.md#handler) -----------------------
+/**
+ * Default of the event's `leaveBeforeMs`: the command is stopped and the member leaves this long before the
+ * function's deadline. It must cover SIGTERM's grace (STOP_GRACE_MS), the leave (LEAVE_TIMEOUT_MS) and the
+ * return, with room for a slow program's shutdown.
+ */
+export const LAMBDA_LEAVE_BEFORE_MS = 20_000;
+/** Least time the handler needs left, after leaveBeforeMs is set aside, to join at all; less is refused. */
+export const LAMBDA_MIN_RUN_MS = 1_000;
+/** Bound on reading the network secret from Secrets Manager or SSM (the SDK retries within it). */
+export const LAMBDA_SECRET_FETCH_TIMEOUT_MS = 10_000;
 /** An observer of the seed (`boxer lambda run`) pings it this often: the keepalive of its connection, as HEARTBEAT_INTERVAL_MS. */
 export const WATCH_PING_MS = 5_000;
+
+// ---- the shim's channel (src/ipc, native/shim/common/ipc.h, docs/shim-protocol.md) -------------------------
+// The shim bounds every wait on the agent; the agent answers each request inside the bound (test/unit/budgets).
+/** The shim's bound on every request (ipc.h SHIM_IPC_TIMEOUT_MS; test/unit/budgets.test.ts reads it there). */
+export const SHIM_IPC_TIMEOUT_MS = 2_000;
+/** The shim's bound on the CONNECT of a blocking connect() (ipc.h SHIM_CONNECT_TIMEOUT_MS): it may wait on the network. */
+export const SHIM_CONNECT_TIMEOUT_MS = 10_000;
+/** How long the shim asks CONNECT_RESULT to wait right after its connect (sockutil.h SHIM_CONNECT_RESULT_WAIT_MS). */
+export const SHIM_CONNECT_RESULT_WAIT_MS = 1_500;
+/** What an answer keeps in hand for its way back to the shim and a busy event loop (a local socket: well under). */
+export const SHIM_REPLY_MARGIN_MS = 250;
+/**
+ * The agent's whole budget for a blocking connect's CONNECT: a first link to a member behind our own NAT (up
+ * to LINK_OPEN_TIMEOUT_MS), then relays (RELAYS_TRIED open members and the seed, RELAY_REQUEST_TIMEOUT_MS each,
+ * and the far side's answer): 8 + 3 x 3 + 3 s unbounded, so the budget cuts every wait to what is left of it,
+ * and answers ETIMEDOUT when it is spent.
+ */
+export const CONNECT_BUDGET_MS = SHIM_CONNECT_TIMEOUT_MS - SHIM_REPLY_MARGIN_MS;
+/** The same for a non-blocking connect(), which the shim waits for only SHIM_IPC_TIMEOUT_MS. */
+export const CONNECT_NONBLOCK_BUDGET_MS = SHIM_IPC_TIMEOUT_MS - SHIM_REPLY_MARGIN_MS;
+/** Longest a CONNECT_RESULT may ask the agent to wait: inside SHIM_IPC_TIMEOUT_MS, at least what the shim asks. */
+export const MAX_RESULT_WAIT_MS = SHIM_IPC_TIMEOUT_MS - 2 * SHIM_REPLY_MARGIN_MS;
+/** Most addresses in one RESOLVE answer: 8 + 4 x 256 bytes, inside the channel's 4096-byte frame. */
+export const MAX_RESOLVE = 256;

@@ -1,9 +1,11 @@
 /**
  * What a member runs locally besides its control plane: the member file (BOXER_NODES_FILE), the local
  * control socket (BOXER_AGENT, for `boxer status`), and the environment handed to the user's command.
- * It works on a `MemberView`, which both an Agent (`boxer run`) and a seed that runs a command provide.
+ * It works on a LocalMember (control/local-member.ts), which both an Agent (`boxer run`) and the seed's own
+ * member (`boxer seed -- CMD`) are.
  */
 import type { MemberInfo } from '../wire/messages';
+import type { LocalMember } from '../control/local-member';
 import { ControlServer, type ControlReply, type ControlRequest } from '../ipc/control';
 import { uniquePath, writeFileAtomic } from '../util/paths';
 import fs from 'node:fs';
@@ -12,21 +14,11 @@ import { MEMBER_FILE_RETRY_MS } from '../constants';
 
 const log = logger('member');
 
-export interface MemberView {
-  self: { id: number; name: string; addr: string; network: string } | null;
-  list(): MemberInfo[];
-  on(ev: 'change', fn: () => void): unknown;
-  /** Extra status fields (the seed connection, links, ...). */
-  statusExtra(): Record<string, unknown>;
-  /** Member-level requests beyond status (ping, ...); undefined when not handled. */
-  handle?(req: ControlRequest): Promise<ControlReply> | undefined;
-}
+/** What the member's local services use of the member. */
+export type MemberSource = Pick<LocalMember, 'self' | 'list' | 'on' | 'statusExtra' | 'ping' | 'closeLinks'>;
 
-/** What `boxer ping` needs from an agent. */
-export interface Pinger {
-  list(): MemberInfo[];
-  ping(id: number): Promise<{ path: string; endpoint: string; rttMs: number }>;
-}
+/** What `boxer ping` needs from the member. */
+export type Pinger = Pick<LocalMember, 'list' | 'ping'>;
 
 /** Answers a control-socket `{op: "ping", name}` (name, virtual address or id). */
 export async function pingReply(agent: Pinger, req: ControlRequest): Promise<ControlReply> {
@@ -49,7 +41,14 @@ export function nodesFileText(members: MemberInfo[]): string {
     .join('');
 }
 
-export class LocalMember {
+export interface MemberServicesOptions {
+  /** More `boxer status` fields (the virtual network's counters). */
+  extra?: () => Record<string, unknown>;
+  /** How the member file is written (tests: a failing disk). */
+  write?: (file: string, text: string) => void;
+}
+
+export class MemberServices {
   readonly nodesFile = uniquePath('nodes', '.txt');
   readonly control: ControlServer;
 
@@ -57,11 +56,14 @@ export class LocalMember {
   private retry: NodeJS.Timeout | null = null;
   private lastError: string | null = null;
 
+  private readonly write: (file: string, text: string) => void;
+
   constructor(
-    private readonly view: MemberView,
+    private readonly view: MemberSource,
     private readonly seedAddr: string,
-    private readonly write: (file: string, text: string) => void = writeFileAtomic,
+    private readonly opts: MemberServicesOptions = {},
   ) {
+    this.write = opts.write ?? writeFileAtomic;
     this.control = new ControlServer(uniquePath('agent', '.sock'), (req) => this.onRequest(req));
     this.writeNodes();
     view.on('change', () => this.writeNodes());
@@ -99,7 +101,7 @@ export class LocalMember {
   }
 
   status(): Record<string, unknown> {
-    const extra = this.view.statusExtra();
+    const extra = { ...this.view.statusExtra(), ...this.opts.extra?.() };
     const links = new Map<number, { path: string; endpoint: string; rttMs: number | null }>();
     for (const l of (extra.links as { id: number; path: string; endpoint: string; rttMs: number | null }[] | undefined) ?? []) links.set(l.id, l);
     return {
@@ -127,8 +129,9 @@ export class LocalMember {
 
   private async onRequest(req: ControlRequest): Promise<ControlReply> {
     if (req.op === 'status') return { ok: true, ...this.status() };
-    const handled = this.view.handle?.(req);
-    if (handled) return handled;
+    if (req.op === 'ping') return pingReply(this.view, req);
+    // For tests: drop every peer link, so that the next ping opens a new one (e.g. once the seed is gone).
+    if (req.op === 'close-links') return { ok: true, closed: this.view.closeLinks() };
     return { ok: false, error: `unknown request ${JSON.stringify(req.op)}` };
   }
 

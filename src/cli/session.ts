@@ -12,11 +12,11 @@
 import { Agent, localPortRange, type Self } from '../control/agent';
 import { checkName } from '../control/names';
 import { parseHostPort, networkKeys } from './commands/common';
-import { LocalMember, pingReply, type MemberView } from './member';
+import { MemberServices } from './member';
 import { BoxerError } from '../util/errors';
 import { logger } from '../util/log';
 import { nativeIo } from '../traversal/io';
-import { VirtualNetwork, agentHost } from '../ipc/virtual-network';
+import { VirtualNetwork } from '../ipc/virtual-network';
 import { native } from '../util/native';
 import { PunchPorts } from '../vnet/ports';
 import { capacity, parseCidr } from '../control/addresses';
@@ -82,7 +82,7 @@ export class SessionStopped extends Error {
 export class MemberSession {
   private agent: Agent | null = null;
   private vnet: VirtualNetwork | null = null;
-  private member: LocalMember | null = null;
+  private member: MemberServices | null = null;
   private punchPorts: PunchPorts | null = null;
   private heldKey: MemberKey | null = null;
   private command: CommandHandle | null = null;
@@ -169,23 +169,11 @@ export class MemberSession {
       await this.leave(null);
       throw new BoxerError('USAGE', `--nodes ${o.nodes}: the network ${self.network} holds at most ${room} members`);
     }
-    const vnet = o.shim === false ? null : new VirtualNetwork(agentHost(agent));
+    // The same composition as the seed's own member (cli/commands/seed.ts): the virtual network and the local
+    // services over the LocalMember, here the Agent.
+    const vnet = o.shim === false ? null : new VirtualNetwork(agent);
     this.vnet = vnet;
-    const view: MemberView = {
-      get self() {
-        return agent.self;
-      },
-      list: () => agent.list(),
-      on: (ev, fn) => agent.on(ev, fn),
-      statusExtra: () => ({ role: 'member', seedConnected: agent.seedConnected, nat: agent.mapping.kind, links: agent.links(), vnet: vnet?.status() ?? null }),
-      handle: (req) => {
-        if (req.op === 'ping') return pingReply(agent, req);
-        // For tests: drop every peer link, so that the next ping opens a new one (e.g. once the seed is gone).
-        if (req.op === 'close-links') return Promise.resolve({ ok: true, closed: agent.peers?.closeLinks() ?? 0 });
-        return undefined;
-      },
-    };
-    this.member = new LocalMember(view, `${this.host}:${this.port}`);
+    this.member = new MemberServices(agent, `${this.host}:${this.port}`, { extra: () => ({ vnet: vnet?.status() ?? null }) });
     await this.member.start();
     await vnet?.start();
     return self;

@@ -26,6 +26,7 @@ import { BoxerError, WIRE_ERRORS, type WireErrorCode } from '../util/errors';
 import { Peers, type LinkStatus } from '../traversal/peers';
 import { discover, predictEndpoint, UNKNOWN_MAPPING, type NatMapping } from '../traversal/discovery';
 import type { PeerIo } from '../traversal/io';
+import type { LocalMember } from './local-member';
 import type { PathKind } from '../wire/messages';
 import { DISCOVERY_PORT_OFFSET } from '../constants';
 
@@ -105,7 +106,7 @@ export interface AgentEvents {
   vnet: [from: number, payload: Uint8Array];
 }
 
-export class Agent extends EventEmitter<AgentEvents> {
+export class Agent extends EventEmitter<AgentEvents> implements LocalMember {
   self: Self | null = null;
   readonly members = new Map<number, MemberInfo>();
   private channel: Channel | null = null;
@@ -181,6 +182,25 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** The open peer links. */
   links(): LinkStatus[] {
     return this.peers?.status() ?? [];
+  }
+
+  /** Our external endpoint for a local port, for the virtual network (null: unpredictable). */
+  vnetEndpoint(localPort: number): Endpoint | null {
+    if (this.mapping.kind === 'unknown') {
+      // No NAT discovery ran (a network on one host's loopback): our address as the seed saw it.
+      const ext = this.self ? this.members.get(this.self.id)?.ext : undefined;
+      return ext ? { ip: ext.ip, port: localPort } : null;
+    }
+    return this.predictEndpoint(localPort);
+  }
+
+  /** Drops every peer link (they reopen on demand). */
+  closeLinks(): number {
+    return this.peers?.closeLinks() ?? 0;
+  }
+
+  statusExtra(): Record<string, unknown> {
+    return { role: 'member', seedConnected: this.seedConnected, nat: this.mapping.kind, links: this.links() };
   }
 
   /** A member learnt gone over a peer link (the seed is down). */

@@ -1,14 +1,15 @@
 /**
- * A member's virtual network: the broker, the shim's channel and the route table, wired to the agent, plus
- * the environment that loads the shim into the user's program. Owned by `boxer run`.
+ * A member's virtual network: the broker, the shim's channel and the route table, wired to the local member
+ * (an Agent, or the seed's own member: control/local-member.ts), plus the environment that loads the shim into
+ * the user's program. Made by `boxer run` (cli/session.ts) and `boxer seed -- CMD` alike.
  */
 import fs from 'node:fs';
 import { Broker } from '../vnet/broker';
 import { SEED, type SocketOps, type VnetNetwork } from '../vnet/network';
 import { encodeVnet, decodeVnet } from '../vnet/messages';
 import { ShimServer } from './shim-server';
-import type { Agent } from '../control/agent';
-import type { Endpoint, MemberInfo, PathKind } from '../wire/messages';
+import type { LocalMember } from '../control/local-member';
+import type { PathKind } from '../wire/messages';
 import { uniquePath, writeFileAtomic } from '../util/paths';
 import { logger } from '../util/log';
 import { native, type NativeApi } from '../util/native';
@@ -17,65 +18,24 @@ import { PREWARM_CONCURRENCY, ROUTES_REFRESH_MS, SHIM_REPORT_POLL_MS, SHIM_REPOR
 const log = logger('vnet');
 
 
-/**
- * What the virtual network needs from the member it runs in: an Agent (`boxer run`), or a seed that runs a
- * command (`boxer seed -- CMD`, whose member is the seed itself).
- */
-export interface VnetHost {
-  self(): { id: number; addr: string } | null;
-  list(): MemberInfo[];
-  /** This member's predicted external endpoint for a local port (null: unpredictable). */
-  predictEndpoint(localPort: number): Endpoint | null;
-  linkPath(id: number): PathKind | undefined;
-  ping(id: number): Promise<{ path: PathKind }>;
-  sendTo(id: number, payload: Uint8Array): Promise<void>;
-  onVnet(fn: (from: number, payload: Uint8Array) => void): void;
-  onChange(fn: () => void): void;
-  /** Sends to the seed's relay (false: not connected). */
-  sendToSeed(payload: Uint8Array): boolean;
-  /** The seed's address as this member reaches it (null: not connected). */
-  seedIp(): string | null;
-}
+const linkPath = (m: LocalMember, id: number): PathKind | undefined => m.links().find((l) => l.id === id)?.path;
 
-/** An Agent as a VnetHost. */
-export function agentHost(agent: Agent): VnetHost {
+/** The broker's view of the network, over the member. */
+function brokerNetwork(member: LocalMember): VnetNetwork {
   return {
-    self: () => agent.self,
-    list: () => agent.list(),
-    predictEndpoint: (p) => {
-      if (agent.mapping.kind === 'unknown') {
-        // No NAT discovery ran (a network on one host's loopback): our address as the seed saw it.
-        const ext = agent.list().find((m) => m.id === agent.self?.id)?.ext;
-        return ext ? { ip: ext.ip, port: p } : null;
-      }
-      return agent.predictEndpoint(p);
-    },
-    linkPath: (id) => agent.links().find((l) => l.id === id)?.path,
-    ping: (id) => agent.ping(id),
-    sendTo: (id, payload) => agent.sendTo(id, payload),
-    onVnet: (fn) => agent.on('vnet', fn),
-    onChange: (fn) => agent.on('change', fn),
-    sendToSeed: (payload) => agent.sendToSeed(payload),
-    seedIp: () => agent.seedAddressNow(),
-  };
-}
-
-/** The broker's view of the network, over a VnetHost. */
-function brokerNetwork(host: VnetHost): VnetNetwork {
-  return {
-    self: () => host.self(),
-    members: () => host.list(),
-    predictOwn: (p) => host.predictEndpoint(p),
-    linkPath: (id) => host.linkPath(id),
-    ensureLink: async (id) => (await host.ping(id)).path,
+    self: () => member.self,
+    members: () => member.list(),
+    predictOwn: (p) => member.vnetEndpoint(p),
+    linkPath: (id) => linkPath(member, id),
+    ensureLink: async (id) => (await member.ping(id)).path,
     send: (to, msg) => {
       if (to === SEED) {
-        if (!host.sendToSeed(encodeVnet(msg))) log.info('the seed is not reachable for a relayed connection');
+        if (!member.sendToSeed(encodeVnet(msg))) log.info('the seed is not reachable for a relayed connection');
         return;
       }
-      host.sendTo(to, encodeVnet(msg)).catch((e: Error) => log.info('cannot reach a member for a connection', { to, reason: e.message }));
+      member.sendTo(to, encodeVnet(msg)).catch((e: Error) => log.info('cannot reach a member for a connection', { to, reason: e.message }));
     },
-    seedIp: () => host.seedIp(),
+    seedIp: () => member.seedAddressNow(),
   };
 }
 
@@ -87,11 +47,11 @@ export class VirtualNetwork {
   private timer: NodeJS.Timeout | null = null;
   private readonly nat: NativeApi;
 
-  constructor(private readonly host: VnetHost) {
+  constructor(private readonly host: LocalMember) {
     this.nat = native();
     this.broker = new Broker(brokerNetwork(host), this.nat);
     this.shim = new ShimServer(uniquePath('shim', '.sock'), this.broker, this.nat);
-    host.onVnet((from: number, payload: Uint8Array) => {
+    host.on('vnet', (from: number, payload: Uint8Array) => {
       let m;
       try {
         m = decodeVnet(payload);
@@ -101,7 +61,7 @@ export class VirtualNetwork {
       }
       this.broker.onMessage(from, m);
     });
-    host.onChange(() => {
+    host.on('change', () => {
       this.broker.membersChanged();
       this.writeRoutes();
       this.prewarm(host);
@@ -112,13 +72,13 @@ export class VirtualNetwork {
   private warming = 0;
 
   /** Opens links to the members behind our own NAT (their route depends on the link's path). */
-  private prewarm(host: VnetHost): void {
-    const self = host.self();
+  private prewarm(host: LocalMember): void {
+    const self = host.self;
     const me = self && host.list().find((m) => m.id === self.id);
     if (!me?.ext) return;
     for (const m of host.list()) {
       if (this.warming >= PREWARM_CONCURRENCY) return;
-      if (m.id === me.id || this.warmed.has(m.id) || m.ext?.ip !== me.ext.ip || host.linkPath(m.id)) continue;
+      if (m.id === me.id || this.warmed.has(m.id) || m.ext?.ip !== me.ext.ip || linkPath(host, m.id)) continue;
       this.warmed.add(m.id);
       this.warming++;
       host

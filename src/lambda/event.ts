@@ -10,7 +10,7 @@
  *  "run": "RUN-ID", "index": 3, "awsCredentials": false}
  * ```
  */
-import { NAME_RE } from '../constants';
+import { LAMBDA_LEAVE_BEFORE_MS, NAME_RE } from '../constants';
 import { MAX_RUN_INDEX, RUN_ID_RE, type RunKey } from '../wire/messages';
 
 /** Where the network secret comes from (never the secret itself: an event is logged and stored by Lambda). */
@@ -39,8 +39,8 @@ export interface LambdaEvent {
   awsCredentials: boolean;
 }
 
-/** Default of `leaveBeforeMs`: time to stop the command (SIGTERM, grace, SIGKILL), leave and return. */
-export const DEFAULT_LEAVE_BEFORE_MS = 20_000;
+/** Default of `leaveBeforeMs` (src/constants.ts says why). */
+export const DEFAULT_LEAVE_BEFORE_MS = LAMBDA_LEAVE_BEFORE_MS;
 /** Most members one event may wait for (the seed's network is a /16 by default). */
 const MAX_NODES = 65_534;
 /** Bounds on the command line and environment an event carries (Lambda's event limit is 256 KB anyway). */

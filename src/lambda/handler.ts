@@ -13,7 +13,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { MemberSession, SessionStopped, type CommandOutcome } from '../cli/session';
-import { JOIN_TIMEOUT_MS } from '../constants';
+import { JOIN_TIMEOUT_MS, LAMBDA_MIN_RUN_MS } from '../constants';
 import { BoxerError } from '../util/errors';
 import { logger } from '../util/log';
 import { decodeEvent, EventError, type LambdaEvent } from './event';
@@ -40,8 +40,6 @@ export interface LambdaResult {
   addr: string;
 }
 
-/** Least time the handler needs to join a network at all (after leaveBeforeMs is set aside). */
-export const MIN_RUN_MS = 1_000;
 
 /** Variables of the function's environment that are its AWS credentials (not for the command by default). */
 const AWS_CREDENTIAL_VARS = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_SECURITY_TOKEN', 'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_CONTAINER_AUTHORIZATION_TOKEN'];
@@ -80,6 +78,11 @@ function invocationError(e: unknown): Error {
     err.name = 'Boxer.BAD_EVENT';
     return err;
   }
+  if (e instanceof SessionStopped) {
+    const err = new Error(`the deadline (leaveBeforeMs before the function's timeout) came before the member had joined: check that the seed is reachable, or give the function more time`);
+    err.name = 'Boxer.DEADLINE';
+    return err;
+  }
   return e instanceof Error ? e : new Error(String(e));
 }
 
@@ -97,7 +100,7 @@ async function invoke(raw: unknown, context: LambdaContext): Promise<LambdaResul
   cleanUpPrevious();
   const secret = await readLambdaSecret(ev.secret, process.env);
   const budget = deadline - ev.leaveBeforeMs - Date.now();
-  if (budget < MIN_RUN_MS) {
+  if (budget < LAMBDA_MIN_RUN_MS) {
     throw new BoxerError(
       'USAGE',
       `leaveBeforeMs (${ev.leaveBeforeMs} ms) leaves ${Math.max(0, budget)} ms of the function's ${deadline - Date.now()} ms: raise the function's timeout or lower leaveBeforeMs`,

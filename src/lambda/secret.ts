@@ -8,15 +8,14 @@
  * The SDK is loaded when a secret is fetched: nodejs22.x has SDK v3 in the runtime (docs/lambda.md#package).
  */
 import { checkSecret } from '../crypto/keys';
+import { LAMBDA_SECRET_FETCH_TIMEOUT_MS } from '../constants';
 import { BoxerError } from '../util/errors';
 import type { SecretSource } from './event';
 
-/** Bound on one secret fetch (the SDK retries inside it), so a hung endpoint cannot eat the function's time. */
-export const SECRET_FETCH_TIMEOUT_MS = 10_000;
 
 export async function readLambdaSecret(src: SecretSource | undefined, env: NodeJS.ProcessEnv): Promise<string> {
   if (!src) return checkSecret(env.BOXER_SECRET, 'BOXER_SECRET in the function environment');
-  const abortSignal = AbortSignal.timeout(SECRET_FETCH_TIMEOUT_MS);
+  const abortSignal = AbortSignal.timeout(LAMBDA_SECRET_FETCH_TIMEOUT_MS);
   if ('secretsManager' in src) {
     const id = src.secretsManager;
     let value: string | undefined;

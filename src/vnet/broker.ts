@@ -134,8 +134,8 @@ export class Broker {
   }
 
   /** CONNECT (client.ts). */
-  connect(vaddr: string, vport: number, localPort: number): Promise<ConnectAnswer> {
-    return this.client.connect(vaddr, vport, localPort);
+  connect(vaddr: string, vport: number, localPort: number, budgetMs?: number): Promise<ConnectAnswer> {
+    return this.client.connect(vaddr, vport, localPort, budgetMs);
   }
 
   /** CONNECTING (client.ts). */

@@ -6,7 +6,8 @@
  */
 import os from 'node:os';
 import type { Endpoint, MemberInfo } from '../wire/messages';
-import { MAX_PENDING_OUTCOMES, OPEN_RESEND_MS, OPEN_RESENDS, RELAY_REQUEST_TIMEOUT_MS, RELAYS_TRIED, VNET_STALE_MS } from '../constants';
+import { CONNECT_BUDGET_MS, MAX_PENDING_OUTCOMES, OPEN_RESEND_MS, OPEN_RESENDS, RELAY_REQUEST_TIMEOUT_MS, RELAYS_TRIED, VNET_STALE_MS } from '../constants';
+import { withTimeout } from '../util/async';
 import { logger } from '../util/log';
 import type { VnetMessage, VnetOf } from './messages';
 import { Members, SEED, type VnetNetwork } from './network';
@@ -66,10 +67,12 @@ export class ConnectClient {
   /**
    * CONNECT: where the program's socket must connect. Direct and punched routes are answered at once. A member
    * on our NAT first gets a peer link, so that its path (`lan` or not) is known; a relayed connection waits for
-   * the relay to open a port: those cost a network round trip, the first time or every time.
+   * the relay to open a port: those cost a network round trip, the first time or every time. All of it within
+   * `budgetMs` (the shim's bound for this connect, less a margin): past it, ETIMEDOUT.
    */
-  async connect(vaddr: string, vport: number, localPort: number): Promise<ConnectAnswer> {
+  async connect(vaddr: string, vport: number, localPort: number, budgetMs = CONNECT_BUDGET_MS): Promise<ConnectAnswer> {
     this.stat.connects++;
+    const deadline = Date.now() + budgetMs;
     const far = this.members.byAddr(vaddr);
     if (!far) return { errno: E.EHOSTUNREACH };
     let r = this.route(far);
@@ -78,10 +81,10 @@ export class ConnectClient {
     const sameNat = !!me?.ext && me.ext.ip === far.ext?.ip;
     if (r.kind === 'agent' && sameNat && !this.netw.linkPath(far.id)) {
       try {
-        await this.netw.ensureLink(far.id);
+        await withTimeout(this.netw.ensureLink(far.id), Math.max(1, deadline - Date.now()), 'the first link to a member behind our NAT');
       } catch (e) {
         log.info('cannot reach the member', { member: far.name, reason: (e as Error).message });
-        return { errno: E.EHOSTUNREACH };
+        return { errno: Date.now() >= deadline ? E.ETIMEDOUT : E.EHOSTUNREACH };
       }
       r = this.route(far);
     }
@@ -98,7 +101,7 @@ export class ConnectClient {
         return { errno: 0, real, connId };
       }
       case 'agent':
-        return this.connectViaRelay(far, vport, localPort, connId);
+        return this.connectViaRelay(far, vport, localPort, connId, deadline);
       default:
         return { errno: E.EHOSTUNREACH };
     }
@@ -118,22 +121,24 @@ export class ConnectClient {
   }
 
   /** The relay fallback: each relay in turn opens a port for us and tells the far member to meet us there. */
-  private async connectViaRelay(far: MemberInfo, vport: number, localPort: number, connId: bigint): Promise<ConnectAnswer> {
+  private async connectViaRelay(far: MemberInfo, vport: number, localPort: number, connId: bigint, deadline: number): Promise<ConnectAnswer> {
     const self = this.netw.self()!;
     const relays = this.relaysFor(far, self.id);
     const cid = `${self.id}:${connId}`;
+    const left = () => Math.min(RELAY_REQUEST_TIMEOUT_MS, deadline - Date.now());
     for (const r of relays) {
+      if (left() <= 0) break;
       // The relay says how the far side answered (it has connected to the relay, or refused) right after its
       // relay-ok, on the same link: be ready for that before asking.
       this.expectOutcome(cid, connId, far.id);
-      const ok = await this.askRelay(r.id, { k: 'relay-req', cid, to: far.id, vport, cport: localPort });
+      const ok = await this.askRelay(r.id, { k: 'relay-req', cid, to: far.id, vport, cport: localPort }, left());
       if (!ok || ok.errno) {
         log.info('a relay could not take the connection', { relay: r.name, reason: ok ? `errno ${ok.errno}` : 'no answer' });
         continue;
       }
       // The client's socket is accepted by the relay at once, whatever the far side says: so wait for the far
       // side (nothing listening: ECONNREFUSED now, as a native connect would say).
-      const errno = await this.result(connId, RELAY_REQUEST_TIMEOUT_MS);
+      const errno = await this.result(connId, Math.max(0, left()));
       if (errno === E.EINPROGRESS) {
         log.info('the far member did not answer a relayed connection', { member: far.name });
         this.netw.send(r.id, { k: 'relay-cancel', cid });
@@ -145,17 +150,21 @@ export class ConnectClient {
       if (!ip) return { errno: E.EHOSTUNREACH };
       return { errno: 0, real: { ip, port: ok.port }, connId };
     }
+    if (Date.now() >= deadline) {
+      log.info('no relay answered within the connect budget', { member: far.name, relays: relays.length });
+      return { errno: E.ETIMEDOUT };
+    }
     log.info('no path to the member: no direct path and no relay answered', { member: far.name, relays: relays.length });
     return { errno: E.EHOSTUNREACH };
   }
 
-  /** Sends a relay request and waits for its relay-ok (null: none within RELAY_REQUEST_TIMEOUT_MS). */
-  private askRelay(relay: number, req: VnetOf<'relay-req'>): Promise<VnetOf<'relay-ok'> | null> {
+  /** Sends a relay request and waits for its relay-ok (null: none within `waitMs`). */
+  private askRelay(relay: number, req: VnetOf<'relay-req'>, waitMs: number): Promise<VnetOf<'relay-ok'> | null> {
     return new Promise((resolve) => {
       const t = setTimeout(() => {
         this.relayWaiters.delete(req.cid);
         resolve(null);
-      }, RELAY_REQUEST_TIMEOUT_MS);
+      }, waitMs);
       this.relayWaiters.set(req.cid, (m) => {
         clearTimeout(t);
         this.relayWaiters.delete(req.cid);

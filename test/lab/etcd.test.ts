@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { labTest } from './helpers';
-import { LabNet } from '../vnet/labnet';
+import { LabNet } from './labnet';
 
 const lt = labTest();
 const ETCD_NODES: Record<string, string> = { e1: 'fp', e2: 'fta', e3: 'fr' };

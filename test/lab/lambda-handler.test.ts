@@ -12,7 +12,7 @@ import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { labTest } from './helpers';
 import type { Lab } from '../../overlay';
-import { LabNet, SECRET } from '../vnet/labnet';
+import { LabNet, SECRET } from './labnet';
 import { buildPackage } from '../../src/lambda/package';
 import { DEAD_AFTER_MS } from '../../src/constants';
 import { runtimeUnavailable, startEnvironment, unpack, type InvokeOutcome, type LambdaEnvironment } from '../support/lambda-runtime';

@@ -9,11 +9,11 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { labTest } from './helpers';
-import { LabNet, PROGRAMS } from '../vnet/labnet';
+import { LabNet, PROGRAMS } from './labnet';
 
 const lt = labTest();
 
-/** Builds test/vnet/programs/static_tcp.c statically, readable by the function user. */
+/** Builds test/programs/static_tcp.c statically, readable by the function user. */
 function buildStatic(prefix: string): string {
   const out = path.join('/tmp', `${prefix}-static_tcp`);
   execFileSync('gcc', ['-static', '-O2', '-o', out, path.join(PROGRAMS, 'static_tcp.c')], { stdio: 'pipe' });

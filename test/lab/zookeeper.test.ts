@@ -11,7 +11,7 @@
  */
 import fs from 'node:fs';
 import { labTest } from './helpers';
-import { LabNet, PROGRAMS, type Member } from '../vnet/labnet';
+import { LabNet, PROGRAMS, type Member } from './labnet';
 
 const lt = labTest();
 const wait = `while [ ! -e "$STOP" ]; do sleep 0.2; done`;

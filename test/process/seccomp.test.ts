@@ -4,7 +4,8 @@
  * `direct-quiet` route and a self-connect show virtual addresses on both ends; member names resolve through
  * the supervisor's name server for a program that resolves by itself; the command's exit status is kept;
  * and where seccomp user notification is unavailable (forced with BOXER_SECCOMP_UNAVAILABLE=1) the program
- * still runs, and stderr says clearly that it runs without the virtual network.
+ * still runs, and stderr says clearly that it runs without the virtual network. A Go program (built from
+ * test/programs/gonet) dials members by name through Go's own resolver and accepts with virtual names.
  */
 import test from 'ava';
 import { execFile, execFileSync } from 'node:child_process';
@@ -15,7 +16,7 @@ import path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const SUPERVISOR = path.join(ROOT, 'native/out/boxer-seccomp');
-const SOURCE = path.join(ROOT, 'test/vnet/programs/static_tcp.c');
+const SOURCE = path.join(ROOT, 'test/programs/static_tcp.c');
 const SELF = '100.96.0.2';
 const FAR = '100.96.0.5';
 
@@ -77,6 +78,36 @@ test('member names resolve through the supervisor for a program that does its ow
   const lines = r.stdout.trim().split('\n');
   t.is(lines.length, 2, r.stdout);
   for (const l of lines) t.is(l.split(/\s+/)[0], FAR, r.stdout);
+});
+
+test('a Go program (raw system calls, its own resolver) dials members by name and accepts with virtual names', async (t) => {
+  t.timeout(180_000);
+  const gonet = path.join(dir, 'gonet');
+  try {
+    execFileSync('go', ['build', '-o', gonet, path.join(ROOT, 'test/programs/gonet/main.go')], {
+      env: { ...process.env, CGO_ENABLED: '0' },
+      stdio: 'pipe',
+      timeout: 150_000,
+    });
+  } catch (e) {
+    t.fail(`cannot build the Go test program (.ci/setup installs golang-go): ${(e as Error).message}`);
+    return;
+  }
+  const server = net.createServer((s) => s.once('data', (d) => s.end(`pong:${d.toString().trim()}`)));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  try {
+    const r = await supervised(['sh', '-c', `${gonet} get far ${port} byname && (${gonet} serve 7392 & sleep 1; ${gonet} get me.boxer 7392 self; kill $!)`], env());
+    t.is(r.code, 0, r.stderr + r.stdout);
+    t.regex(r.stdout, new RegExp(`CONNECTED local=${SELF}:\\d+ remote=${FAR}:${port}\nREPLY pong:byname`), r.stdout);
+    const acc = /ACCEPTED local=(\S+) remote=(\S+)/.exec(r.stdout);
+    const cli = new RegExp(`CONNECTED local=(\\S+) remote=${SELF}:7392`).exec(r.stdout);
+    t.truthy(acc && cli, r.stdout);
+    t.is(acc![1], `${SELF}:7392`);
+    t.is(acc![2], cli![1], "the Go server's RemoteAddr is the Go client's LocalAddr");
+  } finally {
+    server.close();
+  }
 });
 
 test("the command's exit status is the supervisor's", async (t) => {

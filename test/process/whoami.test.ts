@@ -7,9 +7,9 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ensureBuilt, SHIM } from '../native/helpers';
+import { ensureBuilt, SHIM } from '../support/native';
 
-const PROGRAMS = path.resolve(__dirname, '../../../test/vnet/programs');
+const PROGRAMS = path.resolve(__dirname, '../../../test/programs');
 
 function run(cmd: string, args: string[], env: Record<string, string>): Promise<{ code: number; out: string; err: string }> {
   return new Promise((resolve) => {

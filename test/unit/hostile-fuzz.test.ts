@@ -15,7 +15,8 @@ import { FrameError, FrameReader, encodeFrame } from '../../src/wire/frame';
 import { MessageError, decodeMessage, encodeMessage, type Message } from '../../src/wire/messages';
 import { decodeVnet, encodeVnet } from '../../src/vnet/messages';
 import { Broker, type SocketOps, type VnetNetwork } from '../../src/vnet/broker';
-import { ShimServer, frame } from '../../src/ipc/shim-server';
+import { ShimServer } from '../../src/ipc/shim-server';
+import { encodeFrame as frame } from '../../src/ipc/shim-codec';
 import { setSink } from '../../src/util/log';
 import { MAX_FRAME } from '../../src/constants';
 

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
-import { LocalMember, type MemberView } from '../../src/cli/member';
+import { MemberServices, type MemberSource } from '../../src/cli/member';
 import { writeFileAtomic } from '../../src/util/paths';
 import { setSink } from '../../src/util/log';
 import type { MemberInfo } from '../../src/wire/messages';
@@ -24,7 +24,7 @@ function member(id: number): MemberInfo {
 test('ENOSPC on the member file write is logged once, the last good file stays, and it catches up', async (t) => {
   const members = [member(1)];
   const events = new EventEmitter();
-  const view: MemberView = { self: null, list: () => members, on: (ev, fn) => events.on(ev, fn), statusExtra: () => ({}) };
+  const view: MemberSource = { self: null, list: () => members, on: ((ev: string, fn: () => void) => events.on(ev, fn)) as MemberSource['on'], statusExtra: () => ({}), ping: () => Promise.reject(new Error('no links here')), closeLinks: () => 0 };
   let full = false;
   let attempts = 0;
   const write = (file: string, text: string) => {
@@ -36,13 +36,15 @@ test('ENOSPC on the member file write is logged once, the last good file stays, 
     }
     writeFileAtomic(file, text);
   };
-  const local = new LocalMember(view, '127.0.0.1:1', (f, txt) => {
-    try {
-      write(f, txt);
-    } catch (e) {
-      fs.rmSync(`${f}.${process.pid}.tmp`, { force: true });
-      throw e;
-    }
+  const local = new MemberServices(view, '127.0.0.1:1', {
+    write: (f, txt) => {
+      try {
+        write(f, txt);
+      } catch (e) {
+        fs.rmSync(`${f}.${process.pid}.tmp`, { force: true });
+        throw e;
+      }
+    },
   });
   t.is(fs.readFileSync(local.nodesFile, 'utf8'), '1 100.96.0.1 node-1\n');
   full = true;

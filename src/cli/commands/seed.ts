@@ -4,7 +4,7 @@ import { Seed } from '../../control/seed';
 import { parseHostPort, networkKeys } from './common';
 import { seedSecret } from '../secret';
 import { checkName } from '../../control/names';
-import { LocalMember, type MemberView } from '../member';
+import { MemberServices } from '../member';
 import { runMemberCommand } from '../process';
 import { VirtualNetwork } from '../../ipc/virtual-network';
 import { native } from '../../util/native';
@@ -16,9 +16,8 @@ import { parseCidr } from '../../control/addresses';
 import { DiscoveryServer } from '../../traversal/discovery';
 import { DISCOVERY_PORT_OFFSET } from '../../constants';
 import { BoxerError } from '../../util/errors';
-import { Peers } from '../../traversal/peers';
+import { SeedMember } from '../../control/seed-member';
 import { nativeIo } from '../../traversal/io';
-import { pingReply } from '../member';
 
 export interface SeedArgs {
   listen: string;
@@ -84,49 +83,18 @@ export async function seedCommand(a: SeedArgs): Promise<void> {
     return;
   }
 
-  const selfInfo = seed.list().find((m) => m.id === seed.selfId)!;
-  // The seed's own member has peer links like any member: it is `open` (on a routable host).
-  const peers = new Peers(
-    {
-      selfId: () => seed.selfId ?? 0,
-      member: (id) => seed.member(id),
-      members: () => seed.list(),
-      toSeed: (m) => seed.fromSelf(m),
-      seedConnected: () => true,
-      forget: () => false,
-    },
-    { psk, keys, io: nativeIo },
-  );
-  seed.selfSink = peers;
-  seed.setSelfListener(await peers.start());
-  peers.mapping = { kind: 'open', ip: host === '0.0.0.0' ? null : host, xor: null, offset: null };
-  const view: MemberView = {
-    self: { id: selfInfo.id, name: selfInfo.name, addr: selfInfo.addr, network: cidr.text },
-    list: () => seed.list(),
-    on: (ev, fn) => seed.on(ev, fn),
-    statusExtra: () => ({ role: 'seed', joins: seed.stats.joins, nat: 'open', links: peers.status(), vnet: vnet.status() }),
-    handle: (req) => (req.op === 'ping' ? pingReply({ list: () => seed.list(), ping: (id) => peers.ping(id) }, req) : undefined),
-  };
-  const vnet = new VirtualNetwork({
-    self: () => ({ id: selfInfo.id, addr: selfInfo.addr }),
-    list: () => seed.list(),
-    predictEndpoint: (p) => peers.predict(p),
-    linkPath: (id) => peers.link(id)?.path,
-    ping: (id) => peers.ping(id),
-    sendTo: (id, payload) => peers.sendTo(id, payload),
-    onVnet: (fn) => peers.on('vnet', fn),
-    onChange: (fn) => seed.on('change', fn),
-    // The seed's own member relays through its own broker (it is open); it needs no seed relay.
-    sendToSeed: () => false,
-    seedIp: () => null,
-  });
-  const member = new LocalMember(view, where);
+  // The same composition as an agent's (cli/session.ts): the virtual network and the local services over the
+  // LocalMember, here the seed's own member.
+  const self = new SeedMember(seed, { psk, keys, io: nativeIo, publicIp: host === '0.0.0.0' ? null : host });
+  await self.start();
+  const vnet = new VirtualNetwork(self);
+  const member = new MemberServices(self, where, { extra: () => ({ vnet: vnet.status() }) });
   await member.start();
   await vnet.start();
   const code = await runMemberCommand(a.cmd, member.env(process.env), vnet);
   await vnet.close();
   await member.close();
-  await peers.close();
+  await self.close();
   relayServer.close();
   await discovery.close();
   await seed.close();

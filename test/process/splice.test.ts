@@ -7,7 +7,7 @@
 import test from 'ava';
 import crypto from 'node:crypto';
 import net from 'node:net';
-import { native } from './helpers';
+import { native } from '../support/native';
 
 interface Pair {
   outer: net.Socket; // a peer (the program's end)

@@ -9,7 +9,7 @@ import { decodeMessage, encodeMessage, type NatKind } from '../../src/wire/messa
 import { memConnector } from '../support/memnet';
 import { until } from '../support/procs';
 import { setSink } from '../../src/util/log';
-import { MemNet } from './memio';
+import { MemNet } from '../support/memio';
 
 test.before(async () => {
   await sodiumReady();

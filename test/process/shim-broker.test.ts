@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Broker, type VnetNetwork, type VnetMessage } from '../../src/vnet/broker';
 import { ShimServer } from '../../src/ipc/shim-server';
 import type { MemberInfo, NatKind } from '../../src/wire/messages';
-import { native, tmpDir, PyProcess, runPython, shimEnv, ensureBuilt } from '../native/helpers';
+import { native, tmpDir, PyProcess, runPython, shimEnv, ensureBuilt } from '../support/native';
 
 interface Node {
   info: MemberInfo;

@@ -10,7 +10,7 @@ import type { Lab } from '../../overlay';
 
 export const ROOT = path.resolve(__dirname, '../../..');
 export const BOXER = path.join(ROOT, 'bin/boxer');
-export const PROGRAMS = path.join(ROOT, 'test/vnet/programs');
+export const PROGRAMS = path.join(ROOT, 'test/programs');
 export const SECRET = 'lab secret for the data path tests';
 /** Bound on waiting for a member's output (against hangs only; the machine is shared and slow). */
 export const OUTPUT_WAIT_MS = 120_000;

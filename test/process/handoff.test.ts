@@ -5,7 +5,7 @@
 import test from 'ava';
 import net from 'node:net';
 import { Handoffs, type WakeOps } from '../../src/vnet/handoff';
-import { native } from '../native/helpers';
+import { native } from '../support/native';
 
 /** The addon's calls, recording the descriptors closed. */
 function ops(): WakeOps & { closed: number[] } {

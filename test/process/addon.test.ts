@@ -6,7 +6,7 @@
 import test from 'ava';
 import { execFile, execFileSync } from 'child_process';
 import * as net from 'net';
-import { NATIVE_DIR, native } from './helpers';
+import { NATIVE_DIR, native } from '../support/native';
 
 test.before(() => {
   native();

@@ -11,8 +11,8 @@ import { execFile } from 'child_process';
 import * as fs from 'fs';
 import * as net from 'net';
 import * as path from 'path';
-import { FakeAgent, MSG } from './fake-agent';
-import { BENCH, PyProcess, native, runPython, shimEnv } from './helpers';
+import { FakeAgent, MSG } from '../support/fake-agent';
+import { BENCH, PyProcess, native, runPython, shimEnv } from '../support/native';
 
 const A = '100.96.0.2';
 const B = '100.96.0.3';

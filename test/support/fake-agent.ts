@@ -18,17 +18,14 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { native, tmpDir } from './helpers';
-import { MSG, HEADER, frame, ipBytes, ipAt } from '../../src/ipc/shim-server';
+import { native, tmpDir } from './native';
+import { MSG, FRAME_FLAG_FD, FrameReader, acceptedReply, connectReply, decodeRequest, encodeFrame, errnoReply, resolveReply, writeWithFd } from '../../src/ipc/shim-codec';
 import { WAKE_MARK_IP } from '../../src/vnet/handoff';
 
 const E = os.constants.errno;
 
-// The channel's framing is the real agent's (src/ipc/shim-server.ts); what the fake does with requests is its own.
+// The channel's codec is the real agent's (src/ipc/shim-codec.ts); what the fake does with requests is its own.
 export { MSG };
-const HDR = HEADER;
-const ipToBytes = ipBytes;
-const bytesToIp = ipAt;
 
 export interface LogEntry {
   member: string;
@@ -134,167 +131,91 @@ export class FakeAgent {
 
   private serve(m: Member, sock: net.Socket): void {
     this.sockets.add(sock);
-    let buf = Buffer.alloc(0);
+    const reader = new FrameReader();
     sock.on('close', () => this.sockets.delete(sock));
     sock.on('error', () => undefined);
     sock.on('data', (d) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= HDR) {
-        const len = buf.readUInt32LE(0);
-        if (len < HDR || len > 4096) {
-          sock.destroy();
-          return;
-        }
-        if (buf.length < len) break;
-        const type = buf.readUInt16LE(4);
-        const id = buf.readUInt32LE(8);
-        const body = buf.subarray(HDR, len);
-        buf = buf.subarray(len);
-        void this.handle(m, sock, type, id, Buffer.from(body));
+      let frames;
+      try {
+        frames = reader.push(d);
+      } catch {
+        sock.destroy();
+        return;
       }
+      for (const { type, id, body } of frames) void this.handle(m, sock, type, id, body);
     });
   }
 
   private reply(sock: net.Socket, type: number, id: number, body: Buffer, fd?: number): void {
     if (this.silent || sock.destroyed) return;
-    if (fd === undefined) {
-      sock.write(frame(type, id, body));
-      return;
-    }
-    const f = frame(type, id, body, 0x1);
-    const ufd = (sock as unknown as { _handle: { fd: number } })._handle.fd;
-    // Node's own write queue must be empty so the bytes keep their order.
-    const send = () => {
-      const sent = native().sendFd(ufd, fd, f);
-      if (sent < f.length) sock.write(f.subarray(sent));
-    };
-    if (sock.writableLength === 0) send();
-    else sock.once('drain', send);
+    if (fd === undefined) sock.write(encodeFrame(type, id, body));
+    else writeWithFd(sock, encodeFrame(type, id, body, FRAME_FLAG_FD), fd, native().sendFd, () => native().close(fd)); // the program has its own descriptor then
   }
 
   private async handle(m: Member, sock: net.Socket, type: number, id: number, body: Buffer): Promise<void> {
-    const errOnly = (e: number) => {
-      const b = Buffer.alloc(4);
-      b.writeInt32LE(e, 0);
-      return b;
-    };
-    switch (type) {
-      case MSG.HELLO: {
-        this.log.push({ member: m.vaddr, type, pid: body.readUInt32LE(0), name: body.subarray(4).toString() });
-        this.reply(sock, type, id, errOnly(0));
-        return;
-      }
+    if (!Object.values(MSG).includes(type as never)) return void sock.destroy();
+    const q = decodeRequest(type, body);
+    switch (q.type) {
+      case MSG.HELLO:
+        this.log.push({ member: m.vaddr, type, pid: q.pid, name: q.name });
+        return this.reply(sock, type, id, errnoReply(0));
       case MSG.CONNECT: {
-        const vaddr = bytesToIp(body, 0);
-        const vport = body.readUInt16LE(4);
-        const localPort = body.readUInt16LE(6);
-        this.log.push({ member: m.vaddr, type, vaddr, vport, localPort });
-        const far = this.members.get(vaddr);
-        const r = Buffer.alloc(20);
-        if (!far) {
-          r.writeInt32LE(E.EHOSTUNREACH, 0);
-          this.reply(sock, type, id, r);
-          return;
-        }
-        let realPort = far.ports.get(vport) ?? (far.listens.has(vport) ? vport : 0);
+        this.log.push({ member: m.vaddr, type, vaddr: q.vaddr, vport: q.vport, localPort: q.localPort });
+        const far = this.members.get(q.vaddr);
+        if (!far) return this.reply(sock, type, id, connectReply({ errno: E.EHOSTUNREACH }));
+        let realPort = far.ports.get(q.vport) ?? (far.listens.has(q.vport) ? q.vport : 0);
         const outcome = realPort ? 0 : E.ECONNREFUSED;
         if (!realPort) realPort = this.closedPort;
         const conn = this.nextConn++;
         this.outcomes.set(conn, outcome);
-        this.clientsByLocalPort.set(localPort, { vaddr: m.vaddr, port: localPort });
-        r.writeInt32LE(0, 0);
-        ipToBytes('127.0.0.1').copy(r, 4);
-        r.writeUInt16LE(realPort, 8);
-        r.writeBigUInt64LE(conn, 12);
-        this.reply(sock, type, id, r);
-        return;
+        this.clientsByLocalPort.set(q.localPort, { vaddr: m.vaddr, port: q.localPort });
+        return this.reply(sock, type, id, connectReply({ errno: 0, real: { ip: '127.0.0.1', port: realPort }, connId: conn }));
       }
       case MSG.CONNECTING: {
-        const vaddr = bytesToIp(body, 0);
-        const vport = body.readUInt16LE(4);
-        const localPort = body.readUInt16LE(6);
-        const connId = body.readBigUInt64LE(16);
-        this.log.push({
-          member: m.vaddr,
-          type,
-          vaddr,
-          vport,
-          localPort,
-          realIp: bytesToIp(body, 8),
-          realPort: body.readUInt16LE(12),
-          punchPort: body.readUInt16LE(14),
-          connId,
-        });
+        const { vaddr, vport, localPort, connId } = q;
+        this.log.push({ member: m.vaddr, type, vaddr, vport, localPort, realIp: q.real.ip, realPort: q.real.port, punchPort: q.punchPort, connId });
         const far = this.members.get(vaddr);
         this.outcomes.set(connId, far && (far.listens.has(vport) || far.ports.has(vport)) ? 0 : E.ECONNREFUSED);
         this.clientsByLocalPort.set(localPort, { vaddr: m.vaddr, port: localPort });
-        if (this.replyToConnecting) this.reply(sock, type, id, errOnly(0));
+        if (this.replyToConnecting) this.reply(sock, type, id, errnoReply(0));
         return; // no reply
       }
-      case MSG.CONNECT_RESULT: {
-        const conn = body.readBigUInt64LE(0);
+      case MSG.CONNECT_RESULT:
         this.log.push({ member: m.vaddr, type });
-        this.reply(sock, type, id, errOnly(this.outcomes.get(conn) ?? E.EINPROGRESS));
-        return;
-      }
+        return this.reply(sock, type, id, errnoReply(this.outcomes.get(q.connId) ?? E.EINPROGRESS));
       case MSG.LISTEN:
-      case MSG.UNLISTEN: {
-        const port = body.readUInt16LE(0);
-        this.log.push({ member: m.vaddr, type, port });
-        if (type === MSG.LISTEN) m.listens.add(port);
-        else m.listens.delete(port);
-        this.reply(sock, type, id, errOnly(0));
-        return;
-      }
-      case MSG.ACCEPTED: {
-        const listenPort = body.readUInt16LE(0);
-        const peer = bytesToIp(body, 4);
-        const peerPort = body.readUInt16LE(8);
-        this.log.push({ member: m.vaddr, type, port: listenPort, peer: `${peer}:${peerPort}` });
-        // A hand-off may still be registering its wake-up connection: wait for it briefly.
-        for (let i = 0; i < 100 && peer === WAKE_MARK_IP && !this.handoffs.has(peerPort) && this.pendingHandoffs > 0; i++)
-          await new Promise((r) => setTimeout(r, 5));
-        const r = Buffer.alloc(12);
-        const h = peer === WAKE_MARK_IP ? this.handoffs.get(peerPort) : undefined;
-        if (h) {
-          this.handoffs.delete(peerPort);
-          ipToBytes(h.vaddr).copy(r, 4);
-          r.writeUInt16LE(h.vport, 8);
-          this.reply(sock, type, id, r, h.fd);
-          native().close(h.fd); // the program has its own descriptor now
-          return;
-        }
-        // A client that connected from the route table announced itself with CONNECTING, which (no reply to
-        // wait for) may arrive after its SYN: wait for it briefly, as the real agent does.
-        for (let i = 0; i < 40 && peer === '127.0.0.1' && !this.clientsByLocalPort.has(peerPort); i++) await new Promise((r) => setTimeout(r, 5));
-        const c = peer === '127.0.0.1' ? this.clientsByLocalPort.get(peerPort) : undefined;
-        if (c) {
-          ipToBytes(c.vaddr).copy(r, 4);
-          r.writeUInt16LE(c.port, 8);
-          this.reply(sock, type, id, r);
-          return;
-        }
-        this.reply(sock, type, id, errOnly(E.ENOENT));
-        return;
-      }
+      case MSG.UNLISTEN:
+        this.log.push({ member: m.vaddr, type, port: q.port });
+        if (q.type === MSG.LISTEN) m.listens.add(q.port);
+        else m.listens.delete(q.port);
+        return this.reply(sock, type, id, errnoReply(0));
+      case MSG.ACCEPTED:
+        return this.accepted(m, sock, id, q.listenPort, q.peer.ip, q.peer.port);
       case MSG.RESOLVE: {
-        const name = body.toString();
-        this.log.push({ member: m.vaddr, type, name });
-        const addrs = this.services.get(name);
-        if (!addrs || addrs.length === 0) {
-          this.reply(sock, type, id, errOnly(E.ENOENT));
-          return;
-        }
-        const r = Buffer.alloc(8 + 4 * addrs.length);
-        r.writeUInt32LE(addrs.length, 4);
-        addrs.forEach((a, i) => ipToBytes(a).copy(r, 8 + 4 * i));
-        addrs.push(addrs.shift()!); // round robin
-        this.reply(sock, type, id, r);
+        this.log.push({ member: m.vaddr, type, name: q.name });
+        const addrs = this.services.get(q.name) ?? [];
+        this.reply(sock, type, id, resolveReply(addrs, E.ENOENT));
+        if (addrs.length) addrs.push(addrs.shift()!); // round robin
         return;
       }
-      default:
-        sock.destroy();
     }
+  }
+
+  private async accepted(m: Member, sock: net.Socket, id: number, listenPort: number, peer: string, peerPort: number): Promise<void> {
+    const type = MSG.ACCEPTED;
+    this.log.push({ member: m.vaddr, type, port: listenPort, peer: `${peer}:${peerPort}` });
+    // A hand-off may still be registering its wake-up connection: wait for it briefly.
+    for (let i = 0; i < 100 && peer === WAKE_MARK_IP && !this.handoffs.has(peerPort) && this.pendingHandoffs > 0; i++) await new Promise((r) => setTimeout(r, 5));
+    const h = peer === WAKE_MARK_IP ? this.handoffs.get(peerPort) : undefined;
+    if (h) {
+      this.handoffs.delete(peerPort);
+      return this.reply(sock, type, id, acceptedReply({ errno: 0, vaddr: h.vaddr, vport: h.vport }), h.fd);
+    }
+    // A client that connected from the route table announced itself with CONNECTING, which (no reply to
+    // wait for) may arrive after its SYN: wait for it briefly, as the real agent does.
+    for (let i = 0; i < 40 && peer === '127.0.0.1' && !this.clientsByLocalPort.has(peerPort); i++) await new Promise((r) => setTimeout(r, 5));
+    const c = peer === '127.0.0.1' ? this.clientsByLocalPort.get(peerPort) : undefined;
+    this.reply(sock, type, id, c ? acceptedReply({ errno: 0, vaddr: c.vaddr, vport: c.port }) : errnoReply(E.ENOENT));
   }
 
   /**
