@@ -309,3 +309,21 @@ export const CONNECT_NONBLOCK_BUDGET_MS = SHIM_IPC_TIMEOUT_MS - SHIM_REPLY_MARGI
 export const MAX_RESULT_WAIT_MS = SHIM_IPC_TIMEOUT_MS - 2 * SHIM_REPLY_MARGIN_MS;
 /** Most addresses in one RESOLVE answer: 8 + 4 x 256 bytes, inside the channel's 4096-byte frame. */
 export const MAX_RESOLVE = 256;
+
+// ---- services and draining (src/vnet/services.ts, src/vnet/drain.ts) ------------------------------------
+/**
+ * Default grace period of a drain (`boxer run --drain-grace`): how long a member that leaves its services
+ * lets its program's open connections finish before the program is stopped. Requests of a web tier take
+ * milliseconds to a few seconds; a Lambda handler needs the rest of its deadline for the stop and the leave.
+ */
+export const DRAIN_GRACE_MS = 5_000;
+/** Largest --drain-grace: a Lambda function lives at most 15 minutes; longer is a typo. */
+export const MAX_DRAIN_GRACE_S = 900;
+/**
+ * A drain never ends before this: the services change travels member -> seed -> every member (one broadcast,
+ * milliseconds on a LAN, tens across regions), and a connection a client started just before its route table
+ * changed must still arrive and be accepted.
+ */
+export const DRAIN_SETTLE_MS = 500;
+/** How often a drain looks for connections still open (/proc/net/tcp): cheap, and a small share of a request. */
+export const DRAIN_POLL_MS = 100;
