@@ -13,6 +13,8 @@ import { benchJoin } from './join';
 import type { CaseResult, Variant } from './results';
 import { HOST, Mode, NETBENCH, PY, ROOT, Runner, BOXER, sleep, type Group } from './runner';
 import { ecdf, median, summarize, type Summary } from './stats';
+import type { Series } from './svg';
+import { planApps } from './apps-plan';
 
 export interface Config {
   quick: boolean;
@@ -34,6 +36,10 @@ export interface Config {
   connectN: number;
   connectReps: number;
   idleSeconds: number;
+  /** The application experiments (bench/apps.ts): static repetitions and seconds of load; burst phases (s). */
+  appsReps: number;
+  appsSeconds: number;
+  burst: { reps: number; before: number; during: number; after: number };
 }
 
 /**
@@ -46,8 +52,8 @@ const QUICK_REVERSE = ['fn-to-fn'];
 
 export function config(quick: boolean): Config {
   return quick
-    ? { quick, tputReps: 1, tputSeconds: 1, tputReverse: QUICK_REVERSE, latReps: 1, rttN: 300, ttfbN: 100, aggSenders: [1, 32], aggReps: 1, aggSeconds: 1, joinSizes: [8, 64], joinReps: 1, setupN: 200, setupReps: 1, connectN: 300, connectReps: 1, idleSeconds: 2 }
-    : { quick, tputReps: 3, tputSeconds: 5, latReps: 3, rttN: 1000, ttfbN: 1000, aggSenders: [1, 2, 4, 8, 16, 32], aggReps: 2, aggSeconds: 4, joinSizes: [8, 32, 64, 128, 256], joinReps: 3, setupN: 1000, setupReps: 3, connectN: 1000, connectReps: 3, idleSeconds: 10 };
+    ? { quick, tputReps: 1, tputSeconds: 1, tputReverse: QUICK_REVERSE, latReps: 1, rttN: 300, ttfbN: 100, aggSenders: [1, 32], aggReps: 1, aggSeconds: 1, joinSizes: [8, 64], joinReps: 1, setupN: 200, setupReps: 1, connectN: 300, connectReps: 1, idleSeconds: 2, appsReps: 1, appsSeconds: 2, burst: { reps: 1, before: 3, during: 6, after: 3 } }
+    : { quick, tputReps: 3, tputSeconds: 5, latReps: 3, rttN: 1000, ttfbN: 1000, aggSenders: [1, 2, 4, 8, 16, 32], aggReps: 2, aggSeconds: 4, joinSizes: [8, 32, 64, 128, 256], joinReps: 3, setupN: 1000, setupReps: 3, connectN: 1000, connectReps: 3, idleSeconds: 10, appsReps: 3, appsSeconds: 5, burst: { reps: 2, before: 5, during: 15, after: 5 } };
 }
 
 export interface ConnType {
@@ -133,9 +139,9 @@ export function selected(only: readonly string[] | undefined, keys: readonly str
   return !only?.length || only.some((p) => keys.some((k) => k.startsWith(p)));
 }
 
-interface Acc {
+export interface Acc {
   c: Omit<CaseResult, 'native' | 'boxer'>;
-  modes: Partial<Record<Mode, { values: number[]; distribution: boolean; errors: string[]; notMeasured?: string; over: string; summary?: Summary; note?: string }>>;
+  modes: Partial<Record<Mode, { values: number[]; distribution: boolean; errors: string[]; notMeasured?: string; over: string; summary?: Summary; note?: string; series?: Series[] }>>;
 }
 
 export class Bench {
@@ -155,7 +161,8 @@ export class Bench {
     return [...new Set([...this.acc.values()].map((a) => a.c.group))];
   }
 
-  private define(c: Acc['c'], modes: Mode[], over: Partial<Record<Mode, string>>, distribution = false, boxerReason?: string): Acc {
+  /** A case and its variants (`boxerReason`: '' measured without the data-path probe, else why not measured). */
+  define(c: Acc['c'], modes: Mode[], over: Partial<Record<Mode, string>>, distribution = false, boxerReason?: string): Acc {
     const a: Acc = { c, modes: {} };
     for (const m of modes) {
       const slot: NonNullable<Acc['modes'][Mode]> = { values: [], distribution, errors: [], over: over[m] ?? '' };
@@ -362,6 +369,8 @@ export class Bench {
         });
       }
     }
+
+    planApps(this);
 
     if (this.only.length) {
       const keep = this.tasks.filter((t) => selected(this.only, [t.group, t.label, ...t.ids]));
@@ -596,7 +605,7 @@ function variantOf(s: NonNullable<Acc['modes'][Mode]>, id: string): Variant {
   let summary = summarize(s.values);
   const p99s = (s as { p99s?: number[] }).p99s;
   if (id.startsWith('connect/') && p99s?.length) summary = { ...summary, p99: median(p99s) };
-  const v: Variant = { status: 'measured', summary, over: s.over };
+  const v: Variant = { status: 'measured', summary, over: s.over, ...(s.series ? { series: s.series } : {}) };
   const notes = [s.note, s.errors.length ? `${s.errors.length} repetition(s) failed: ${s.errors[0]}` : undefined].filter(Boolean);
   if (notes.length) v.note = notes.join('; ');
   if (s.distribution) v.ecdf = ecdf(s.values, 200);

@@ -13,6 +13,8 @@ export interface Measured {
   over: string;
   /** eCDF points (x, F(x)) where a distribution is plotted. */
   ecdf?: [number, number][];
+  /** Time series plotted beside the figure (the burst's throughput over time, per member). */
+  series?: Array<{ name: string; points: [number, number][] }>;
   note?: string;
 }
 

@@ -153,13 +153,14 @@ export class Runner {
    * application of the same agent. `pid` is the process the lab started (ip netns exec and setpriv exec in
    * place): `timeout` natively, the agent's node process under Boxer (see agentPid()).
    */
-  group(mode: Mode, node: string, script: string, maxS: number, prefix = 'bgrp'): Group {
-    const name = `${prefix}${++this.names}`;
+  group(mode: Mode, node: string, script: string, maxS: number, prefix = 'bgrp', opts: { name?: string; args?: string[]; env?: Record<string, string> } = {}): Group {
+    const name = opts.name ?? `${prefix}${++this.names}`;
     const bounded = ['timeout', '-k', '2', String(Math.ceil(maxS)), 'sh', '-c', script];
+    const env = { ...this.env(), ...opts.env };
     const child =
       mode === 'native'
-        ? this.lab.spawn(node, bounded[0], bounded.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] })
-        : this.lab.spawn(node, process.execPath, [BOXER, 'run', '--seed', this.seedAddr(), '--name', name, '--', ...bounded], { env: this.env(), stdio: ['ignore', 'pipe', 'pipe'] });
+        ? this.lab.spawn(node, bounded[0], bounded.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] })
+        : this.lab.spawn(node, process.execPath, [BOXER, 'run', '--seed', this.seedAddr(), '--name', name, ...(opts.args ?? []), '--', ...bounded], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.track(child);
     const lines: string[] = [];
     const waiters = new Set<() => void>();

@@ -332,3 +332,21 @@ export const MAX_CONTROL_REQUEST = 4096;
 // ---- commands (src/cli) ----------------------------------------------------------------------------------
 /** The demo ends by itself: a bound on how long its members may take (a hang is a bug, not a wait). */
 export const DEMO_TIMEOUT_MS = 90_000;
+
+// ---- services and draining (src/vnet/services.ts, src/vnet/drain.ts) ------------------------------------
+/**
+ * Default grace period of a drain (`boxer run --drain-grace`): how long a member that leaves its services
+ * lets its program's open connections finish before the program is stopped. Requests of a web tier take
+ * milliseconds to a few seconds; a Lambda handler needs the rest of its deadline for the stop and the leave.
+ */
+export const DRAIN_GRACE_MS = 5_000;
+/** Largest --drain-grace: a Lambda function lives at most 15 minutes; longer is a typo. */
+export const MAX_DRAIN_GRACE_S = 900;
+/**
+ * A drain never ends before this: the services change travels member -> seed -> every member (one broadcast,
+ * milliseconds on a LAN, tens across regions), and a connection a client started just before its route table
+ * changed must still arrive and be accepted.
+ */
+export const DRAIN_SETTLE_MS = 500;
+/** How often a drain looks for connections still open (/proc/net/tcp): cheap, and a small share of a request. */
+export const DRAIN_POLL_MS = 100;

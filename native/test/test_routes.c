@@ -252,5 +252,30 @@ int main(void)
 		CHECK(routes_classify_peer(&ft, 0x7f000001, 40000, &nr) == PEER_ASK);
 	}
 
+
+	/* `svc` lines and service_pick: members in address order, picked round robin; none: -1; no service: 0. */
+	{
+		static struct route_table st;
+		const char *stext = "1 100.96.0.2 direct 198.18.0.3 0 0 0 0\n"
+				    "3 100.96.255.254 svc 100.96.0.4 0 0 0 0\n"
+				    "1 100.96.255.254 svc 100.96.0.2 0 0 0 0\n"
+				    "2 100.96.255.254 svc 100.96.0.3 0 0 0 0\n"
+				    "0 100.96.255.253 svc 0.0.0.0 0 0 0 0\n"
+				    "0 100.96.255.252 svc bogus 0 0 0 0\n";
+		CHECK(routes_parse(stext, strlen(stext), &st) == 1);
+		CHECK(st.nsvc == 4);
+		uint32_t m = 0, seen[3] = {0};
+		for (uint32_t c = 7; c < 7 + 30; c++) {
+			CHECK(service_pick(&st, 0x6460fffe, c, &m) == 1);
+			if (m >= 0x64600002 && m <= 0x64600004)
+				seen[m - 0x64600002]++;
+		}
+		CHECK(seen[0] == 10 && seen[1] == 10 && seen[2] == 10); /* evenly, per connection */
+		CHECK(service_pick(&st, 0x6460fffe, 0, &m) == 1 && m == 0x64600002);
+		CHECK(service_pick(&st, 0x6460fffd, 0, &m) == -1);
+		CHECK(service_pick(&st, 0x6460fffc, 0, &m) == 0);
+		CHECK(service_pick(&st, 0x64600002, 0, &m) == 0); /* a member, not a service */
+	}
+
 	return check_done("test_routes");
 }

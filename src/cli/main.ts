@@ -6,9 +6,17 @@ import type { InterceptChoice } from './intercept';
 import yargs, { type Argv } from 'yargs';
 import { BoxerError, EXIT } from '../util/errors';
 import { setLevel } from '../util/log';
-import { DEFAULT_NETWORK, DEFAULT_SEED_PORT } from '../constants';
+import { DEFAULT_NETWORK, DEFAULT_SEED_PORT, DRAIN_GRACE_MS, MAX_DRAIN_GRACE_S } from '../constants';
 // Each command's module is loaded when that command runs, not before: `boxer run` in a function starts
 // without reading the seed's, the demo's or the lab's code (start-up time is a cold start's cost).
+
+/** --drain-grace SECONDS as milliseconds; a clear error for anything but 0..MAX_DRAIN_GRACE_S. */
+function drainGrace(s: number): number {
+  if (!(Number.isFinite(s) && s >= 0 && s <= MAX_DRAIN_GRACE_S)) {
+    throw new BoxerError('USAGE', `--drain-grace ${s}: expected a number of seconds from 0 to ${MAX_DRAIN_GRACE_S}`);
+  }
+  return Math.round(s * 1000);
+}
 
 const EXIT_HELP = `Exit status:
   0   success; \`boxer run\` and \`boxer seed -- CMD\` exit with CMD's status (128+N if killed by signal N)
@@ -69,6 +77,7 @@ export function buildCli(argv: string[], cmd: string[]): Argv {
           .option('service', { type: 'string', array: true, default: [] as string[], description: 'a service name this member provides (repeatable)' })
           .option('secret-file', { type: 'string', description: 'file holding the network secret (else $BOXER_SECRET)' })
           .option('join-timeout', { type: 'number', default: 15, description: 'seconds to keep trying an unreachable seed' })
+          .option('drain-grace', { type: 'number', default: DRAIN_GRACE_MS / 1000, description: 'on SIGTERM/SIGINT/SIGHUP, a member with services leaves them first and lets open connections finish for up to this many seconds before CMD gets the signal (0: at once)' })
           .option('shim', { type: 'boolean', default: true, description: 'load the preload shim into CMD (--no-shim: CMD runs without the virtual network)' })
           .option('intercept', {
             type: 'string',
@@ -86,6 +95,7 @@ export function buildCli(argv: string[], cmd: string[]): Argv {
           services: a.service,
           secretFile: a['secret-file'],
           joinTimeoutMs: a['join-timeout'] * 1000,
+          drainGraceMs: drainGrace(a['drain-grace']),
           cmd,
         }),
     )

@@ -19,8 +19,9 @@ import { nativeIo } from '../traversal/io';
 import { VirtualNetwork } from '../ipc/virtual-network';
 import { native } from '../util/native';
 import { PunchPorts } from '../vnet/ports';
+import { Serving } from '../vnet/serving';
 import { capacity, parseCidr } from '../control/addresses';
-import { JOIN_SIGNAL_GRACE_MS, MAX_JOIN_TIMEOUT_S, SHUTDOWN_MAX_MS, STOP_GRACE_MS } from '../constants';
+import { DRAIN_GRACE_MS, JOIN_SIGNAL_GRACE_MS, MAX_JOIN_TIMEOUT_S, SHUTDOWN_MAX_MS, STOP_GRACE_MS } from '../constants';
 import { signalStatus, startMemberCommand, withDeadline, type CommandHandle } from './process';
 import type { InterceptChoice } from './intercept';
 import type { Outcome, RunKey } from '../wire/messages';
@@ -52,6 +53,11 @@ export interface SessionOptions {
   intercept?: InterceptChoice;
   /** Forward SIGINT/SIGTERM/SIGHUP received by this process to the command while it runs (`boxer run`). */
   forwardSignals?: boolean;
+  /**
+   * How long a member that provides services lets open connections finish after it left them, before stop()
+   * signals the command (default DRAIN_GRACE_MS; 0: no drain).
+   */
+  drainGraceMs?: number;
   /** A member of a run started by `boxer lambda run`: the seed refuses a second join with the same key. */
   run?: RunKey;
   /** Called with the command's pid (= its process group's id) once it started. */
@@ -91,6 +97,8 @@ export class MemberSession {
   private killTimer: NodeJS.Timeout | null = null;
   private leaving: Promise<void> | null = null;
   private readonly beforeLeave: Array<() => Promise<void>> = [];
+  /** When the member takes connections for its services, and its drain (src/vnet/serving.ts). */
+  private serving: Serving | null = null;
   readonly host: string;
   readonly port: number;
 
@@ -138,6 +146,8 @@ export class MemberSession {
       keys,
       name: o.name,
       services: o.services,
+      // Its services take connections once the program listens (Serving.start below).
+      standby: o.services.length > 0,
       joinTimeoutMs: o.joinTimeoutMs,
       run: o.run,
       traversal: { io: nativeIo, discoveryPort: o.discoveryPort ?? envPort(process.env.BOXER_DISCOVERY_PORT) },
@@ -176,6 +186,8 @@ export class MemberSession {
     this.member = new MemberServices(agent, `${this.host}:${this.port}`, { extra: () => ({ vnet: vnet?.status() ?? null }) });
     await this.member.start();
     await vnet?.start();
+    this.serving = new Serving(agent, vnet?.broker ?? null, this.punchPorts?.range ?? null);
+    this.serving.start();
     return self;
   }
 
@@ -221,13 +233,24 @@ export class MemberSession {
 
   /**
    * Stops the session: a barrier wait ends with SessionStopped; a running command gets SIGTERM (its whole
-   * process group), then SIGKILL after STOP_GRACE_MS. Idempotent; the first reason stays.
+   * process group), then SIGKILL after STOP_GRACE_MS; a member that provides services first drains (for at
+   * most `drainGraceMs`: src/vnet/drain.ts). Idempotent; the first reason stays.
    */
   stop(reason: string): void {
     if (this.stopReason) return;
     this.stopReason = reason;
     this.stopped.abort();
+    // A member providing services drains first (out of its services, open connections finish), then stops.
+    if (this.command && this.serving) {
+      void this.serving.drain(this.opts.drainGraceMs ?? DRAIN_GRACE_MS).finally(() => this.signalCommand());
+      return;
+    }
     this.signalCommand();
+  }
+
+  /** A second request to stop (Ctrl-C again): the command gets SIGTERM now, drained or not. */
+  hurry(): void {
+    if (this.stopReason) this.signalCommand();
   }
 
   private signalCommand(): void {

@@ -52,6 +52,8 @@ export interface AgentOptions {
   keys: KeyPair;
   name?: string;
   services: string[];
+  /** Join with `services` on standby (MemberInfo.standby): `boxer run` takes connections once its program listens. */
+  standby?: boolean;
   priv?: Endpoint[];
   nat?: NatKind;
   connect?: Connector;
@@ -276,6 +278,7 @@ export class Agent extends EventEmitter<AgentEvents> implements LocalMember {
         t: 'join',
         name: this.self ? undefined : this.opts.name,
         services: this.opts.services,
+        ...(this.opts.standby && this.opts.services.length ? { standby: true } : {}),
         priv: this.opts.priv ?? this.privCandidates(stream),
         nat: tr ? this.mapping.kind : this.opts.nat ?? 'unknown',
         lport: this.peers?.lport,
@@ -364,11 +367,15 @@ export class Agent extends EventEmitter<AgentEvents> implements LocalMember {
   /**
    * Adds or updates a member from the seed. Names reach the member file and the shim's lookups, so they stay
    * unique here too (the decoder has checked each is a lowercase DNS label): an older holder of the same name is
-   * dropped, the seed's latest word wins.
+   * dropped, the seed's latest word wins; a member announced with this member's own name is ignored.
    */
   private put(m: MemberInfo): void {
+    if (this.self && m.id !== this.self.id && m.name === this.self.name) {
+      this.log.warn('another member announced with our name: ignored', { name: m.name, id: m.id });
+      return;
+    }
     for (const x of this.members.values()) {
-      if (x.id !== m.id && x.name === m.name && x.id !== this.self?.id) {
+      if (x.id !== m.id && x.name === m.name) {
         this.log.warn('two members with one name: keeping the latest', { name: m.name, dropped: x.id, kept: m.id });
         this.members.delete(x.id);
         this.peers?.memberGone(x.id);
@@ -484,6 +491,28 @@ export class Agent extends EventEmitter<AgentEvents> implements LocalMember {
       this.on('change', check);
       check();
     });
+  }
+
+  /**
+   * Provides these services from now on; `standby`: declared, but no connections for them now (the program
+   * does not listen yet, or the member drains before it leaves). The seed re-announces this member to everyone;
+   * the next join (a seed restart) carries them too.
+   */
+  setServices(services: string[], standby = false): void {
+    this.opts.services = [...services];
+    this.opts.standby = standby;
+    const me = this.self && this.members.get(this.self.id);
+    if (me) {
+      const { standby: _was, ...rest } = me;
+      this.members.set(me.id, { ...rest, services: [...services], ...(standby ? { standby: true } : {}) });
+      this.emit('change');
+    }
+    this.channel?.sendMessage({ t: 'services', services: [...services], ...(standby ? { standby: true } : {}) });
+  }
+
+  /** The services this member provides, and whether it is on standby (see MemberInfo.standby). */
+  get serving(): { services: string[]; standby: boolean } {
+    return { services: [...this.opts.services], standby: !!this.opts.standby };
   }
 
   /** Leaves gracefully: tells the seed (which tells everyone, and observers how the command ended), then closes. */

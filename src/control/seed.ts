@@ -230,7 +230,7 @@ export class Seed extends EventEmitter<SeedEvents> {
     const binding = this.bindings.bind(key, id, name, live);
     if (runKey !== null) this.rememberRun(runKey, id);
     const tag = { id, name, addr: binding.addr, ...(m.run ? { run: m.run.id, index: m.run.index } : {}) };
-    const info: MemberInfo = { id, name, addr: binding.addr, services: m.services, ext: remote, priv: m.priv, nat: m.nat as NatKind, key: ch.remoteStatic, lport: m.lport ?? 0, ...(m.map ? { map: m.map } : {}) };
+    const info: MemberInfo = { id, name, addr: binding.addr, services: m.services, ext: remote, priv: m.priv, nat: m.nat as NatKind, key: ch.remoteStatic, lport: m.lport ?? 0, ...(m.map ? { map: m.map } : {}), ...(m.standby ? { standby: true } : {}) };
     if (known) {
       // The same key on a new connection: the same process (a rejoin), or the member restarted with its key.
       if (known.grace) clearTimeout(known.grace);
@@ -261,8 +261,10 @@ export class Seed extends EventEmitter<SeedEvents> {
     this.members.set(id, entry);
     this.stats.joins++;
     this.saveState();
-    ch.sendMessage(this.welcome(info, remote));
+    // The others first: a member names a connection from the newcomer only once it knows it (src/vnet/sources.ts),
+    // and the newcomer's program may connect as soon as the welcome is in.
     this.broadcast({ t: 'joined', m: info }, id);
+    ch.sendMessage(this.welcome(info, remote));
     this.watchers.joined(tag);
     log.info(m.rejoin ? 'member rejoined' : bound ? 'member came back with its key' : 'member joined', { id, name, addr: info.addr, ext: `${remote.ip}:${remote.port}`, key: fingerprint(ch.remoteStatic) });
     this.emit('change');
@@ -299,6 +301,20 @@ export class Seed extends EventEmitter<SeedEvents> {
         entry.channel?.close();
         break;
       case 'pong':
+        break;
+      case 'services':
+        // A member changes the services it provides (drains before leaving): everyone, itself included, hears it.
+        {
+          const why = nameConflict(this.owners(), entry.info.id, entry.info.name, m.services);
+          if (why) {
+            entry.channel?.sendMessage({ t: 'error', code: 'NAME_TAKEN', message: why });
+            break;
+          }
+        }
+        entry.info.services = m.services;
+        if (m.standby) entry.info.standby = true;
+        else delete entry.info.standby;
+        this.broadcast({ t: 'joined', m: entry.info }, -1);
         break;
       case 'svnet':
         this.emit('svnet', entry.info.id, m.payload);

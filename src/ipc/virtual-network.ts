@@ -51,6 +51,7 @@ export class VirtualNetwork {
     this.nat = native();
     this.broker = new Broker(brokerNetwork(host), this.nat);
     this.shim = new ShimServer(uniquePath('shim', '.sock'), this.broker, this.nat);
+    this.broker.onRoutesChanged = () => this.writeRoutes();
     host.on('vnet', (from: number, payload: Uint8Array) => receiveVnet(from, payload, (f, m) => this.broker.onMessage(f, m), log));
     host.on('change', () => {
       this.writeRoutes();

@@ -22,6 +22,7 @@
  * Everything that touches the network is behind `VnetNetwork` and `SocketOps` (network.ts), so the logic runs
  * in memory in tests.
  */
+import os from 'node:os';
 import type { Endpoint, MemberInfo } from '../wire/messages';
 import { VNET_STALE_MS } from '../constants';
 import { logger } from '../util/log';
@@ -34,6 +35,7 @@ import { RelayServer } from './relay-server';
 import { DataRelay } from './relay';
 import { formatRoutes, type Route } from './routes';
 import { directSources, formatSources } from './sources';
+import { ServiceAddresses } from './services';
 
 export type { ConnectAnswer } from './client';
 export type { AcceptAnswer } from './server';
@@ -63,6 +65,12 @@ export class Broker {
   readonly relay: DataRelay;
   private readonly members: Members;
   private acceptsAsked = 0;
+  /** Service addresses handed out to this member's programs (services.ts). */
+  readonly services = new ServiceAddresses();
+  /** Round robin over a service's members for CONNECTs to its address (the shim picks itself from its table). */
+  private serviceTurn = 0;
+  /** Called when the route table must be written now (a service address was handed out). */
+  onRoutesChanged?: () => void;
   /** Programs whose shim reported in (pid -> program name). */
   readonly shims = new Map<number, string>();
   private readonly sweeper: NodeJS.Timeout;
@@ -75,7 +83,7 @@ export class Broker {
     this.client = new ConnectClient(netw);
     this.server = new ConnectServer(netw, ops);
     this.namer = new AcceptNamer(netw);
-    this.resolver = new Resolver(netw);
+    this.resolver = new Resolver(netw, this.services, () => this.onRoutesChanged?.());
     const relayIp = () => {
       const me = this.members.me();
       return me?.ext && me.nat === 'open' ? me.ext.ip : null;
@@ -100,6 +108,15 @@ export class Broker {
 
   listen(port: number): void {
     this.server.listen(port);
+    this.onListen?.(port);
+  }
+
+  /** Called on every LISTEN a program's shim reports (a member providing services is ready then). */
+  onListen?: (port: number) => void;
+
+  /** The ports this member's programs listen on. */
+  listening(): number[] {
+    return this.server.listening();
   }
 
   unlisten(port: number): void {
@@ -127,12 +144,20 @@ export class Broker {
           if (quiet && route.kind === 'direct' && route.ip === m.ext?.ip) route.quiet = true;
           return { id: m.id, addr: m.addr, route, ext: m.ext?.ip };
         }),
-      ) + formatSources(directSources(this.members.me(), members))
+      ) +
+      formatSources(directSources(this.members.me(), members)) +
+      this.services.lines(members)
     );
   }
 
-  /** CONNECT (client.ts). */
+  /** CONNECT (client.ts); to a service's address: to one of its members, in turn, as the shim would pick. */
   connect(vaddr: string, vport: number, localPort: number, budgetMs?: number): Promise<ConnectAnswer> {
+    const service = this.services.serviceAt(vaddr);
+    if (service) {
+      const ms = ServiceAddresses.members(service, this.netw.members());
+      if (!ms.length) return Promise.resolve({ errno: os.constants.errno.ECONNREFUSED });
+      vaddr = ms[this.serviceTurn++ % ms.length].addr;
+    }
     return this.client.connect(vaddr, vport, localPort, budgetMs);
   }
 

@@ -2,7 +2,7 @@
  * Names in the virtual network. The accept-time namer answers "who is this accepted connection from?": a
  * hand-off names itself (handoff.ts), an `open` member alone at its address is named by that address, and
  * any other direct connection by the announcement (`open` without `punch`) its client's broker sent. The
- * resolver answers RESOLVE: a member by name, or the members providing a service, rotated on each lookup.
+ * resolver answers RESOLVE: a member by name, or a service's stable address (services.ts).
  */
 import os from 'node:os';
 import type { Endpoint, MemberInfo } from '../wire/messages';
@@ -11,6 +11,7 @@ import { logger } from '../util/log';
 import { isLoopback, type VnetNetwork } from './network';
 import { directSources, sourceMatches } from './sources';
 import type { AcceptAnswer } from './server';
+import type { ServiceAddresses } from './services';
 
 const log = logger('vnet');
 const E = os.constants.errno;
@@ -90,21 +91,26 @@ export class AcceptNamer {
 }
 
 export class Resolver {
-  /** Next rotation of each service name (owned by resolve). */
-  private readonly rotation = new Map<string, number>();
+  constructor(
+    private readonly netw: VnetNetwork,
+    private readonly services: ServiceAddresses,
+    /** Called when a new service address was handed out: the route table must have it before the program. */
+    private readonly onNewAddress: () => void,
+  ) {}
 
-  constructor(private readonly netw: VnetNetwork) {}
-
-  /** RESOLVE: the members providing a service (or a member by name), rotated on each lookup. */
+  /**
+   * RESOLVE: a member's address by its name, or a service's stable address (services.ts), behind which each
+   * connection goes to one of the members providing it at that moment. Nothing for a name nobody has.
+   */
   resolve(name: string): string[] {
     const n = name.endsWith('.boxer') ? name.slice(0, -6) : name;
     const ms = this.netw.members();
     const byName = ms.find((m) => m.name === n);
     if (byName) return [byName.addr];
-    const addrs = ms.filter((m) => m.services.includes(n)).sort((a, b) => a.id - b.id).map((m) => m.addr);
-    if (!addrs.length) return [];
-    const r = (this.rotation.get(n) ?? 0) % addrs.length;
-    this.rotation.set(n, r + 1);
-    return [...addrs.slice(r), ...addrs.slice(0, r)];
+    if (!ms.some((m) => m.services.includes(n))) return [];
+    const fresh = !this.services.has(n);
+    const vip = this.services.address(n, this.netw.self()?.network, ms);
+    if (vip && fresh) this.onNewAddress();
+    return vip ? [vip] : [];
   }
 }

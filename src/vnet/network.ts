@@ -9,7 +9,8 @@ import type { WakeOps } from './handoff';
 import type { KernelSplice } from './relay';
 
 export interface VnetNetwork {
-  self(): { id: number; addr: string } | null;
+  /** This member (`network`: the virtual network's CIDR, once known). */
+  self(): { id: number; addr: string; network?: string } | null;
   members(): MemberInfo[];
   /** This member's predicted external endpoint for its local port (null: unpredictable). */
   predictOwn(localPort: number): Endpoint | null;

@@ -46,6 +46,11 @@ export class ConnectServer {
     this.listens.set(port, (this.listens.get(port) ?? 0) + 1);
   }
 
+  /** The ports programs listen on. */
+  listening(): number[] {
+    return [...this.listens.keys()];
+  }
+
   unlisten(port: number): void {
     const n = (this.listens.get(port) ?? 0) - 1;
     if (n > 0) this.listens.set(port, n);

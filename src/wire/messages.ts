@@ -36,6 +36,11 @@ export interface MemberInfo {
   lport?: number;
   /** How its NAT maps local ports, for the data path's punched connections (absent: unknown). */
   map?: PortMap;
+  /**
+   * It provides `services` but takes no connections for them now: its program does not listen yet, or it is
+   * draining before it leaves (src/vnet/services.ts). Absent: it takes them.
+   */
+  standby?: boolean;
 }
 
 /**
@@ -86,7 +91,7 @@ export const RUN_ID_RE = /^[A-Za-z0-9._-]{1,64}$/;
 export const MAX_RUN_INDEX = 1_000_000;
 
 export type Message =
-  | { t: 'join'; name?: string; services: string[]; priv: Endpoint[]; nat: NatKind; rejoin?: Rejoin; lport?: number; map?: PortMap; run?: RunKey }
+  | { t: 'join'; name?: string; services: string[]; priv: Endpoint[]; nat: NatKind; rejoin?: Rejoin; lport?: number; map?: PortMap; run?: RunKey; standby?: boolean }
   | { t: 'welcome'; id: number; addr: string; name: string; network: string; observed: Endpoint; members: MemberInfo[]; relearning: boolean }
   | { t: 'joined'; m: MemberInfo }
   | { t: 'left'; id: number; reason: 'leave' | 'dead' }
@@ -94,6 +99,8 @@ export type Message =
   | { t: 'ping'; n: number }
   | { t: 'pong'; n: number }
   | { t: 'leave'; outcome?: Outcome }
+  /** Agent -> seed: my services are now these (e.g. none, to drain before leaving); the seed re-announces me (`joined`). */
+  | { t: 'services'; services: string[]; standby?: boolean }
   | { t: 'error'; code: string; message: string }
   // ---- observers (src/control/watch.ts): `boxer lambda run` follows a run's members without joining ----
   /** Observer -> seed, instead of `join`: report members (of run `run`, or all) as they join and leave. */
@@ -227,6 +234,7 @@ function member(v: unknown): MemberInfo {
     key: new Uint8Array(key),
     lport: v.lport === undefined || v.lport === null ? 0 : int(v, 'lport', 0, 65535),
     map: portMap(v.map),
+    ...(v.standby === true ? { standby: true } : {}),
   };
 }
 function blob(o: Obj, k: string, max: number): Uint8Array {
@@ -276,6 +284,7 @@ export function decodeMessage(bytes: Uint8Array): Message {
         lport: v.lport === undefined || v.lport === null ? undefined : int(v, 'lport', 0, 65535),
         map: portMap(v.map),
         ...(v.run === undefined || v.run === null ? {} : { run: runKey(v.run) }),
+        ...(v.standby === true ? { standby: true } : {}),
       };
     }
     case 'welcome':
@@ -319,6 +328,8 @@ export function decodeMessage(bytes: Uint8Array): Message {
         outcome: v.outcome === undefined || v.outcome === null ? undefined : outcome(v.outcome),
       };
     }
+    case 'services':
+      return { t, services: arr(v, 'services', MAX_SERVICES).map((s, i) => label(s, `services[${i}]`)), ...(v.standby === true ? { standby: true } : {}) };
     case 'error':
       return { t, code: str(v, 'code', 64), message: str(v, 'message', 1024) };
     case 'probe':

@@ -55,9 +55,9 @@ export class LabNet {
     });
   }
 
-  /** Starts `boxer run --name NAME [--service S] --nodes N -- CMD` on lab node `node`. */
-  member(node: string, name: string, nodes: number, cmd: string[], opts: { services?: string[]; env?: Record<string, string> } = {}): Member {
-    const args = ['run', '--seed', this.seedAddr, '--name', name, '--nodes', String(nodes), ...(opts.services ?? []).flatMap((s) => ['--service', s]), '--', ...cmd];
+  /** Starts `boxer run --name NAME [--service S] --nodes N [ARGS] -- CMD` on lab node `node`. */
+  member(node: string, name: string, nodes: number, cmd: string[], opts: { services?: string[]; env?: Record<string, string>; args?: string[] } = {}): Member {
+    const args = ['run', '--seed', this.seedAddr, '--name', name, '--nodes', String(nodes), ...(opts.services ?? []).flatMap((s) => ['--service', s]), ...(opts.args ?? []), '--', ...cmd];
     const child = this.lab.spawn(node, process.execPath, [BOXER, ...args], { env: { BOXER_SECRET: SECRET, STOP: this.stopFile, ...opts.env } });
     this.children.push(child);
     let out = '';

@@ -3,6 +3,7 @@
 // EHOSTUNREACH for an unknown member, names and services. The members' control plane is replaced by an
 // in-memory network. (The punched path needs NATs that drop the first SYN: it is tested in the lab.)
 import test from 'ava';
+import os from 'node:os';
 import path from 'node:path';
 import { Broker, type VnetNetwork, type VnetMessage } from '../../src/vnet/broker';
 import { ShimServer } from '../../src/ipc/shim-server';
@@ -133,15 +134,28 @@ except OSError as e:
   }
 });
 
-test('names and services resolve through the agent, rotating', (t) => {
-  const infos = [1, 2, 3].map((id) => ({ id, name: `n${id}`, addr: `100.96.0.${id}`, services: id > 1 ? ['web'] : [], ext: null, priv: [], lport: 0, nat: 'open' as const, key: new Uint8Array(32) }));
+test('names resolve to members, services to one stable address whose members the route table lists', async (t) => {
+  const infos = [1, 2, 3].map((id) => ({ id, name: `n${id}`, addr: `100.96.0.${id}`, services: id > 1 ? ['web'] : [], ext: { ip: `198.18.0.${id}`, port: 1 }, priv: [], lport: 0, nat: 'open' as const, key: new Uint8Array(32) }));
   const broker = new Broker(
     { self: () => infos[0], members: () => infos, predictOwn: () => null, linkPath: () => undefined, ensureLink: async () => 'direct' as const, seedIp: () => null, send: () => undefined },
     native(),
   );
+  let written = 0;
+  broker.onRoutesChanged = () => written++;
   t.deepEqual(broker.resolve('n2.boxer'), ['100.96.0.2']);
-  t.deepEqual(broker.resolve('web'), ['100.96.0.2', '100.96.0.3']);
-  t.deepEqual(broker.resolve('web'), ['100.96.0.3', '100.96.0.2']);
+  t.deepEqual(broker.resolve('web'), ['100.96.255.254']);
+  t.is(written, 1, 'the route table is written before the program has the address');
+  t.deepEqual(broker.resolve('web.boxer'), ['100.96.255.254'], 'stable');
+  t.is(written, 1);
   t.deepEqual(broker.resolve('nope'), []);
+  t.regex(broker.routes(), /^2 100\.96\.255\.254 svc 100\.96\.0\.2 0 0 0 0\n3 100\.96\.255\.254 svc 100\.96\.0\.3 0 0 0 0\n$/m);
+  // A shim without a table asks the agent: its CONNECTs to the address go to the members in turn.
+  const picked = [];
+  for (let i = 0; i < 4; i++) picked.push((await broker.connect('100.96.255.254', 80, 40000)).real?.ip);
+  t.deepEqual(picked.sort(), ['198.18.0.2', '198.18.0.2', '198.18.0.3', '198.18.0.3'], 'per connection, in turn');
+  // The members leave the service: the address stays, the table says it has none, connects are refused.
+  for (const m of infos) m.services = [];
+  t.regex(broker.routes(), /^0 100\.96\.255\.254 svc 0\.0\.0\.0 0 0 0 0$/m);
+  t.is((await broker.connect('100.96.255.254', 80, 40000)).errno, os.constants.errno.ECONNREFUSED);
   broker.close();
 });

@@ -103,6 +103,7 @@ export class LambdaEnvironment {
     /** The function's writable directory (its /tmp). */
     readonly tmpDir: string,
     private readonly workDir: string,
+    private readonly runtimeDir: string,
   ) {
     rie.stdout?.setEncoding('utf8').on('data', (d: string) => this.appendLog(d));
     rie.stderr?.setEncoding('utf8').on('data', (d: string) => this.appendLog(d));
@@ -178,7 +179,7 @@ export class LambdaEnvironment {
     const rie = o.lab
       ? o.lab.spawn(o.node!, '/usr/bin/env', argv, { env, cwd: o.codeDir, stdio: ['ignore', 'pipe', 'pipe'] })
       : spawn('/usr/bin/env', argv, { env, cwd: o.codeDir, stdio: ['ignore', 'pipe', 'pipe'] });
-    const e = new LambdaEnvironment(o, rie, port, tmpDir, workDir);
+    const e = new LambdaEnvironment(o, rie, port, tmpDir, workDir, runtimeDir);
     e.cgroup = e.makeFreezer(id);
     try {
       await e.waitListening();
@@ -314,6 +315,7 @@ export class LambdaEnvironment {
       }
     }
     fs.rmSync(this.workDir, { recursive: true, force: true });
+    fs.rmSync(this.runtimeDir, { recursive: true, force: true });
   }
 }
 

@@ -7,9 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "file.h"
@@ -63,10 +61,12 @@ static int tok_is(const char *s, size_t n, const char *word)
 	return strlen(word) == n && memcmp(s, word, n) == 0;
 }
 
-/* Kind of a parsed line that is not a route but a `from` line (parse_line). */
+/* Kinds of parsed lines that are not routes (parse_line): a `from` line, a `svc` line. */
 #define LINE_FROM 100
+#define LINE_SVC 101
 
-/* Returns 0 (a route in *r), LINE_FROM (a `from` line: in *r, kind LINE_FROM, ip, xor_, offset, lo, hi), or -1. */
+/* Returns 0 (a route in *r), LINE_FROM (a `from` line: in *r, ip, xor_, offset, lo, hi), LINE_SVC (a `svc`
+ * line: in *r, vaddr the service's address, ip the member's, 0 for none), or -1. */
 static int parse_line(const char *s, size_t len, struct route *r)
 {
 	const char *tok[9];
@@ -106,12 +106,16 @@ static int parse_line(const char *s, size_t len, struct route *r)
 		r->kind = ROUTE_SELF;
 	else if (tok_is(tok[2], tl[2], "from"))
 		r->kind = LINE_FROM;
+	else if (tok_is(tok[2], tl[2], "svc"))
+		r->kind = LINE_SVC;
 	else
 		return -1;
 	long x, off, lo, hi;
 	if (parse_int(tok[4], tl[4], 0, 65535, &x) < 0 || parse_int(tok[5], tl[5], -65535, 65535, &off) < 0 ||
 	    parse_int(tok[6], tl[6], 0, 65535, &lo) < 0 || parse_int(tok[7], tl[7], 0, 65535, &hi) < 0)
 		return -1;
+	if (r->kind == LINE_SVC)
+		return parse_ip(tok[3], tl[3], &r->ip) < 0 ? -1 : LINE_SVC;
 	if (r->kind == LINE_FROM) {
 		if (parse_ip(tok[3], tl[3], &r->ip) < 0 || r->ip == 0 || lo < 1 || hi < lo)
 			return -1;
@@ -146,10 +150,19 @@ static int cmp_route(const void *a, const void *b)
 	return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
+static int cmp_svc(const void *a, const void *b)
+{
+	const struct svc_line *x = a, *y = b;
+	if (x->vip != y->vip)
+		return x->vip < y->vip ? -1 : 1;
+	return x->member < y->member ? -1 : x->member > y->member;
+}
+
 int routes_parse(const char *text, size_t len, struct route_table *t)
 {
 	t->n = 0;
 	t->ns = 0;
+	t->nsvc = 0;
 	size_t i = 0;
 	uint32_t seq = 0;
 	while (i < len) {
@@ -162,10 +175,13 @@ int routes_parse(const char *text, size_t len, struct route_table *t)
 			t->r[t->n++] = r;
 		} else if (k == LINE_FROM && t->ns < SOURCES_MAX) {
 			t->s[t->ns++] = (struct source){ .ip = r.ip, .offset = r.offset, .xor_ = r.xor_, .lo = r.lo, .hi = r.hi };
+		} else if (k == LINE_SVC && t->nsvc < SERVICE_LINES_MAX) {
+			t->svc[t->nsvc++] = (struct svc_line){ .vip = r.vaddr, .member = r.ip };
 		}
 		i += ll + 1;
 	}
 	qsort(t->r, (size_t)t->n, sizeof t->r[0], cmp_route);
+	qsort(t->svc, (size_t)t->nsvc, sizeof t->svc[0], cmp_svc);
 	/* One entry per vaddr: the last line wins. */
 	int w = 0;
 	for (int k = 0; k < t->n; k++) {
@@ -229,74 +245,6 @@ enum peer_class routes_classify_peer(const struct route_table *t, uint32_t ip, u
 		if (source_matches(&t->s[i], ip, port))
 			return PEER_ASK;
 	return PEER_OUTSIDE;
-}
-
-/* ---- port picking (pure) ---- */
-
-uint32_t route_uniform(uint32_t (*rnd)(void *), void *ctx, uint32_t range)
-{
-	uint64_t m = (uint64_t)rnd(ctx) * range;
-	uint32_t l = (uint32_t)m;
-	if (l < range) {
-		uint32_t t = (uint32_t)(-range) % range;
-		while (l < t) {
-			m = (uint64_t)rnd(ctx) * range;
-			l = (uint32_t)m;
-		}
-	}
-	return (uint32_t)(m >> 32);
-}
-
-int route_pick(const struct route *r, uint32_t (*rnd)(void *), void *ctx, uint16_t *m, uint16_t *port)
-{
-	if (r->kind != ROUTE_PUNCH || r->lo < 1 || r->hi < r->lo)
-		return -1;
-	uint32_t range = (uint32_t)r->hi - r->lo + 1;
-	for (int i = 0; i < ROUTE_PICK_DRAWS; i++) {
-		uint32_t mm = r->lo + route_uniform(rnd, ctx, range);
-		int32_t p = (int32_t)((mm ^ r->xor_) & 0xffff) + r->offset;
-		if (p >= 1 && p <= 65535) {
-			*m = (uint16_t)mm;
-			*port = (uint16_t)p;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-/* ---- the shim's random source ---- */
-
-/* Bumped in a fork child (routes_atfork_child): a thread's generator re-seeds when it sees a new value, without
- * a getpid() per draw. */
-static uint32_t rng_fork_gen;
-static __thread uint64_t rng_state;
-static __thread uint32_t rng_gen;
-
-uint32_t route_rand(void *ctx)
-{
-	(void)ctx;
-	uint32_t gen = __atomic_load_n(&rng_fork_gen, __ATOMIC_RELAXED);
-	if (rng_state == 0 || rng_gen != gen) {
-		pid_t pid = getpid();
-		int saved = errno;
-		uint64_t seed = 0;
-		if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != sizeof seed) {
-			struct timespec ts;
-			clock_gettime(CLOCK_MONOTONIC, &ts);
-			seed = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)ts.tv_sec ^ (uintptr_t)&rng_state;
-		}
-		seed ^= (uint64_t)pid << 32;
-		rng_state = seed ? seed : 0x2545f4914f6cdd1dull;
-		rng_gen = gen;
-		errno = saved;
-	}
-	/* xorshift64* */
-	uint64_t x = rng_state;
-	x ^= x >> 12;
-	x ^= x << 25;
-	x ^= x >> 27;
-	rng_state = x;
-	return (uint32_t)((x * 0x2545f4914f6cdd1dull) >> 32);
 }
 
 /* ---- the file cache ---- */
@@ -384,10 +332,30 @@ enum peer_class routes_classify_file(const char *path, uint32_t ip, uint16_t por
 	return c;
 }
 
+int routes_service_file(const char *path, uint32_t vip, uint32_t *member)
+{
+	static uint32_t next; /* the round robin's position, shared by the process's threads */
+	if (!path || !path[0])
+		return 0;
+	uint32_t c = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED);
+	if (c == 0) { /* a random start, so that many processes (nginx workers) do not all begin at one member */
+		c = route_rand(NULL);
+		__atomic_store_n(&next, c + 1, __ATOMIC_RELAXED);
+	}
+	int saved = errno, found = 0;
+	pthread_mutex_lock(&routes_lock);
+	const struct route_table *t = current(path);
+	if (t)
+		found = service_pick(t, vip, c, member);
+	pthread_mutex_unlock(&routes_lock);
+	errno = saved;
+	return found;
+}
+
 void routes_atfork_prepare(void) { pthread_mutex_lock(&routes_lock); }
 void routes_atfork_parent(void) { pthread_mutex_unlock(&routes_lock); }
 void routes_atfork_child(void)
 {
 	pthread_mutex_init(&routes_lock, NULL);
-	__atomic_add_fetch(&rng_fork_gen, 1, __ATOMIC_RELAXED);
+	route_rand_atfork_child();
 }

@@ -51,11 +51,21 @@ struct source {
 	uint16_t lo, hi;
 };
 
+/* `svc` lines in one table; later lines are skipped. */
+#define SERVICE_LINES_MAX (2 * ROUTES_MAX)
+
+struct svc_line {
+	uint32_t vip;    /* host order */
+	uint32_t member; /* host order; 0: the service has no member */
+};
+
 struct route_table {
 	int n; /* sorted by vaddr, one entry per vaddr */
 	struct route r[ROUTES_MAX];
 	int ns; /* in file order */
 	struct source s[SOURCES_MAX];
+	int nsvc; /* sorted by vip, then member */
+	struct svc_line svc[SERVICE_LINES_MAX];
 };
 
 /* What accept() does with a connection from a real address (routes_classify_peer). */
@@ -93,10 +103,16 @@ uint32_t route_uniform(uint32_t (*rnd)(void *), void *ctx, uint32_t range);
  * is a port in [1, 65535], at most ROUTE_PICK_DRAWS times. Returns 0 with *m and *port, or -1. */
 int route_pick(const struct route *r, uint32_t (*rnd)(void *), void *ctx, uint16_t *m, uint16_t *port);
 
+/* Whether vip is a service's address: 1 with *member, the (counter mod n)-th of its n members in address
+ * order; -1 when it has no member now; 0 when vip is no service address. (pick.c) */
+int service_pick(const struct route_table *t, uint32_t vip, uint32_t counter, uint32_t *member);
+
 /* The shim's random source for route_pick: a per-thread xorshift generator seeded from getrandom() (and
  * re-seeded in a fork child (routes_atfork_child), so parent and child do not draw the same ports). ctx is
  * unused. */
 uint32_t route_rand(void *ctx);
+/* Re-seeds the random source in a fork child (routes_atfork_child). */
+void route_rand_atfork_child(void);
 
 /* Looks vaddr up in the table of the file at path (cached; re-read when the file changed). Returns 1 with
  * *out, or 0 (no such member, no path, or no table could ever be read). Keeps errno. */
@@ -109,6 +125,11 @@ int routes_peer_file(const char *path, uint32_t ip, struct route *out);
 /* routes_classify_peer on the table of the file at path (cached as above); PEER_ASK when no table could ever be
  * read. Keeps errno. */
 enum peer_class routes_classify_file(const char *path, uint32_t ip, uint16_t port, struct route *named);
+
+/* service_pick on the table of the file at path (cached as above), one per connection: round robin from a
+ * random start per process. Returns 1 with *member, -1 (no member now), or 0 (no service, or no table). Keeps
+ * errno. */
+int routes_service_file(const char *path, uint32_t vip, uint32_t *member);
 
 void routes_atfork_prepare(void);
 void routes_atfork_parent(void);

@@ -6,6 +6,9 @@
  *     socket connects: from the route table (direct, punch: one reply-less CONNECTING, none on direct-quiet;
  *     none: EHOSTUNREACH; self: loopback), else CONNECT to the agent (one local round trip). The kernel
  *     connect follows; a blocking one asks CONNECT_RESULT for the virtual outcome unless the route is direct.
+ *   - a service's address (a `svc` line of the table, src/vnet/services.ts) first becomes one of its members,
+ *     picked per connection (round robin, pick.c), then as above (the socket shows that member as its peer);
+ *     a service with no member now: ECONNREFUSED at once.
  * Details and the errors the program sees: docs/shim.md, "connect sequence". */
 #define _GNU_SOURCE
 #include "vconnect.h"
@@ -163,6 +166,20 @@ int vconnect_prepare(int fd, struct vsock *v, uint32_t ip, uint16_t port, int no
 	uint32_t real_ip = 0;
 	uint16_t real_port = 0, punch = 0;
 	int decided = route_decide(ip, port, &route, &real_ip, &real_port, &punch);
+	uint32_t member;
+	int svc = decided == 0 ? routes_service_file(shim_cfg.routes_file, ip, &member) : 0;
+	if (svc < 0) { /* a service with no member now: as a cluster address without endpoints */
+		errno = ECONNREFUSED;
+		return -1;
+	}
+	if (svc > 0) { /* a service's address: this connection goes to the member picked */
+		ip = member;
+		if (ip == shim_cfg.self) {
+			prepare_self(fd, v, ip, port);
+			return VCONNECT_SELF;
+		}
+		decided = route_decide(ip, port, &route, &real_ip, &real_port, &punch);
+	}
 	if (decided < 0)
 		return -1;
 	if (decided == 2) {

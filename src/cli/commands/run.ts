@@ -23,6 +23,8 @@ export interface RunArgs {
   /** The seed's discovery port (default: seed port + 1). */
   discoveryPort?: number;
   cmd: string[];
+  /** Drain period of a member with services before its command is stopped (ms; default DRAIN_GRACE_MS). */
+  drainGraceMs?: number;
 }
 
 export async function runCommandCli(a: RunArgs): Promise<void> {
@@ -38,7 +40,9 @@ export async function runCommandCli(a: RunArgs): Promise<void> {
     discoveryPort: a.discoveryPort,
     cmd: a.cmd,
     env: process.env,
-    forwardSignals: true,
+    // A member providing services drains before its command gets the signal (session.stop, below).
+    forwardSignals: a.services.length === 0 || a.drainGraceMs === 0,
+    drainGraceMs: a.drainGraceMs,
     progress: (have, want) => {
       if (have < want) process.stderr.write(`boxer: waiting for members ${have}/${want}\n`);
     },
@@ -58,7 +62,10 @@ export async function runCommandCli(a: RunArgs): Promise<void> {
     await session.leave(null);
     throw e;
   }
-  signals.dispose(); // from here on signals are forwarded to the command's process group
+  signals.dispose(); // from here on signals are forwarded to the command's process group, or drain first:
+  const drainFirst = !(a.services.length === 0 || a.drainGraceMs === 0);
+  const onSignal = (sig: NodeJS.Signals) => (session.stopCause ? session.hurry() : session.stop(sig));
+  if (drainFirst) for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
   let status: number;
   try {
     const outcome = await session.runCommand();

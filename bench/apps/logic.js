@@ -1,0 +1,81 @@
+/**
+ * The stateless logic tier of the paper's microservice experiments (sections 6-7), the only code written for
+ * them: an HTTP service in front of Redis, using a real Redis client library (`redis`, node-redis). It runs
+ * unmodified natively, under Boxer on a VM, or in a function; under Boxer it reaches Redis by its member name.
+ *
+ *   GET /read?k=N    GET item:N from Redis         200 with the value (or "-" when unset)
+ *   GET /write?k=N   SET item:N (who wrote it, when) 200 "ok"
+ * Every answer carries `X-Served-By: NAME` ($BOXER_NAME, else the host name). Other paths: 404.
+ *
+ * Environment: PORT (default 8080), REDIS_URL (default redis://redis:6379), SERVICE_MS (default 0): a fixed
+ * work time per request, requests served one at a time, so an instance's capacity is 1000 / SERVICE_MS
+ * requests per second (the burst experiment models a tier that saturates, without burning the shared CPU of
+ * the lab); 0: no queue, each request goes straight to Redis. MAX_S (default 900) bounds its life. SIGTERM:
+ * stops accepting, finishes the requests it has, exits 0. Prints "LOGIC_READY PORT" once it serves.
+ */
+'use strict';
+const http = require('node:http');
+const os = require('node:os');
+const { createClient } = require('redis');
+
+const PORT = Number(process.env.PORT || 8080);
+const REDIS_URL = process.env.REDIS_URL || 'redis://redis:6379';
+const SERVICE_MS = Number(process.env.SERVICE_MS || 0);
+const MAX_S = Number(process.env.MAX_S || 900);
+const NAME = process.env.BOXER_NAME || os.hostname();
+
+const redis = createClient({ url: REDIS_URL, socket: { connectTimeout: 10_000, reconnectStrategy: (n) => (n > 50 ? new Error('redis unreachable') : 200) } });
+redis.on('error', (e) => process.stderr.write(`logic: redis: ${e.message}\n`));
+
+/** One request at a time for SERVICE_MS each (see the top). */
+let busyUntil = 0;
+function work() {
+  if (SERVICE_MS <= 0) return Promise.resolve();
+  const now = Date.now();
+  const start = Math.max(now, busyUntil);
+  busyUntil = start + SERVICE_MS;
+  return new Promise((r) => setTimeout(r, busyUntil - now));
+}
+
+async function handle(req, res) {
+  const url = new URL(req.url, 'http://x');
+  const k = Number(url.searchParams.get('k') || 0) % 100000;
+  let body;
+  if (url.pathname === '/read') {
+    await work();
+    body = (await redis.get(`item:${k}`)) ?? '-';
+  } else if (url.pathname === '/write') {
+    await work();
+    await redis.set(`item:${k}`, `${NAME} ${Date.now()}`);
+    body = 'ok';
+  } else {
+    res.writeHead(404, { 'X-Served-By': NAME }).end('not found\n');
+    return;
+  }
+  res.writeHead(200, { 'Content-Type': 'text/plain', 'X-Served-By': NAME }).end(`${body}\n`);
+}
+
+async function main() {
+  await redis.connect();
+  const server = http.createServer((req, res) => {
+    handle(req, res).catch((e) => {
+      process.stderr.write(`logic: ${e.message}\n`);
+      if (!res.headersSent) res.writeHead(500, { 'X-Served-By': NAME });
+      res.end('error\n');
+    });
+  });
+  server.keepAliveTimeout = 5_000;
+  server.listen(PORT, () => process.stdout.write(`LOGIC_READY ${PORT}\n`));
+  const stop = () => {
+    server.close(() => redis.quit().finally(() => process.exit(0)));
+    server.closeIdleConnections();
+  };
+  process.once('SIGTERM', stop);
+  process.once('SIGINT', stop);
+  setTimeout(stop, MAX_S * 1000).unref();
+}
+
+main().catch((e) => {
+  process.stderr.write(`logic: ${e.message}\n`);
+  process.exit(1);
+});
