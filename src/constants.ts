@@ -310,6 +310,51 @@ export const MAX_RESULT_WAIT_MS = SHIM_IPC_TIMEOUT_MS - 2 * SHIM_REPLY_MARGIN_MS
 /** Most addresses in one RESOLVE answer: 8 + 4 x 256 bytes, inside the channel's 4096-byte frame. */
 export const MAX_RESOLVE = 256;
 
+// ---- wire: message limits (src/wire/messages.ts) ---------------------------------------------------------
+/** Largest opaque payload (relay data, vnet, forwarded message): well inside MAX_FRAME with its envelope. */
+export const MAX_PAYLOAD = 64 * 1024;
+/** Generous bound on list lengths in one message; the frame limit bounds the bytes anyway. */
+export const MAX_MEMBERS_PER_MESSAGE = 65_536;
+
+// ---- peer links (src/traversal) --------------------------------------------------------------------------
+/** Messages queued on a new link between its hello and its registration (more is a misbehaving peer). */
+export const MAX_QUEUED_BEFORE_REGISTER = 64;
+
+// ---- virtual network: hand-offs, relay, punch ports (src/vnet) -------------------------------------------
+/** A hand-off not claimed by an accept() within this long is dropped (the program is not accepting). */
+export const HANDOFF_TTL_MS = 30_000;
+/** How long the wake connection may take (a full accept queue): beyond it the hand-off fails. */
+export const WAKE_CONNECT_TIMEOUT_MS = 5_000;
+/** Both halves of a relayed connection must arrive within this long (a connect's worth of patience). */
+export const RELAY_PAIR_TIMEOUT_MS = 10_000;
+/** Most relayed connections being set up at once (each holds a listening port); more are refused. */
+export const MAX_PENDING_RELAYS = 256;
+/** The far agent's token that opens its half of a relayed connection: 128 random bits, not guessable. */
+export const TOKEN_BYTES = 16;
+/**
+ * Relayed connections spliced in the kernel at once: each holds two threads (64 KiB stacks) and two pipes
+ * (256 KiB each at most); beyond this the relay pipes in Node, which costs CPU but no threads.
+ */
+export const MAX_KERNEL_SPLICES = 512;
+/** Ports in the punch-port block (src/vnet/ports.ts): enough that concurrent punched connections from one client rarely share a port. */
+export const PUNCH_BLOCK_SIZE = 64;
+/**
+ * Binds tried while looking for a free block, at most. Ports in TIME_WAIT from sockets without SO_REUSEADDR
+ * (a program's earlier client connections, a previous agent in a reused function sandbox) cannot be shared, so
+ * the scan walks the range and restarts the block past each such port; a few thousand binds take milliseconds.
+ */
+export const PUNCH_SCAN_BINDS = 4096;
+
+// ---- local control socket (src/ipc/control.ts) -----------------------------------------------------------
+/** Longest a client waits for the agent's answer: a ping may open a link first (punch, relay). */
+export const CONTROL_TIMEOUT_MS = 10_000;
+/** Largest request line accepted: requests are a few dozen bytes. */
+export const MAX_CONTROL_REQUEST = 4096;
+
+// ---- commands (src/cli) ----------------------------------------------------------------------------------
+/** The demo ends by itself: a bound on how long its members may take (a hang is a bug, not a wait). */
+export const DEMO_TIMEOUT_MS = 90_000;
+
 // ---- services and draining (src/vnet/services.ts, src/vnet/drain.ts) ------------------------------------
 /**
  * Default grace period of a drain (`boxer run --drain-grace`): how long a member that leaves its services

@@ -8,7 +8,7 @@
  */
 import path from 'node:path';
 import { labTest } from './helpers';
-import { LabNet, PROGRAMS } from '../vnet/labnet';
+import { LabNet, PROGRAMS } from './labnet';
 
 const lt = labTest();
 const PORT = 8400;
