@@ -10,6 +10,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { benchJoin } from './join';
+import { benchLambda, LAMBDA_NODES } from './lambda';
+import { dependencyClosure } from '../src/lambda/package';
 import type { CaseResult, Variant } from './results';
 import { HOST, Mode, NETBENCH, PY, ROOT, Runner, BOXER, sleep, type Group } from './runner';
 import { ecdf, median, summarize, type Summary } from './stats';
@@ -174,6 +176,34 @@ export class Bench {
     return a;
   }
 
+  /** Boxer on Lambda in the lab (bench/lambda.ts): invoke → joined per function, cold and warm; the zip's size. */
+  private planLambda(): void {
+    const over = `${LAMBDA_NODES.length} functions, one per NAT kind (${LAMBDA_NODES.join(', ')})`;
+    const title = (how: string) => `Lambda in the lab: asynchronous Invoke accepted → member joined, ${how}`;
+    const cold = this.define({ id: 'lambda/invoke-to-joined/cold', group: 'lambda', title: title('new execution environment (cold start)'), unit: 'ms', better: 'lower' }, ['boxer'], { boxer: over }, true, '');
+    const warm = this.define({ id: 'lambda/invoke-to-joined/warm', group: 'lambda', title: title('reused execution environment (warm)'), unit: 'ms', better: 'lower' }, ['boxer'], { boxer: over }, true, '');
+    const zip = this.define({ id: 'cost/lambda-package', group: 'lambda', title: 'the zip of `boxer lambda package` (Boxer alone)', unit: 'MB', better: 'lower' }, ['boxer'], { boxer: 'one build' }, false, '');
+    this.tasks.push({
+      label: `lambda: package, deploy, 2 runs of ${LAMBDA_NODES.length} functions`,
+      group: 'lambda',
+      ids: [cold.c.id, warm.c.id, zip.c.id],
+      run: async () => {
+        try {
+          const r = await benchLambda(this.runner.lab);
+          const note = (xs: { node: string; ms: number; envMs: number }[]) => xs.map((x) => `${x.node} ${Math.round(x.ms)} ms (environment ${Math.round(x.envMs)})`).join(', ');
+          cold.modes.boxer!.values.push(...r.cold.map((x) => x.ms));
+          cold.modes.boxer!.note = note(r.cold);
+          warm.modes.boxer!.values.push(...r.warm.map((x) => x.ms));
+          warm.modes.boxer!.note = note(r.warm);
+          zip.modes.boxer!.values.push(r.packageBytes / 1e6);
+          zip.modes.boxer!.note = r.packageSummary;
+        } catch (e) {
+          for (const a of [cold, warm, zip]) a.modes.boxer!.errors.push((e as Error).message.replace(/\s+/g, ' ').slice(0, 300));
+        }
+      },
+    });
+  }
+
   /** Adds a task per repetition for each variant that can run. */
   private addTasks(a: Acc, reps: number, label: (m: Mode, rep: number) => string, measure: (m: Mode) => Promise<number[] | number>): void {
     for (let rep = 1; rep <= reps; rep++) {
@@ -316,6 +346,7 @@ export class Bench {
         }
       },
     });
+    this.planLambda();
     const rss = this.define({ id: 'cost/idle-rss', group: 'cost', title: 'resident memory of an idle agent (`boxer run -- sleep`, on vm1)', unit: 'MB', better: 'lower' }, ['boxer'], { boxer: 'one agent' }, false, '');
     const cpu = this.define({ id: 'cost/idle-cpu', group: 'cost', title: `CPU of an idle agent over ${cfg.idleSeconds} s`, unit: '% of a core', better: 'lower' }, ['boxer'], { boxer: 'one agent' }, false, '');
     this.tasks.push({
@@ -727,10 +758,15 @@ function cpuTicks(pid: number): number {
   return Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
 }
 
-/** Production dependencies' directories (npm ls --omit=dev), without ones inside another. */
+/**
+ * Production dependencies' directories, without ones inside another, and without the AWS SDK clients: those are
+ * for `boxer lambda deploy/run/destroy` on the user's machine; a function gets the SDK from its runtime
+ * (nodejs22.x), as `boxer lambda package` assumes.
+ */
 function productionModules(): string[] {
-  const out = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 60_000 });
-  const dirs = [...new Set(out.split('\n').filter((l) => l && path.resolve(l) !== ROOT && fs.existsSync(l)))].sort();
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+  const names = Object.keys(pkg.dependencies ?? {}).filter((d) => !d.startsWith('@aws-sdk/'));
+  const dirs = [...new Set(dependencyClosure(ROOT, names).values())].sort();
   return dirs.filter((d) => !dirs.some((o) => o !== d && d.startsWith(o + path.sep)));
 }
 

@@ -20,10 +20,32 @@ export const MAX_FRAME = 1 << 20;
 export const MAX_HANDSHAKE_FRAME = 1024;
 
 // ---- control plane timers -------------------------------------------------------------------------------
+/**
+ * The seed's handshake rate limit per source address (src/control/gate.ts): a bucket of this many, refilled at
+ * this rate. Generous, because many functions share one NAT gateway's address and a fleet joins at once (the
+ * 210-member scale test joins from one address within seconds); it stops a flood (thousands per second) from
+ * costing the seed its CPU on key exchanges.
+ */
+export const HANDSHAKE_BURST = 512;
+export const HANDSHAKE_RATE_PER_S = 128;
+/** Sources the rate limit remembers at once (idle ones forgotten first). */
+export const MAX_GATE_SOURCES = 10_000;
+/** Refused handshakes are logged as one summary line this often (the first of each kind at once). */
+export const REFUSAL_SUMMARY_MS = 10_000;
 /** A handshake that has not completed by then is abandoned: loopback and LAN round trips are well under it. */
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
 /** How long `boxer run` tries to reach the seed before it gives up with "seed unreachable". */
 export const JOIN_TIMEOUT_MS = 15_000;
+/**
+ * Bounds of what the shim's socket feeds (a program, buggy or hostile, sends what it likes): programs recorded
+ * by HELLO (the oldest forgotten), the length of a program's name, accept() calls waiting for an announcement
+ * at once (beyond it: answered at once, unnamed), connections with a pending outcome (beyond it: the oldest
+ * settled ETIMEDOUT). Each is far above what one function runs (1024 descriptors).
+ */
+export const MAX_SHIM_PROGRAMS = 1_024;
+export const MAX_PROGRAM_NAME = 64;
+export const MAX_ACCEPT_WAITERS = 4_096;
+export const MAX_PENDING_OUTCOMES = 8_192;
 /** A member file that could not be written (disk full) is tried again this often until it is current. */
 export const MEMBER_FILE_RETRY_MS = 1_000;
 /** Longest `--join-timeout` taken: a day; more is a typo (a function lives at most 15 minutes). */
@@ -287,6 +309,51 @@ export const CONNECT_NONBLOCK_BUDGET_MS = SHIM_IPC_TIMEOUT_MS - SHIM_REPLY_MARGI
 export const MAX_RESULT_WAIT_MS = SHIM_IPC_TIMEOUT_MS - 2 * SHIM_REPLY_MARGIN_MS;
 /** Most addresses in one RESOLVE answer: 8 + 4 x 256 bytes, inside the channel's 4096-byte frame. */
 export const MAX_RESOLVE = 256;
+
+// ---- wire: message limits (src/wire/messages.ts) ---------------------------------------------------------
+/** Largest opaque payload (relay data, vnet, forwarded message): well inside MAX_FRAME with its envelope. */
+export const MAX_PAYLOAD = 64 * 1024;
+/** Generous bound on list lengths in one message; the frame limit bounds the bytes anyway. */
+export const MAX_MEMBERS_PER_MESSAGE = 65_536;
+
+// ---- peer links (src/traversal) --------------------------------------------------------------------------
+/** Messages queued on a new link between its hello and its registration (more is a misbehaving peer). */
+export const MAX_QUEUED_BEFORE_REGISTER = 64;
+
+// ---- virtual network: hand-offs, relay, punch ports (src/vnet) -------------------------------------------
+/** A hand-off not claimed by an accept() within this long is dropped (the program is not accepting). */
+export const HANDOFF_TTL_MS = 30_000;
+/** How long the wake connection may take (a full accept queue): beyond it the hand-off fails. */
+export const WAKE_CONNECT_TIMEOUT_MS = 5_000;
+/** Both halves of a relayed connection must arrive within this long (a connect's worth of patience). */
+export const RELAY_PAIR_TIMEOUT_MS = 10_000;
+/** Most relayed connections being set up at once (each holds a listening port); more are refused. */
+export const MAX_PENDING_RELAYS = 256;
+/** The far agent's token that opens its half of a relayed connection: 128 random bits, not guessable. */
+export const TOKEN_BYTES = 16;
+/**
+ * Relayed connections spliced in the kernel at once: each holds two threads (64 KiB stacks) and two pipes
+ * (256 KiB each at most); beyond this the relay pipes in Node, which costs CPU but no threads.
+ */
+export const MAX_KERNEL_SPLICES = 512;
+/** Ports in the punch-port block (src/vnet/ports.ts): enough that concurrent punched connections from one client rarely share a port. */
+export const PUNCH_BLOCK_SIZE = 64;
+/**
+ * Binds tried while looking for a free block, at most. Ports in TIME_WAIT from sockets without SO_REUSEADDR
+ * (a program's earlier client connections, a previous agent in a reused function sandbox) cannot be shared, so
+ * the scan walks the range and restarts the block past each such port; a few thousand binds take milliseconds.
+ */
+export const PUNCH_SCAN_BINDS = 4096;
+
+// ---- local control socket (src/ipc/control.ts) -----------------------------------------------------------
+/** Longest a client waits for the agent's answer: a ping may open a link first (punch, relay). */
+export const CONTROL_TIMEOUT_MS = 10_000;
+/** Largest request line accepted: requests are a few dozen bytes. */
+export const MAX_CONTROL_REQUEST = 4096;
+
+// ---- commands (src/cli) ----------------------------------------------------------------------------------
+/** The demo ends by itself: a bound on how long its members may take (a hang is a bug, not a wait). */
+export const DEMO_TIMEOUT_MS = 90_000;
 
 // ---- services and draining (src/vnet/services.ts, src/vnet/drain.ts) ------------------------------------
 /**

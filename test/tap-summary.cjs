@@ -2,7 +2,9 @@
 // Reads ava's TAP output on stdin, echoes it, and ends with a line per test tier (test/unit, test/process,
 // test/lab: passed, failed, skipped; a tier left out by BOXER_TEST_TIERS says so) and the one summary line CI
 // wants: `N passed, N failed` (skipped tests, e.g. lab tests on a machine without root, are counted apart and
-// never as passed). Exits non-zero when anything failed or when no test ran at all.
+// never as passed). Exits non-zero when anything failed, when no test ran at all, or when ava ended without its
+// plan line `1..N` or with fewer results than the plan (a crashed reporter or worker: the missing ones count as
+// failed, never as a green run).
 'use strict';
 const TIERS = ['unit', 'process', 'lab'];
 const chosen = (process.env.BOXER_TEST_TIERS || TIERS.join(',')).split(',').map((s) => s.trim());
@@ -31,6 +33,15 @@ process.stdin.on('end', () => {
     else console.log(`tier ${t}: ${c.pass} passed, ${c.fail} failed${c.skip ? `, ${c.skip} skipped` : ''}`);
   }
   if (pass + fail === 0) fail = 1; // nothing ran: that is a failure, not a green run
+  const plan = /^1\.\.(\d+)\s*$/m.exec(buf);
+  const seen = pass + fail + skip + todo;
+  if (!plan) {
+    console.log('ava ended without its plan line (1..N): the run crashed or was cut short; counted as 1 failed');
+    fail++;
+  } else if (Number(plan[1]) > seen) {
+    console.log(`ava planned ${plan[1]} tests but reported ${seen}: the ${Number(plan[1]) - seen} missing count as failed`);
+    fail += Number(plan[1]) - seen;
+  }
   if (skip || todo) console.log(`not run: ${skip} skipped, ${todo} todo`);
   console.log(`${pass} passed, ${fail} failed`);
   process.exitCode = fail ? 1 : 0;

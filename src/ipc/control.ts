@@ -13,13 +13,9 @@ import path from 'node:path';
 import { runtimeDir } from '../util/paths';
 import { BoxerError } from '../util/errors';
 import { logger } from '../util/log';
+import { CONTROL_TIMEOUT_MS, MAX_CONTROL_REQUEST } from '../constants';
 
 const log = logger('control');
-
-/** Longest a client waits for the agent's answer: a ping may open a link first (punch, relay). */
-export const CONTROL_TIMEOUT_MS = 10_000;
-/** Largest request line accepted: requests are a few dozen bytes. */
-const MAX_REQUEST = 4096;
 
 export type ControlRequest = { op: 'status' } | { op: 'ping'; name: string } | { op: string; [k: string]: unknown };
 export type ControlReply = { ok: true; [k: string]: unknown } | { ok: false; error: string };
@@ -42,7 +38,7 @@ export class ControlServer {
     sock.on('error', () => {});
     sock.on('data', (d: string) => {
       buf += d;
-      if (buf.length > MAX_REQUEST) {
+      if (buf.length > MAX_CONTROL_REQUEST) {
         sock.end(JSON.stringify({ ok: false, error: 'request too long' }) + '\n');
         return;
       }

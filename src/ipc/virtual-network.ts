@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { Broker } from '../vnet/broker';
 import { SEED, type SocketOps, type VnetNetwork } from '../vnet/network';
-import { encodeVnet, decodeVnet } from '../vnet/messages';
+import { encodeVnet, receiveVnet } from '../vnet/messages';
 import { ShimServer } from './shim-server';
 import type { LocalMember } from '../control/local-member';
 import type { PathKind } from '../wire/messages';
@@ -52,17 +52,9 @@ export class VirtualNetwork {
     this.broker = new Broker(brokerNetwork(host), this.nat);
     this.shim = new ShimServer(uniquePath('shim', '.sock'), this.broker, this.nat);
     this.broker.onRoutesChanged = () => this.writeRoutes();
-    host.on('vnet', (from: number, payload: Uint8Array) => {
-      let m;
-      try {
-        m = decodeVnet(payload);
-      } catch (e) {
-        log.warn('malformed connection message from a member: ignored', { from, reason: (e as Error).message });
-        return;
-      }
-      this.broker.onMessage(from, m);
-    });
+    host.on('vnet', (from: number, payload: Uint8Array) => receiveVnet(from, payload, (f, m) => this.broker.onMessage(f, m), log));
     host.on('change', () => {
+      this.broker.membersChanged();
       this.writeRoutes();
       this.prewarm(host);
     });

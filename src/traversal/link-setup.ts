@@ -9,9 +9,7 @@ import type { KeyPair } from '../crypto/keys';
 import type { MemberInfo, Message, PathKind } from '../wire/messages';
 import { SIGNAL_TIMEOUT_MS } from '../constants';
 import { Link } from './links';
-
-/** Messages queued on a new link between its hello and its registration (more is a misbehaving peer). */
-const MAX_QUEUED_BEFORE_REGISTER = 64;
+import { MAX_QUEUED_BEFORE_REGISTER } from '../constants';
 
 export interface LinkSetupDeps {
   psk: Uint8Array;

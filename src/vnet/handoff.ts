@@ -8,6 +8,7 @@
  * The wake socket is bound (to a port of its own, at WAKE_MARK_IP) and registered before it connects, so a claim never waits:
  * by the time the program's accept() can return it, the hand-off is known.
  */
+import { HANDOFF_TTL_MS, WAKE_CONNECT_TIMEOUT_MS } from '../constants';
 
 /**
  * The loopback address wake connections come from. The shim asks the agent about a loopback peer at this
@@ -15,10 +16,6 @@
  * this host (sources.ts), no member, so its accept() need not ask. (127.66.0.1 marks self-connects, connect.c.)
  */
 export const WAKE_MARK_IP = '127.66.0.2';
-/** A hand-off not claimed by an accept() within this long is dropped (the program is not accepting). */
-export const HANDOFF_TTL_MS = 30_000;
-/** How long the wake connection may take (a full accept queue): beyond it the hand-off fails. */
-export const WAKE_CONNECT_TIMEOUT_MS = 5_000;
 
 export interface Handed {
   fd: number;

@@ -13,6 +13,7 @@
  */
 import { Encoder } from 'cbor-x';
 import type { Endpoint } from '../wire/messages';
+import type { Logger } from '../util/log';
 
 /** Messages between the brokers of members (and the seed's relay), as in the table above. */
 export type VnetMessage =
@@ -81,4 +82,16 @@ export function decodeVnet(bytes: Uint8Array): VnetMessage {
       return v.errno === undefined || v.errno === null ? { k: 'relay-cancel', cid: v.cid } : { k: 'relay-cancel', cid: v.cid, errno: errno() };
   }
   throw new Error(`unknown kind ${JSON.stringify(v.k)}`);
+}
+
+/** Decodes a broker message from member `from` and hands it to `fn`; a malformed one is logged and dropped. */
+export function receiveVnet(from: number, payload: Uint8Array, fn: (from: number, m: VnetMessage) => void, log: Logger): void {
+  let m: VnetMessage;
+  try {
+    m = decodeVnet(payload);
+  } catch (e) {
+    log.warn('malformed connection message from a member: ignored', { from, reason: (e as Error).message });
+    return;
+  }
+  fn(from, m);
 }

@@ -9,17 +9,9 @@
  * (same user, also SO_REUSEPORT) can still bind them. Only the block is announced.
  */
 import { logger } from '../util/log';
+import { PUNCH_BLOCK_SIZE, PUNCH_SCAN_BINDS } from '../constants';
 
 const log = logger('vnet');
-
-/** Ports in the block: enough that concurrent punched connections from one client rarely share a port. */
-export const PUNCH_BLOCK_SIZE = 64;
-/**
- * Binds tried while looking for a free block, at most. Ports in TIME_WAIT from sockets without SO_REUSEADDR
- * (a program's earlier client connections, a previous agent in a reused function sandbox) cannot be shared, so
- * the scan walks the range and restarts the block past each such port; a few thousand binds take milliseconds.
- */
-export const PUNCH_SCAN_BINDS = 4096;
 
 interface PortOps {
   tcpSocket(): number;

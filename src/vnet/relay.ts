@@ -22,19 +22,9 @@
 import net from 'node:net';
 import crypto from 'node:crypto';
 import { logger } from '../util/log';
+import { MAX_KERNEL_SPLICES, MAX_PENDING_RELAYS, RELAY_PAIR_TIMEOUT_MS, TOKEN_BYTES } from '../constants';
 
 const log = logger('relay');
-
-/** Both halves of a relayed connection must arrive within this long (a connect's worth of patience). */
-export const RELAY_PAIR_TIMEOUT_MS = 10_000;
-/** Most relayed connections being set up at once (each holds a listening port); more are refused. */
-export const MAX_PENDING_RELAYS = 256;
-export const TOKEN_BYTES = 16;
-/**
- * Relayed connections spliced in the kernel at once: each holds two threads (64 KiB stacks) and two pipes
- * (256 KiB each at most); beyond this the relay pipes in Node, which costs CPU but no threads.
- */
-export const MAX_KERNEL_SPLICES = 512;
 
 /** The addon's kernel relay (native/index.d.ts: splice, spliceActive, spliceAbortAll). */
 export interface KernelSplice {

@@ -5,7 +5,7 @@
  */
 import type { Seed } from '../control/seed';
 import { DataRelay, type KernelSplice } from './relay';
-import { decodeVnet, encodeVnet } from './messages';
+import { encodeVnet, receiveVnet } from './messages';
 import { RelayServer } from './relay-server';
 import { logger } from '../util/log';
 
@@ -23,15 +23,6 @@ export function seedRelay(seed: Seed, publicIp: string | null, kernel?: KernelSp
     },
     new DataRelay(kernel),
   );
-  seed.on('svnet', (from, payload) => {
-    let m;
-    try {
-      m = decodeVnet(payload);
-    } catch (e) {
-      log.warn('malformed relay message from a member: ignored', { from, reason: (e as Error).message });
-      return;
-    }
-    server.onMessage(from, m);
-  });
+  seed.on('svnet', (from, payload) => receiveVnet(from, payload, (f, m) => server.onMessage(f, m), log));
   return server;
 }

@@ -5,6 +5,7 @@
  */
 import { Encoder } from 'cbor-x';
 import { MAX_CANDIDATES, MAX_SERVICES, NAME_RE } from '../constants';
+import { MAX_MEMBERS_PER_MESSAGE, MAX_PAYLOAD } from '../constants';
 
 /** cbor-x without its record extension: plain, stateless maps, decodable by any CBOR implementation. */
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true, structuredClone: false });
@@ -254,10 +255,6 @@ function outcome(v: unknown): Outcome {
     reason: str(v, 'reason', 32),
   };
 }
-/** Largest opaque payload (relay data, vnet, forwarded message): well inside MAX_FRAME with its envelope. */
-export const MAX_PAYLOAD = 64 * 1024;
-/** Generous bound on list lengths in one message; the frame limit bounds the bytes anyway. */
-const MAX_MEMBERS_PER_MESSAGE = 65_536;
 
 /** Decodes and validates one message. Throws MessageError saying what is wrong. */
 export function decodeMessage(bytes: Uint8Array): Message {

@@ -86,6 +86,12 @@ test('the x86_64 zip: index.js exports handler, only runtime dependencies, modes
   });
   t.is(r.stdout.trim(), 'function', r.stderr);
   t.is(fs.statSync(path.join(code, 'app/myapp/start.sh')).mode & 0o777, 0o755);
+
+  // A wrong --include is refused with what to give, and no zip is left behind.
+  const bad = boxer(['lambda', 'package', '--out', path.join(work, 'bad.zip'), '--include', path.join(work, 'missing')], process.env);
+  t.is((await bad.exited).code, 64);
+  t.regex(bad.err(), /--include .*missing: not a directory \(give the directory of your program/);
+  t.false(fs.existsSync(path.join(work, 'bad.zip')));
 });
 
 test('both architectures: native parts for that machine, symbol versions within Amazon Linux 2023', async (t) => {

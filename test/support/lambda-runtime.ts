@@ -55,6 +55,7 @@ export interface EnvironmentOptions {
 export function runtimeUnavailable(): string | null {
   if (!fs.existsSync(RIE)) return `the Runtime Interface Emulator is not built (${path.relative(ROOT, RIE)}): run .ci/setup (needs Go and the Go module proxy)`;
   if (!fs.existsSync(RIC)) return 'aws-lambda-ric is not installed: run npm ci';
+  if (!fs.existsSync(path.join(path.dirname(RIC), 'rapid-client.node'))) return "aws-lambda-ric's native client was not built (its install scripts need cmake and a C++ compiler): run npm ci after .ci/setup";
   return null;
 }
 

@@ -2,7 +2,8 @@
 // past ports that cannot be shared (TIME_WAIT of sockets without SO_REUSEADDR), wrapping around the range; a
 // range with no such block gives null within the bind budget, with every socket closed.
 import test from 'ava';
-import { PunchPorts, PUNCH_BLOCK_SIZE, PUNCH_SCAN_BINDS } from '../../src/vnet/ports';
+import { PunchPorts } from '../../src/vnet/ports';
+import { PUNCH_BLOCK_SIZE, PUNCH_SCAN_BINDS } from '../../src/constants';
 
 function fakeOps(busy: (port: number) => boolean) {
   let next = 1;

@@ -10,10 +10,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Lab, checkLabPrerequisites, loadTopologyFile } from '../../../overlay';
 import { BoxerError } from '../../util/errors';
 import { DEFAULT_SEED_PORT } from '../../constants';
+import { DEMO_TIMEOUT_MS } from '../../constants';
 
 const BOXER = path.resolve(__dirname, '../../../../bin/boxer');
-/** The demo ends by itself: a bound on how long its members may take (a hang is a bug, not a wait). */
-const DEMO_TIMEOUT_MS = 90_000;
 const SECRET = 'boxer demo secret: not for real networks';
 
 /**
