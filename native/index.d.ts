@@ -66,6 +66,13 @@ export function sendFd(unixFd: number, fd: number, data: Buffer): number;
 export function recvFd(unixFd: number, maxBytes?: number): { fd: number; data: Buffer };
 /** SO_PEERCRED of a connected Unix socket: the peer process's pid, uid, gid (as of its connect). */
 export function peerCred(unixFd: number): { pid: number; uid: number; gid: number };
+/**
+ * Makes this process non-dumpable (prctl PR_SET_DUMPABLE 0): other processes of the same user (the member's
+ * program) can no longer read its /proc/PID/environ, mem or fd, nor ptrace it; no core dump. True when it took.
+ */
+export function hideProcess(): boolean;
+/** Overwrites the value of environment variable `name` in this process's environment block, then unsets it; returns how many were found. */
+export function scrubEnv(name: string): number;
 /** socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC): two connected blocking descriptors. */
 export function socketPair(): [number, number];
 

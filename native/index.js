@@ -33,6 +33,8 @@ module.exports = {
   sendFd: addon.sendFd,
   recvFd: addon.recvFd,
   peerCred: addon.peerCred,
+  hideProcess: addon.hideProcess,
+  scrubEnv: addon.scrubEnv,
   socketPair: addon.socketPair,
   splice: addon.splice,
   spliceAbortAll: addon.spliceAbortAll,

@@ -20,10 +20,32 @@ export const MAX_FRAME = 1 << 20;
 export const MAX_HANDSHAKE_FRAME = 1024;
 
 // ---- control plane timers -------------------------------------------------------------------------------
+/**
+ * The seed's handshake rate limit per source address (src/control/gate.ts): a bucket of this many, refilled at
+ * this rate. Generous, because many functions share one NAT gateway's address and a fleet joins at once (the
+ * 210-member scale test joins from one address within seconds); it stops a flood (thousands per second) from
+ * costing the seed its CPU on key exchanges.
+ */
+export const HANDSHAKE_BURST = 512;
+export const HANDSHAKE_RATE_PER_S = 128;
+/** Sources the rate limit remembers at once (idle ones forgotten first). */
+export const MAX_GATE_SOURCES = 10_000;
+/** Refused handshakes are logged as one summary line this often (the first of each kind at once). */
+export const REFUSAL_SUMMARY_MS = 10_000;
 /** A handshake that has not completed by then is abandoned: loopback and LAN round trips are well under it. */
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
 /** How long `boxer run` tries to reach the seed before it gives up with "seed unreachable". */
 export const JOIN_TIMEOUT_MS = 15_000;
+/**
+ * Bounds of what the shim's socket feeds (a program, buggy or hostile, sends what it likes): programs recorded
+ * by HELLO (the oldest forgotten), the length of a program's name, accept() calls waiting for an announcement
+ * at once (beyond it: answered at once, unnamed), connections with a pending outcome (beyond it: the oldest
+ * settled ETIMEDOUT). Each is far above what one function runs (1024 descriptors).
+ */
+export const MAX_SHIM_PROGRAMS = 1_024;
+export const MAX_PROGRAM_NAME = 64;
+export const MAX_ACCEPT_WAITERS = 4_096;
+export const MAX_PENDING_OUTCOMES = 8_192;
 /** A member file that could not be written (disk full) is tried again this often until it is current. */
 export const MEMBER_FILE_RETRY_MS = 1_000;
 /** Longest `--join-timeout` taken: a day; more is a typo (a function lives at most 15 minutes). */

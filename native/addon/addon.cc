@@ -1,6 +1,6 @@
 // boxer_native: the socket operations the agent needs and Node.js cannot do itself (SO_REUSEPORT on client
 // sockets, a bound non-blocking connect for TCP simultaneous open, SCM_RIGHTS to non-Node processes,
-// SO_PEERCRED, a relay of two sockets in the kernel with splice(2)). The JS surface is documented in ../index.d.ts.
+// SO_PEERCRED, a relay of two sockets in the kernel with splice(2), keeping the secret from other processes). The JS surface is documented in ../index.d.ts.
 #include "common.h"
 
 #include <arpa/inet.h>
@@ -75,6 +75,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   boxer::InitConnectWait(env, exports);
   boxer::InitFdPass(env, exports);
   boxer::InitSplice(env, exports);
+  boxer::InitSecrecy(env, exports);
   return exports;
 }
 

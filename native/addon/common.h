@@ -28,6 +28,7 @@ void InitSockets(Napi::Env env, Napi::Object exports);
 void InitConnectWait(Napi::Env env, Napi::Object exports);
 void InitFdPass(Napi::Env env, Napi::Object exports);
 void InitSplice(Napi::Env env, Napi::Object exports);
+void InitSecrecy(Napi::Env env, Napi::Object exports);
 
 // Cancels a pending connectWait on fd (rejects it with ECANCELED); used by close(fd).
 void CancelConnectWait(Napi::Env env, int fd);

@@ -7,8 +7,33 @@ import path from 'node:path';
 import { checkSecret, generateSecret } from '../crypto/keys';
 import { BoxerError } from '../util/errors';
 import { runtimeDir, writeFileAtomic } from '../util/paths';
+import { logger } from '../util/log';
+import { native } from '../util/native';
+
+const log = logger('secret');
+
+/**
+ * Keeps the secret from the member's program (same user): the process becomes non-dumpable, so /proc/PID/environ,
+ * mem and ptrace are closed to it, and $BOXER_SECRET is overwritten in our own environment block (never passed on).
+ */
+export function protectSecret(): void {
+  try {
+    const n = native();
+    if (!n.hideProcess()) log.warn('could not make the agent non-dumpable: the program may read its memory');
+    if (process.env.BOXER_SECRET !== undefined) n.scrubEnv('BOXER_SECRET');
+  } catch (e) {
+    delete process.env.BOXER_SECRET;
+    log.warn('cannot hide the secret from other processes of this user (native addon unavailable)', { reason: (e as Error).message });
+  }
+}
 
 export function readSecret(secretFile: string | undefined): string {
+  const secret = readSecretFrom(secretFile);
+  protectSecret();
+  return secret;
+}
+
+function readSecretFrom(secretFile: string | undefined): string {
   if (secretFile) {
     let text: string;
     try {
@@ -39,6 +64,7 @@ function checkPrivate(file: string): void {
 export function seedSecret(secretFile: string | undefined, port: number): { secret: string; file: string | null; generated: boolean } {
   if (secretFile || process.env.BOXER_SECRET) return { secret: readSecret(secretFile), file: secretFile ?? null, generated: false };
   const secret = generateSecret();
+  protectSecret();
   const file = path.join(runtimeDir(), `secret-${port}-${process.pid}`);
   writeFileAtomic(file, secret + '\n', 0o600);
   return { secret, file, generated: true };

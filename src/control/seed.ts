@@ -22,6 +22,7 @@ import { Channel } from '../channel/channel';
 import { WatchHub } from './watch';
 import { addressOf, parseCidr, type Cidr } from './addresses';
 import { Bindings } from './bindings';
+import { HandshakeGate } from './gate';
 import { defaultName, nameConflict, type NameOwners } from './names';
 import type { Endpoint, MemberInfo, Message, NatKind, Outcome } from '../wire/messages';
 import type { KeyPair } from '../crypto/keys';
@@ -81,6 +82,8 @@ export class Seed extends EventEmitter<SeedEvents> {
   private sweeper: NodeJS.Timeout | null = null;
   private relearnTimer: NodeJS.Timeout | null = null;
   private readonly sockets = new Set<Duplex>();
+  /** Handshake rate limit per source and the summary of refusals (gate.ts). */
+  readonly gate = new HandshakeGate(log);
   readonly stats: SeedStats = { joins: 0, handshakeFailures: 0, droppedConnections: 0, relayed: 0 };
   /** Observers (`boxer lambda run`): they hear joins and leaves, outcomes included (src/control/watch.ts). */
   readonly watchers = new WatchHub();
@@ -147,6 +150,12 @@ export class Seed extends EventEmitter<SeedEvents> {
   /** Takes one incoming connection (from the TCP server, or an in-memory stream in tests). */
   accept(stream: Duplex, remote: Endpoint): void {
     const peer = `${remote.ip}:${remote.port}`;
+    if (!this.gate.admit(remote.ip)) {
+      // Over its rate: closed before any key exchange (gate.ts), counted in the periodic summary.
+      this.stats.handshakeFailures++;
+      stream.destroy();
+      return;
+    }
     this.sockets.add(stream);
     stream.on('close', () => this.sockets.delete(stream));
     stream.on('error', () => {});
@@ -154,11 +163,8 @@ export class Seed extends EventEmitter<SeedEvents> {
       .then((ch) => this.onChannel(ch, remote))
       .catch((e: Error) => {
         this.stats.handshakeFailures++;
-        if (e instanceof HandshakeError && e.reason === 'wrong-secret') {
-          log.warn('refused a node that does not know the network secret', { peer, hint: 'check that it was given the same --secret-file / BOXER_SECRET' });
-        } else {
-          log.warn('handshake failed', { peer, reason: e.message });
-        }
+        const kind = e instanceof HandshakeError ? e.reason : /within|timed? ?out/i.test(e.message) ? 'timeout' : 'other';
+        this.gate.refused(kind, remote.ip, { port: remote.port, reason: e.message });
       });
   }
 
@@ -447,6 +453,7 @@ export class Seed extends EventEmitter<SeedEvents> {
 
   async close(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
+    this.gate.close();
     if (this.relearnTimer) clearTimeout(this.relearnTimer);
     for (const e of this.members.values()) if (e.grace) clearTimeout(e.grace);
     for (const s of this.sockets) s.destroy();

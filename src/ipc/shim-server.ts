@@ -19,6 +19,8 @@ const E = os.constants.errno;
 export interface FdSender {
   sendFd(unixFd: number, fd: number, data: Buffer): number;
   close(fd: number): void;
+  /** SO_PEERCRED of a connected Unix socket (absent: no check, in-memory tests). */
+  peerCred?(unixFd: number): { pid: number; uid: number; gid: number };
 }
 
 export class ShimServer {
@@ -35,7 +37,25 @@ export class ShimServer {
     this.server = await listenUnix(this.path, (s) => this.serve(s));
   }
 
+  /** Only processes of this member's user may use the channel (the socket's directory is 0700 too). */
+  private allowed(sock: net.Socket): boolean {
+    const uid = process.getuid?.();
+    if (!this.fds.peerCred || uid === undefined) return true;
+    try {
+      const cred = this.fds.peerCred((sock as unknown as { _handle: { fd: number } })._handle.fd);
+      if (cred.uid === uid) return true;
+      log.warn('refused a shim connection from another user', { uid: cred.uid, pid: cred.pid, expected: uid });
+    } catch (e) {
+      log.warn('refused a shim connection whose credentials cannot be read', { reason: (e as Error).message });
+    }
+    return false;
+  }
+
   private serve(sock: net.Socket): void {
+    if (!this.allowed(sock)) {
+      sock.destroy();
+      return;
+    }
     this.conns.add(sock);
     const reader = new FrameReader();
     sock.on('close', () => this.conns.delete(sock));

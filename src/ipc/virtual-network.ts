@@ -54,6 +54,7 @@ export class VirtualNetwork {
     this.broker.onRoutesChanged = () => this.writeRoutes();
     host.on('vnet', (from: number, payload: Uint8Array) => receiveVnet(from, payload, (f, m) => this.broker.onMessage(f, m), log));
     host.on('change', () => {
+      this.broker.membersChanged();
       this.writeRoutes();
       this.prewarm(host);
     });

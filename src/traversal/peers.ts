@@ -100,7 +100,7 @@ export class Peers extends EventEmitter<PeersEvents> {
     const ensure = (id: number, home = false) => this.ensure(id, home);
     const homeOf = (id: number) => this.homes.of(id);
     const setUp = (s: Duplex, spec: SetupSpec) => this.setUp(s, spec);
-    this.signals = new Signal({ links, selfId: h.selfId, members: h.members, toSeed: h.toSeed, homeOf, ensure, onPunch: (f, m) => this.punches.onMessage(f, m), onVnet: (f, p) => this.emit('vnet', f, p), log });
+    this.signals = new Signal({ links, keys: opts.keys, member: h.member, selfId: h.selfId, members: h.members, toSeed: h.toSeed, homeOf, ensure, onPunch: (f, m) => this.punches.onMessage(f, m), onVnet: (f, p) => this.emit('vnet', f, p), log });
     this.punches = new Punch({
       io: opts.io,
       selfId: h.selfId,
@@ -350,6 +350,12 @@ export class Peers extends EventEmitter<PeersEvents> {
         break;
       case 'left':
         if (m.id === this.host.selfId()) break;
+        // A member speaks for itself; news of another's departure counts only while the seed (which is
+        // authoritative) is down, and never about a member whose own link to us is alive.
+        if (m.id !== l.member && (this.host.seedConnected() || this.links.live(m.id))) {
+          this.log.info('ignoring news of another member leaving', { from: l.member, about: m.id, reason: m.reason });
+          break;
+        }
         if (this.host.forget(m.id, m.reason)) void this.signals.gossipLeft(m.id, m.reason, l.member, false);
         break;
       default:

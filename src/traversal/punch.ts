@@ -18,6 +18,7 @@ import type { Logger } from '../util/log';
 import type { PeerIo } from './io';
 import type { Link } from './links';
 import type { SetupSpec } from './link-setup';
+import { isMemberEndpoint } from './endpoints';
 
 type PunchMessage = Extract<Message, { t: 'punch' }>;
 
@@ -84,6 +85,7 @@ export class Punch {
         const b = this.d.member(from);
         const ep = m.ep ?? (b?.ext && b.lport ? { ip: b.ext.ip, port: b.lport } : null);
         if (!b || !ep) return;
+        if (!isMemberEndpoint(b, ep)) return void this.d.log.warn('refused to dial an address that is not the member’s', { peer: b.name, endpoint: epText(ep) });
         this.d.dialDirect(b, ep).catch((e: Error) => this.d.log.info('could not dial back a member', { peer: b.name, reason: e.message }));
         return;
       }
@@ -91,6 +93,7 @@ export class Punch {
         const b = this.d.member(from);
         if (b && m.path === 'hairpin') return void this.answerHairpin(b, m.sid);
         if (!b || !m.ep) return;
+        if (!isMemberEndpoint(b, m.ep)) return void this.d.log.warn('refused to punch toward an address that is not the member’s', { peer: b.name, endpoint: epText(m.ep) });
         void this.answer(b, m.sid, m.ep, m.path);
       }
     }

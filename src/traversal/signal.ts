@@ -5,10 +5,15 @@
  */
 import { decodeMessage, encodeMessage, type MemberInfo, type Message } from '../wire/messages';
 import type { Logger } from '../util/log';
+import type { KeyPair } from '../crypto/keys';
+import { openFrom, sealFor } from '../crypto/origin';
 import type { Link, LinkTable } from './links';
 
 export interface SignalDeps {
   links: LinkTable;
+  /** Our static keys: a `fwd` body is sealed by its origin for its destination (src/crypto/origin.ts). */
+  keys: KeyPair;
+  member(id: number): MemberInfo | undefined;
   selfId(): number;
   members(): Iterable<MemberInfo>;
   /** Sends to the seed; false when it is not connected. */
@@ -33,7 +38,10 @@ export class Signal {
       return;
     }
     const self = this.d.selfId();
-    const body = encodeMessage(inner);
+    const far = this.d.member(to);
+    if (!far) throw new Error(`no member ${to}`);
+    // Sealed by us for `to`: whoever carries it (the seed, a home) cannot forge or change who it is from.
+    const body = sealFor(encodeMessage(inner), far.key, this.d.keys);
     if (this.d.toSeed({ t: 'fwd', to, from: self, body })) return;
     const h = this.d.homeOf(to);
     if (h === null || h === self || h === to) throw new Error(`no way to reach member ${to}: the seed is down and it has no home`);
@@ -52,9 +60,15 @@ export class Signal {
       return;
     }
     const from = via === null ? m.from : m.from || via;
+    const origin = this.d.member(from);
+    const plain = origin ? openFrom(m.body, origin.key, this.d.keys) : null;
+    if (!plain) {
+      this.d.log.warn('dropping a forwarded message that its named origin did not seal (forged or altered)', { from, via: via ?? 'seed' });
+      return;
+    }
     let inner: Message;
     try {
-      inner = decodeMessage(m.body);
+      inner = decodeMessage(plain);
     } catch (e) {
       this.d.log.warn('dropping a malformed forwarded message', { from, reason: (e as Error).message });
       return;

@@ -24,7 +24,7 @@
  */
 import os from 'node:os';
 import type { Endpoint, MemberInfo } from '../wire/messages';
-import { VNET_STALE_MS } from '../constants';
+import { MAX_PROGRAM_NAME, MAX_SHIM_PROGRAMS, VNET_STALE_MS } from '../constants';
 import { logger } from '../util/log';
 import type { VnetMessage } from './messages';
 import { isLoopback, Members, type SocketOps, type VnetNetwork } from './network';
@@ -102,7 +102,9 @@ export class Broker {
   }
 
   hello(pid: number, name: string): void {
-    this.shims.set(pid, name);
+    // Bounded: a program may send any number of HELLOs with any names.
+    if (!this.shims.has(pid) && this.shims.size >= MAX_SHIM_PROGRAMS) this.shims.delete(this.shims.keys().next().value as number);
+    this.shims.set(pid, name.slice(0, MAX_PROGRAM_NAME));
     log.debug('a program loaded the shim', { pid, program: name });
   }
 
@@ -179,6 +181,16 @@ export class Broker {
       if (h) return Promise.resolve({ errno: 0, vaddr: h.vaddr, vport: h.vport, fd: h.fd });
     }
     return this.namer.name(peer);
+  }
+
+  /** The member list changed: connections pending toward a member that is gone fail now (client.ts). */
+  membersChanged(): number {
+    return this.client.membersChanged();
+  }
+
+  /** accept()s waiting for an announcement (names.ts). */
+  get acceptWaiting(): { waiting: number; keys: number } {
+    return this.namer.pending;
   }
 
   /** RESOLVE (names.ts). */

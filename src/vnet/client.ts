@@ -6,7 +6,7 @@
  */
 import os from 'node:os';
 import type { Endpoint, MemberInfo } from '../wire/messages';
-import { CONNECT_BUDGET_MS, OPEN_RESEND_MS, OPEN_RESENDS, RELAY_REQUEST_TIMEOUT_MS, RELAYS_TRIED, VNET_STALE_MS } from '../constants';
+import { CONNECT_BUDGET_MS, MAX_PENDING_OUTCOMES, OPEN_RESEND_MS, OPEN_RESENDS, RELAY_REQUEST_TIMEOUT_MS, RELAYS_TRIED, VNET_STALE_MS } from '../constants';
 import { withTimeout } from '../util/async';
 import { logger } from '../util/log';
 import type { VnetMessage, VnetOf } from './messages';
@@ -27,6 +27,9 @@ interface Outcome {
   errno: number | null;
   waiters: Array<(e: number) => void>;
   at: number;
+  /** The member connected to: its death settles the outcome at once (EHOSTUNREACH). */
+  far: number;
+  cid: string;
 }
 
 interface RelayChoice {
@@ -127,7 +130,7 @@ export class ConnectClient {
       if (left() <= 0) break;
       // The relay says how the far side answered (it has connected to the relay, or refused) right after its
       // relay-ok, on the same link: be ready for that before asking.
-      this.expectOutcome(cid, connId);
+      this.expectOutcome(cid, connId, far.id);
       const ok = await this.askRelay(r.id, { k: 'relay-req', cid, to: far.id, vport, cport: localPort }, left());
       if (!ok || ok.errno) {
         log.info('a relay could not take the connection', { relay: r.name, reason: ok ? `errno ${ok.errno}` : 'no answer' });
@@ -171,9 +174,33 @@ export class ConnectClient {
     });
   }
 
-  private expectOutcome(cid: string, connId: bigint): void {
-    this.outcomes.set(connId, { errno: null, waiters: [], at: Date.now() });
+  /** Records a connection whose outcome the far side (or its relay) will tell; bounded by MAX_PENDING_OUTCOMES. */
+  private expectOutcome(cid: string, connId: bigint, far: number): void {
+    if (!this.outcomes.has(connId) && this.outcomes.size >= MAX_PENDING_OUTCOMES) {
+      const [oldId, old] = this.outcomes.entries().next().value as [bigint, Outcome];
+      if (old.errno === null) this.settle(old.cid, E.ETIMEDOUT);
+      this.outcomes.delete(oldId);
+    }
+    this.outcomes.set(connId, { errno: null, waiters: [], at: Date.now(), far, cid });
     this.byCid.set(cid, connId);
+  }
+
+  /**
+   * The member list changed: every connection still waiting for the outcome from a member that is gone (dead
+   * or left) fails now with EHOSTUNREACH, as a native connect to a host that vanished, instead of waiting for
+   * an answer that cannot come. Returns how many.
+   */
+  membersChanged(): number {
+    const ids = new Set(this.netw.members().map((m) => m.id));
+    let failed = 0;
+    for (const o of [...this.outcomes.values()]) {
+      if (o.errno === null && !ids.has(o.far)) {
+        this.settle(o.cid, E.EHOSTUNREACH);
+        failed++;
+      }
+    }
+    if (failed) log.info('failed the pending connections to a member that is gone', { connections: failed });
+    return failed;
   }
 
   /**
@@ -196,7 +223,7 @@ export class ConnectClient {
       if (!overLan && this.quiet()) return;
     } else {
       this.stat.punched++;
-      this.expectOutcome(cid, connId);
+      this.expectOutcome(cid, connId, m.id);
     }
     let cext: Endpoint | null;
     if (overLan) cext = { ip: me!.priv[0].ip, port: localPort };

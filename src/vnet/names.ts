@@ -6,7 +6,7 @@
  */
 import os from 'node:os';
 import type { Endpoint, MemberInfo } from '../wire/messages';
-import { ANNOUNCE_WAIT_MS, LOOPBACK_ANNOUNCE_WAIT_MS, VNET_STALE_MS } from '../constants';
+import { ANNOUNCE_WAIT_MS, LOOPBACK_ANNOUNCE_WAIT_MS, MAX_ACCEPT_WAITERS, VNET_STALE_MS } from '../constants';
 import { logger } from '../util/log';
 import { isLoopback, type VnetNetwork } from './network';
 import { directSources, sourceMatches } from './sources';
@@ -28,6 +28,8 @@ export class AcceptNamer {
   private readonly expected = new Map<string, { vaddr: string; vport: number; at: number }>();
   /** accept()s waiting for an announcement, by the same key (owned by name/announce). */
   private readonly waiters = new Map<string, Array<() => void>>();
+  /** How many accept()s wait now (bounded by MAX_ACCEPT_WAITERS). */
+  private waiting = 0;
 
   constructor(private readonly netw: VnetNetwork) {}
 
@@ -35,7 +37,7 @@ export class AcceptNamer {
   announce(client: MemberInfo, ext: Endpoint, cport: number): void {
     const key = `${ext.ip}:${ext.port}`;
     this.expected.set(key, { vaddr: client.addr, vport: cport, at: Date.now() });
-    for (const w of this.waiters.get(key) ?? []) w();
+    for (const w of [...(this.waiters.get(key) ?? [])]) w();
     this.waiters.delete(key);
   }
 
@@ -55,6 +57,10 @@ export class AcceptNamer {
         // No member can be this client (sources.ts): a client from outside the network, not to be kept waiting.
         return { errno: E.ENOENT };
       }
+      if (this.waiting >= MAX_ACCEPT_WAITERS) {
+        log.info('too many accept() calls waiting for announcements: answered unnamed', { peer: key, waiting: this.waiting });
+        return { errno: E.ENOENT };
+      }
       await this.announced(key, isLoopback(peer.ip) ? LOOPBACK_ANNOUNCE_WAIT_MS : ANNOUNCE_WAIT_MS);
       exp = this.expected.get(key);
     }
@@ -72,15 +78,27 @@ export class AcceptNamer {
   }
 
   private announced(key: string, ms: number): Promise<void> {
+    this.waiting++;
     return new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, ms);
       const list = this.waiters.get(key) ?? [];
-      list.push(() => {
+      const done = () => {
         clearTimeout(t);
+        // The waiter leaves the table whichever way it ends: an unanswered one must not stay (memory).
+        const i = list.indexOf(done);
+        if (i >= 0) list.splice(i, 1);
+        if (list.length === 0 && this.waiters.get(key) === list) this.waiters.delete(key);
+        this.waiting--;
         resolve();
-      });
+      };
+      const t = setTimeout(done, ms);
+      list.push(done);
       this.waiters.set(key, list);
     });
+  }
+
+  /** accept()s waiting for an announcement now, and the addresses they wait on (for tests and status). */
+  get pending(): { waiting: number; keys: number } {
+    return { waiting: this.waiting, keys: this.waiters.size };
   }
 
   /** Forgets announcements older than VNET_STALE_MS. */

@@ -10,6 +10,7 @@ import type { MemberInfo } from '../wire/messages';
 import { OPEN_HANDLED_TTL_MS, PUNCH_BACK_RETRIES, PUNCH_BACK_RETRY_MS, PUNCH_BACK_TIMEOUT_MS, REFUSE_NOTICE_MS, RELAY_DIAL_TIMEOUT_MS } from '../constants';
 import { sleep } from '../util/async';
 import { logger } from '../util/log';
+import { isMemberEndpoint } from '../traversal/endpoints';
 import { Handoffs } from './handoff';
 import type { VnetOf } from './messages';
 import { Members, SEED, type SocketOps, type VnetNetwork } from './network';
@@ -66,6 +67,10 @@ export class ConnectServer {
     for (const [cid, at] of this.handled) if (now - at > OPEN_HANDLED_TTL_MS) this.handled.delete(cid);
     const reply = (errno: number) => this.netw.send(from, { k: 'result', cid: msg.cid, errno });
     if (!msg.cext || msg.punch === null) return reply(E.EHOSTUNREACH);
+    if (!isMemberEndpoint(client, msg.cext)) {
+      log.warn('refused to punch toward an address that is not the member’s', { client: client.name, to: `${msg.cext.ip}:${msg.cext.port}` });
+      return reply(E.EHOSTUNREACH);
+    }
     log.debug('punching back toward a client', { client: client.name, from: msg.punch, to: `${msg.cext.ip}:${msg.cext.port}`, vport: msg.vport });
     const listening = this.listens.has(msg.vport);
     if (!listening) {
@@ -120,8 +125,15 @@ export class ConnectServer {
       this.stat.refused++;
       return cancel(E.ECONNREFUSED);
     }
-    // The seed, listening on every address, leaves it to us: the address we reach it at.
+    // The seed, listening on every address, leaves it to us: the address we reach it at. A member relay is met
+    // at its own public address, nowhere else (a forged relay-open must not make us connect anywhere).
     const relayIp = msg.relay.ip === '0.0.0.0' && relayId === SEED ? this.netw.seedIp() : msg.relay.ip;
+    const relay = relayId === SEED ? null : this.members.byId(relayId);
+    const relayOk = relayId === SEED || (!!relay && relay.nat === 'open' && relay.ext?.ip === msg.relay.ip);
+    if (!relayOk || msg.from === relayId) {
+      log.warn('refused a relayed connection whose relay is not where the member list says', { relay: relayId, at: `${msg.relay.ip}:${msg.relay.port}`, from: msg.from });
+      return cancel(E.EHOSTUNREACH);
+    }
     let fd = -1;
     try {
       if (!relayIp) throw new Error('the seed is not reachable');

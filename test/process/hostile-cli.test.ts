@@ -13,6 +13,8 @@ import { EXIT } from '../../src/util/errors';
  * endless, generously, since a node start alone takes seconds on a loaded machine.
  */
 const AT_ONCE_MS = 20_000;
+/** Where the option under test is another: a minute's join timeout, so a missed refusal cannot pass as one. */
+const LONG = ['--join-timeout', '60'];
 
 async function refused(t: import('ava').ExecutionContext, args: string[], env: NodeJS.ProcessEnv, re: RegExp): Promise<void> {
   const start = Date.now();
@@ -34,20 +36,20 @@ test('--join-timeout must be a positive number of seconds', async (t) => {
 test('--seed with a URL scheme or a path is refused at once (HOST:PORT, no http://)', async (t) => {
   const { env } = sandbox();
   for (const v of ['http://127.0.0.1:7080', 'tcp://seed:7070', 'seed/x:7070', 'a b:7070']) {
-    await refused(t, ['run', '--seed', v, '--', 'true'], env, /--seed .*HOST:PORT/);
+    await refused(t, ['run', '--seed', v, ...LONG, '--', 'true'], env, /--seed .*HOST:PORT/);
   }
 });
 
 test('an empty --name is refused, not turned into node-N', async (t) => {
   const { env } = sandbox();
   const port = await freePort();
-  await refused(t, ['run', '--seed', `127.0.0.1:${port}`, '--name', '', '--', 'true'], env, /--name "" is not a valid name/);
+  await refused(t, ['run', '--seed', `127.0.0.1:${port}`, ...LONG, '--name', '', '--', 'true'], env, /--name "" is not a valid name/);
 });
 
 test('--nodes is bounded by what a network can hold', async (t) => {
   const { env } = sandbox();
   const port = await freePort();
-  await refused(t, ['run', '--seed', `127.0.0.1:${port}`, '--nodes', '1000000000', '--', 'true'], env, /--nodes 1000000000.*at most/);
+  await refused(t, ['run', '--seed', `127.0.0.1:${port}`, ...LONG, '--nodes', '1000000000', '--', 'true'], env, /--nodes 1000000000.*at most/);
   // Within the absolute bound but beyond the seed's network: refused once the join says how big it is.
   const seed = await startSeed(env, ['--network', '10.9.0.0/24']);
   try {
@@ -68,7 +70,7 @@ test('a secret file others can read is refused with the fix', async (t) => {
   fs.writeFileSync(file, 'a secret of enough length\n', { mode: 0o644 });
   fs.chmodSync(file, 0o644);
   const noEnv = { ...env, BOXER_SECRET: '' };
-  await refused(t, ['run', '--seed', `127.0.0.1:${port}`, '--secret-file', file, '--', 'true'], noEnv, /readable by other users.*chmod 600/);
+  await refused(t, ['run', '--seed', `127.0.0.1:${port}`, ...LONG, '--secret-file', file, '--', 'true'], noEnv, /readable by other users.*chmod 600/);
   await refused(t, ['seed', '--listen', `127.0.0.1:${port}`, '--secret-file', file], noEnv, /readable by other users.*chmod 600/);
   fs.chmodSync(file, 0o600);
   const ok = boxer(['run', '--seed', `127.0.0.1:${port}`, '--secret-file', file, '--join-timeout', '0.5', '--', 'true'], noEnv);
