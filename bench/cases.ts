@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { benchJoin } from './join';
 import { benchLambda, LAMBDA_NODES } from './lambda';
+import { dependencyClosure } from '../src/lambda/package';
 import type { CaseResult, Variant } from './results';
 import { HOST, Mode, NETBENCH, PY, ROOT, Runner, BOXER, sleep, type Group } from './runner';
 import { ecdf, median, summarize, type Summary } from './stats';
@@ -189,7 +190,7 @@ export class Bench {
       run: async () => {
         try {
           const r = await benchLambda(this.runner.lab);
-          const note = (xs: { node: string; ms: number }[]) => xs.map((x) => `${x.node} ${Math.round(x.ms)} ms`).join(', ');
+          const note = (xs: { node: string; ms: number; envMs: number }[]) => xs.map((x) => `${x.node} ${Math.round(x.ms)} ms (environment ${Math.round(x.envMs)})`).join(', ');
           cold.modes.boxer!.values.push(...r.cold.map((x) => x.ms));
           cold.modes.boxer!.note = note(r.cold);
           warm.modes.boxer!.values.push(...r.warm.map((x) => x.ms));
@@ -757,10 +758,15 @@ function cpuTicks(pid: number): number {
   return Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
 }
 
-/** Production dependencies' directories (npm ls --omit=dev), without ones inside another. */
+/**
+ * Production dependencies' directories, without ones inside another, and without the AWS SDK clients: those are
+ * for `boxer lambda deploy/run/destroy` on the user's machine; a function gets the SDK from its runtime
+ * (nodejs22.x), as `boxer lambda package` assumes.
+ */
 function productionModules(): string[] {
-  const out = execFileSync('npm', ['ls', '--omit=dev', '--all', '--parseable'], { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 60_000 });
-  const dirs = [...new Set(out.split('\n').filter((l) => l && path.resolve(l) !== ROOT && fs.existsSync(l)))].sort();
+  const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { dependencies?: Record<string, string> };
+  const names = Object.keys(pkg.dependencies ?? {}).filter((d) => !d.startsWith('@aws-sdk/'));
+  const dirs = [...new Set(dependencyClosure(ROOT, names).values())].sort();
   return dirs.filter((d) => !dirs.some((o) => o !== d && d.startsWith(o + path.sep)));
 }
 

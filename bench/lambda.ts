@@ -23,6 +23,8 @@ const CLI_MS = 120_000;
 export interface InvokeToJoined {
   node: string;
   ms: number;
+  /** Of which: until an execution environment took the event (a cold start's environment start, in the lab). */
+  envMs: number;
 }
 
 export interface LambdaBenchResult {
@@ -53,12 +55,12 @@ export async function benchLambda(lab: Lab): Promise<LambdaBenchResult> {
         const name = `${prefix}-${String(inv.payload.index)}`;
         const j = joins.find((e) => e.name === name);
         if (!j) throw new Error(`the seed logged no join of ${name}`);
-        return { node: inv.node, ms: j.at - inv.acceptedAt };
+        return { node: inv.node, ms: j.at - inv.acceptedAt, envMs: inv.startedAt - inv.acceptedAt };
       });
     };
     const cold = await runOnce('c');
     const warm = await runOnce('w');
-    return { cold, warm, packageBytes, packageSummary: summary.trim().split('\n').slice(-1)[0] };
+    return { cold, warm, packageBytes, packageSummary: summary.trim().split('\n')[0].replace(/^\S+: [\d.]+ MB /, 'MiB as the command prints them: ') };
   } finally {
     await ll.close();
   }

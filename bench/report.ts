@@ -249,7 +249,9 @@ export function markdown(r: Results, chartFiles: string[], resultsLink = '../ben
   L.push('one behind each NAT kind. Invoke → joined: from the endpoint accepting the asynchronous Invoke to the seed');
   L.push('admitting that member; cold: a new execution environment (runtime start, handler load, the secret read from');
   L.push('Secrets Manager through the NAT, NAT discovery, join); warm: the same environments reused by a second run.');
-  L.push('Milliseconds, median (min–max) over the functions; the notes give each function\'s figure.');
+  L.push('Milliseconds, median (min–max) over the functions; the notes give each function\'s figure and, in brackets, the');
+  L.push('part until an execution environment took the event: for a cold start, the lab\'s environment start (the Runtime');
+  L.push('Interface Emulator and the runtime, five at once on this shared machine), which is not Lambda\'s own cold start.');
   L.push('');
   L.push('| figure | value | unit | notes |');
   L.push('|---|---|---|---|');
