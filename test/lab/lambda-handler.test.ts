@@ -112,10 +112,16 @@ serial('reused after a freeze: what the last invocation left (a daemon, files) i
   t.timeout(4 * 60_000);
   await withNet(lab, async (net, env) => {
     const e = await env('fsa', 60);
-    const leave = 'setsid sleep 1000 </dev/null >/dev/null 2>&1 & echo x > "$TMPDIR/left"; exit 0';
+    // A daemon that leaves the command's process group (setsid), and a file: both outlive the invocation. The
+    // command returns once the daemon has written its pid (so it has left the group, which the end kills).
+    const leave = [
+      `setsid sh -c 'echo $$ > "$TMPDIR/daemon"; exec sleep 1000' </dev/null >/dev/null 2>&1 &`,
+      'i=0; while [ ! -s "$TMPDIR/daemon" ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done',
+      'echo x > "$TMPDIR/left"',
+    ].join('\n');
     t.like(result(t, await e.invoke({ seed: net.seedAddr, nodes: 1, command: ['sh', '-c', leave] }, { timeoutMs: INVOKE_MS }), e), { exitCode: 0 });
-    const daemon = e.pids().find((p) => cmdline(p) === 'sleep\u00001000');
-    t.truthy(daemon, 'the daemon outlived its invocation');
+    const daemon = Number(fs.readFileSync(path.join(e.tmpDir, 'daemon'), 'utf8'));
+    t.true(e.pids().includes(daemon) && alive(daemon), 'the daemon outlived its invocation, in the environment');
     t.true(e.isFrozen);
     t.regex(fs.readFileSync(`/proc/${daemon}/status`, 'utf8'), /State:\s+[DT]/, 'frozen with the environment');
     const r2 = await e.invoke({ seed: net.seedAddr, nodes: 1, command: ['sh', '-c', 'test ! -e "$TMPDIR/left"'] }, { timeoutMs: INVOKE_MS });
