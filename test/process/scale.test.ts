@@ -33,8 +33,10 @@ test(`${N} agents join one seed: everyone learns everyone, links stay within the
   const port = await freePort();
   await seed.listen('127.0.0.1', port);
   // One process holds the seed and all the agents: a connect-back on loopback is never dropped, but the shared
-  // event loop can stall past the 700 ms a real SYN gets (the client's wait for the answer allows this much).
-  const discovery = new DiscoveryServer({ psk, keys: seedKeys, connectBackTimeoutMs: 3_000 });
+  // event loop can stall past the 700 ms a real SYN gets, for seconds when other test files load the machine
+  // (3 s failed there in CI). 6 s still fits inside the client's wait for the answer (PROBE_TIMEOUT_MS +
+  // CONNECT_BACK_TIMEOUT_MS + HANDSHAKE_TIMEOUT_MS = 8.7 s): a hang bound, not a speed check.
+  const discovery = new DiscoveryServer({ psk, keys: seedKeys, connectBackTimeoutMs: 6_000 });
   await discovery.listen('127.0.0.1', port + 1);
   const agents: Agent[] = [];
   try {
@@ -51,7 +53,8 @@ test(`${N} agents join one seed: everyone learns everyone, links stay within the
       throw new Error(`${e.message}; short: ${short.slice(0, 20).join(' ')} (seed has ${seed.size})`);
     });
     t.is(seed.size, N);
-    t.true(agents.every((a) => a.mapping.kind === 'open'), 'loopback members are open (connect-back works)');
+    const notOpen = agents.filter((a) => a.mapping.kind !== 'open').map((a) => `${a.self?.id}:${a.mapping.kind}`);
+    t.deepEqual(notOpen, [], 'loopback members are open (connect-back works)');
     // Random pings, many more than the bound per agent.
     const ids = agents.map((a) => a.self!.id);
     let ok = 0;
