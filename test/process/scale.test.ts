@@ -56,12 +56,14 @@ test(`${N} agents join one seed: everyone learns everyone, links stay within the
     // Loopback members are open: the connect-back works. A few may find `unknown` instead, never another kind:
     // the first probe is bound to the control connection's port, which connect() may have let a socket of
     // another process share (for another destination); with other test files' processes on this host, CI saw
-    // 1-3 of 210 fail so (EADDRINUSE). If the connect-back broke, none would be open.
+    // 1-8 of 210 fail so (EADDRINUSE). If the connect-back broke, none would be open: three quarters is a
+    // bound with room for a busier host, not a rate.
     const kinds = new Map<string, number>();
     for (const a of agents) kinds.set(a.mapping.kind, (kinds.get(a.mapping.kind) ?? 0) + 1);
     t.log(`NAT kinds found: ${[...kinds].map(([k, n]) => `${k} ${n}`).join(', ')}`);
     t.deepEqual([...kinds.keys()].filter((k) => k !== 'open' && k !== 'unknown'), [], 'loopback members are open or, where a probe could not be bound, unknown');
-    t.true((kinds.get('open') ?? 0) >= N - 10, `at least ${N - 10} of ${N} loopback members are open (connect-back works)`);
+    const least = Math.ceil((N * 3) / 4);
+    t.true((kinds.get('open') ?? 0) >= least, `at least ${least} of ${N} loopback members are open (connect-back works)`);
     // Random pings, many more than the bound per agent.
     const ids = agents.map((a) => a.self!.id);
     let ok = 0;
