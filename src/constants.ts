@@ -292,8 +292,12 @@ export const WATCH_PING_MS = 5_000;
 export const SHIM_IPC_TIMEOUT_MS = 2_000;
 /** The shim's bound on the CONNECT of a blocking connect() (ipc.h SHIM_CONNECT_TIMEOUT_MS): it may wait on the network. */
 export const SHIM_CONNECT_TIMEOUT_MS = 10_000;
-/** How long the shim asks CONNECT_RESULT to wait right after its connect (sockutil.h SHIM_CONNECT_RESULT_WAIT_MS). */
-export const SHIM_CONNECT_RESULT_WAIT_MS = 1_500;
+/**
+ * How long the shim asks CONNECT_RESULT to wait right after its connect (sockutil.h SHIM_CONNECT_RESULT_WAIT_MS):
+ * not at all, the outcome is known when the kernel's connect completes (REFUSE_NOTICE_MS), and a wait would
+ * hold the shim's channel across the network.
+ */
+export const SHIM_CONNECT_RESULT_WAIT_MS = 0;
 /** What an answer keeps in hand for its way back to the shim and a busy event loop (a local socket: well under). */
 export const SHIM_REPLY_MARGIN_MS = 250;
 /**
