@@ -20,13 +20,40 @@ const log = logger('vnet');
 
 const linkPath = (m: LocalMember, id: number): PathKind | undefined => m.links().find((l) => l.id === id)?.path;
 
+/**
+ * `get()` once per synchronous job, and again after every change of the member list (the member emits
+ * `change`): one connection's handling asks for the member list and the links several times (each a sorted
+ * copy); the next job reads them afresh.
+ */
+function perJob<T>(member: LocalMember, get: () => T): () => T {
+  let v: T | undefined;
+  let held = false;
+  member.on('change', () => {
+    held = false;
+    v = undefined;
+  });
+  return () => {
+    if (!held) {
+      v = get();
+      held = true;
+      queueMicrotask(() => {
+        held = false;
+        v = undefined;
+      });
+    }
+    return v as T;
+  };
+}
+
 /** The broker's view of the network, over the member. */
 function brokerNetwork(member: LocalMember): VnetNetwork {
+  const members = perJob(member, () => member.list());
+  const links = perJob(member, () => new Map(member.links().map((l) => [l.id, l.path])));
   return {
     self: () => member.self,
-    members: () => member.list(),
+    members,
     predictOwn: (p) => member.vnetEndpoint(p),
-    linkPath: (id) => linkPath(member, id),
+    linkPath: (id) => links().get(id),
     ensureLink: async (id) => (await member.ping(id)).path,
     send: (to, msg) => {
       if (to === SEED) {
