@@ -47,8 +47,10 @@ export function planApps(b: Bench): void {
   const reasonB = b.boxer.available ? '' : `needs the Boxer data path, not available: ${b.boxer.reason}`;
   const def = (id: string, title: string, unit: string, better: 'higher' | 'lower') => b.define({ id: `apps/burst/${id}`, group: 'apps', title: `burst: ${title}`, unit, better }, ['boxer'], { boxer: bover }, false, reasonB);
   const first = def('first-served', "a function's start to its first request served (each function)", 'ms', 'lower');
+  const joined = def('joined', "a function's start to its agent joined and running the program", 'ms', 'lower');
+  const program = def('program-ready', "a function's program started to listening (Node.js, Redis and PostgreSQL connections)", 'ms', 'lower');
   const afterReady = def('first-after-ready', "a function's program listening (it joins the service) to its first request served", 'ms', 'lower');
-  const absorbed = def('absorbed', "functions' start to the burst absorbed (90% of the rise to the scaled-out throughput)", 'ms', 'lower');
+  const absorbed = def('absorbed', "functions' start to the burst absorbed (a 1 s window with 90% of the rise to the scaled-out throughput)", 'ms', 'lower');
   const before = def('rps-before', 'throughput on the one VM member', 'requests/s', 'higher');
   const plateau = def('rps-plateau', `throughput with the ${BURST_FUNCTIONS.length} functions`, 'requests/s', 'higher');
   const failOut = def('failed-out', 'failed requests while the functions joined and served', 'requests', 'lower');
@@ -58,7 +60,7 @@ export function planApps(b: Bench): void {
     b.tasks.push({
       label: `apps burst, rep ${rep}/${ph.reps}`,
       group: 'apps',
-      ids: [first, afterReady, absorbed, before, plateau, failOut, failIn].map((a) => a.c.id),
+      ids: [first, joined, program, afterReady, absorbed, before, plateau, failOut, failIn].map((a) => a.c.id),
       run: async () => {
         try {
           const r = await burstRun(b.runner, ph);
@@ -66,6 +68,8 @@ export function planApps(b: Bench): void {
           const missing = r.firstServedMs.filter((x) => !Number.isFinite(x)).length;
           if (missing) first.modes.boxer!.errors.push(`${missing} function(s) served no request`);
           afterReady.modes.boxer!.values.push(...r.firstAfterReadyMs.filter(Number.isFinite));
+          joined.modes.boxer!.values.push(...r.joinedMs.filter(Number.isFinite));
+          program.modes.boxer!.values.push(...r.programMs.filter(Number.isFinite));
           if (Number.isFinite(r.absorbedMs)) absorbed.modes.boxer!.values.push(r.absorbedMs);
           else absorbed.modes.boxer!.errors.push(`the throughput did not rise to absorb the burst (${r.rpsBefore.toFixed(0)} -> ${r.rpsPlateau.toFixed(0)} requests/s)`);
           before.modes.boxer!.values.push(r.rpsBefore);
@@ -78,7 +82,7 @@ export function planApps(b: Bench): void {
           ];
           plateau.modes.boxer!.note = `functions started at ${r.joinAt.toFixed(1)} s and were stopped (drained) at ${r.leaveAt.toFixed(1)} s of the load`;
         } catch (e) {
-          for (const a of [first, afterReady, absorbed, before, plateau, failOut, failIn]) a.modes.boxer!.errors.push((e as Error).message.replace(/\s+/g, ' ').slice(0, 300));
+          for (const a of [first, joined, program, afterReady, absorbed, before, plateau, failOut, failIn]) a.modes.boxer!.errors.push((e as Error).message.replace(/\s+/g, ' ').slice(0, 300));
         }
       },
     });
