@@ -3,31 +3,46 @@
  *  - apps/static/W/D/rps and /p90, W read or write, D `vm` (all under Boxer on VMs) or `fn` (the logic tier in
  *    a function): the Boxer variant is deployment D, the native one the same chain without Boxer (measured once
  *    per repetition and workload, shared by both D). Goal: Boxer >= 0.97x native throughput, p90 <= 1.1x.
+ *    A new nginx -> logic tier connection per request (nginx's default); apps/static-ka/...: the same with
+ *    nginx's upstream keep-alive (native and Boxer alike).
  *  - apps/burst/*: the burst (Boxer only): first request served after a function's start, burst absorbed,
  *    throughput before and scaled out, failed requests during scale-out and scale-in; its throughput over time
  *    is kept as series for the chart.
  */
 import type { Acc, Bench } from './cases';
-import { BURST_FUNCTIONS, BURST_SERVICE_MS, burstRun, staticRun, type Deployment, type Workload } from './apps';
+import { BURST_FUNCTIONS, BURST_SERVICE_MS, STATIC_KEEPALIVE, burstRun, staticRun, type Deployment, type Workload } from './apps';
 
 export function planApps(b: Bench): void {
+  planStatic(b, false);
+  planStatic(b, true);
+  planBurst(b);
+}
+
+/**
+ * The static cases of one connection mode: a new nginx -> logic connection per request (ids apps/static/W/D/*),
+ * or nginx's upstream keep-alive (apps/static-ka/W/D/*; natively too).
+ */
+function planStatic(b: Bench, keepalive: boolean): void {
   const cfg = b.cfg;
-  const over = `${cfg.appsReps} wrk runs of ${cfg.appsSeconds} s (32 connections), after a 1 s warm-up`;
+  const conn = keepalive ? `nginx keeps its upstream connections (keepalive ${STATIC_KEEPALIVE})` : 'a new upstream connection per request';
+  const over = `${cfg.appsReps} wrk runs of ${cfg.appsSeconds} s (32 connections), after a 1 s warm-up; ${conn}`;
+  const kind = keepalive ? 'static-ka' : 'static';
+  const label = keepalive ? 'static keepalive' : 'static';
   const workloads: Workload[] = ['read', 'write'];
   const deployments: Array<{ d: Deployment; label: string }> = [
     { d: 'vm', label: 'all under Boxer on VMs' },
     { d: 'fn', label: 'logic tier in a function (fp)' },
   ];
   for (const w of workloads) {
-    const cases = deployments.map(({ d, label }) => ({
+    const cases = deployments.map(({ d, label: where }) => ({
       d,
-      rps: b.define({ id: `apps/static/${w}/${d}/rps`, group: 'apps', title: `${w} workload, ${label}: saturation throughput`, unit: 'requests/s', better: 'higher' }, ['native', 'boxer'], { native: over, boxer: over }),
-      p90: b.define({ id: `apps/static/${w}/${d}/p90`, group: 'apps', title: `${w} workload, ${label}: p90 latency at saturation`, unit: 'us', better: 'lower' }, ['native', 'boxer'], { native: over, boxer: over }),
+      rps: b.define({ id: `apps/${kind}/${w}/${d}/rps`, group: 'apps', title: `${w} workload, ${where}${keepalive ? ', upstream keep-alive' : ''}: saturation throughput`, unit: 'requests/s', better: 'higher' }, ['native', 'boxer'], { native: over, boxer: over }),
+      p90: b.define({ id: `apps/${kind}/${w}/${d}/p90`, group: 'apps', title: `${w} workload, ${where}${keepalive ? ', upstream keep-alive' : ''}: p90 latency at saturation`, unit: 'us', better: 'lower' }, ['native', 'boxer'], { native: over, boxer: over }),
     }));
     for (let rep = 1; rep <= cfg.appsReps; rep++) {
       const run = (accs: Array<{ rps: Acc; p90: Acc }>, mode: 'native' | 'boxer', d: Deployment) => async () => {
         try {
-          const r = await staticRun(b.runner, d, w, cfg.appsSeconds);
+          const r = await staticRun(b.runner, d, w, cfg.appsSeconds, keepalive);
           for (const a of accs) {
             a.rps.modes[mode]!.values.push(r.rps);
             a.p90.modes[mode]!.values.push(r.p90Us);
@@ -36,12 +51,15 @@ export function planApps(b: Bench): void {
           for (const a of accs) for (const x of [a.rps, a.p90]) x.modes[mode]!.errors.push((e as Error).message.replace(/\s+/g, ' ').slice(0, 300));
         }
       };
-      b.tasks.push({ label: `apps static ${w} native, rep ${rep}/${cfg.appsReps}`, group: 'apps', ids: cases.flatMap((c) => [c.rps.c.id, c.p90.c.id]), run: run(cases, 'native', 'native') });
+      b.tasks.push({ label: `apps ${label} ${w} native, rep ${rep}/${cfg.appsReps}`, group: 'apps', ids: cases.flatMap((c) => [c.rps.c.id, c.p90.c.id]), run: run(cases, 'native', 'native') });
       if (!b.boxer.available) continue;
-      for (const c of cases) b.tasks.push({ label: `apps static ${w} ${c.d}, rep ${rep}/${cfg.appsReps}`, group: 'apps', ids: [c.rps.c.id, c.p90.c.id], run: run([c], 'boxer', c.d) });
+      for (const c of cases) b.tasks.push({ label: `apps ${label} ${w} ${c.d}, rep ${rep}/${cfg.appsReps}`, group: 'apps', ids: [c.rps.c.id, c.p90.c.id], run: run([c], 'boxer', c.d) });
     }
   }
+}
 
+function planBurst(b: Bench): void {
+  const cfg = b.cfg;
   const ph = cfg.burst;
   const bover = `${ph.reps} run${ph.reps > 1 ? 's' : ''}: ${ph.before} s on one VM member (capacity ${1000 / BURST_SERVICE_MS} requests/s), ${ph.during} s with ${BURST_FUNCTIONS.length} functions joined, ${ph.after} s after they drained and left`;
   const reasonB = b.boxer.available ? '' : `needs the Boxer data path, not available: ${b.boxer.reason}`;

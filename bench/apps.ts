@@ -161,9 +161,15 @@ export async function runWrk(r: Runner, url: string, w: Workload, seconds: numbe
   return parseWrk(x.stdout);
 }
 
-/** One static measurement: deploy, warm up, load for `seconds`, stop. */
-export async function staticRun(r: Runner, d: Deployment, w: Workload, seconds: number): Promise<WrkResult> {
-  const dep = await deploy(r, d, seconds + 10);
+/** nginx's idle upstream connections per worker in the keep-alive variant (front.sh's KEEPALIVE). */
+export const STATIC_KEEPALIVE = STATIC_CONNECTIONS;
+
+/**
+ * One static measurement: deploy, warm up, load for `seconds`, stop. keepalive: nginx reuses its upstream
+ * connections (front.sh's KEEPALIVE); else a new one per request.
+ */
+export async function staticRun(r: Runner, d: Deployment, w: Workload, seconds: number, keepalive = false): Promise<WrkResult> {
+  const dep = await deploy(r, d, seconds + 10, {}, keepalive ? { KEEPALIVE: String(STATIC_KEEPALIVE) } : {});
   try {
     await runWrk(r, dep.url, w, 1); // warm-up: connections, Redis keys, nginx workers
     const res = await runWrk(r, dep.url, w, seconds);

@@ -220,9 +220,9 @@ export function markdown(r: Results, chartFiles: string[], resultsLink = '../ben
   if (apps.length) {
     L.push('## Applications: a microservice chain under load (paper section 7, Fig. 8)');
     L.push('');
-    L.push('nginx (front end, vm1) → the logic tier (bench/apps/logic.js: Node.js and the `redis` client library) →');
-    L.push('Redis (vm2), loaded by `wrk` from the lab\'s `seed` host, a client outside the network; nginx opens a new');
-    L.push('upstream connection per request. Static: saturation throughput and p90 latency (32 connections), the Boxer');
+    L.push('nginx (front end, vm1) → the logic tier (bench/apps/logic.js: Node.js with the `redis` and `pg` client libraries) →');
+    L.push('Redis and PostgreSQL (vm2), loaded by `wrk` from the lab\'s `seed` host, a client outside the network; nginx opens a new');
+    L.push('upstream connection per request (`static`), or keeps them (`static-ka`: `keepalive`). Static: saturation throughput and p90 latency (32 connections), the Boxer');
     L.push(`deployment against the same chain without Boxer; goal ≥ 0.97× throughput, p90 ≤ 1.1× (the paper: ${PAPER_STATIC.throughputRatio}×, ${PAPER_STATIC.p90Ratio}×).`);
     L.push(`Burst: the logic tier on one VM member with a bounded capacity, loaded past it; then functions join its service`);
     L.push(`and later drain and leave (the paper: first request ${PAPER_BURST.firstServedS} s after a function's start, burst absorbed after`);
