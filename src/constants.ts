@@ -131,6 +131,11 @@ export const PROBE_TIMEOUT_MS = 3_000;
  */
 export const MAX_LINKS = 64;
 /**
+ * Most members an open member is the home of (traversal/homes.ts): their home links are never closed for the
+ * bound, so they stay well within MAX_LINKS, leaving room for the member's own links.
+ */
+export const MAX_HOMES_SERVED = 32;
+/**
  * Keepalive on every peer link, also its RTT measurement: far inside the 30 s idle timeout of the strictest
  * NATs and the 350 s of AWS NAT gateways, and frequent enough for LINK_DEAD_AFTER_MS.
  */
