@@ -13,6 +13,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { Lab } from '../overlay';
 import { LambdaLab, BOXER } from '../test/support/lambda-lab';
+import type { Bench } from './cases';
 
 /** One function per NAT kind of the default lab (preserving, shared, random, translating, LAN). */
 export const LAMBDA_NODES = ['fp', 'fsa', 'fr', 'fta', 'fla'];
@@ -64,4 +65,32 @@ export async function benchLambda(lab: Lab): Promise<LambdaBenchResult> {
   } finally {
     await ll.close();
   }
+}
+
+/** The cases: invoke → joined per function, cold and warm; the zip's size. */
+export function planLambda(b: Bench): void {
+  const over = `${LAMBDA_NODES.length} functions, one per NAT kind (${LAMBDA_NODES.join(', ')})`;
+  const title = (how: string) => `Lambda in the lab: asynchronous Invoke accepted → member joined, ${how}`;
+  const cold = b.define({ id: 'lambda/invoke-to-joined/cold', group: 'lambda', title: title('new execution environment (cold start)'), unit: 'ms', better: 'lower' }, ['boxer'], { boxer: over }, true, '');
+  const warm = b.define({ id: 'lambda/invoke-to-joined/warm', group: 'lambda', title: title('reused execution environment (warm)'), unit: 'ms', better: 'lower' }, ['boxer'], { boxer: over }, true, '');
+  const zip = b.define({ id: 'cost/lambda-package', group: 'lambda', title: 'the zip of `boxer lambda package` (Boxer alone)', unit: 'MB', better: 'lower' }, ['boxer'], { boxer: 'one build' }, false, '');
+  b.tasks.push({
+    label: `lambda: package, deploy, 2 runs of ${LAMBDA_NODES.length} functions`,
+    group: 'lambda',
+    ids: [cold.c.id, warm.c.id, zip.c.id],
+    run: async () => {
+      try {
+        const r = await benchLambda(b.runner.lab);
+        const note = (xs: { node: string; ms: number; envMs: number }[]) => xs.map((x) => `${x.node} ${Math.round(x.ms)} ms (environment ${Math.round(x.envMs)})`).join(', ');
+        cold.modes.boxer!.values.push(...r.cold.map((x) => x.ms));
+        cold.modes.boxer!.note = note(r.cold);
+        warm.modes.boxer!.values.push(...r.warm.map((x) => x.ms));
+        warm.modes.boxer!.note = note(r.warm);
+        zip.modes.boxer!.values.push(r.packageBytes / 1e6);
+        zip.modes.boxer!.note = r.packageSummary;
+      } catch (e) {
+        for (const a of [cold, warm, zip]) a.modes.boxer!.errors.push((e as Error).message.replace(/\s+/g, ' ').slice(0, 300));
+      }
+    },
+  });
 }

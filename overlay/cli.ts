@@ -15,7 +15,8 @@ import * as os from 'node:os';
 import { describeNodes, Lab, NodeInfo } from './lab';
 import { isStale, LabState } from './state';
 import { checkLabPrerequisites } from './sys';
-import { loadTopologyFile, planTopology, TopologyError } from './topology';
+import { TopologyError } from './topology';
+import { loadTopologyFile, planTopology } from './topology-plan';
 
 /** Exit status of a command killed by a signal, as a shell reports it. */
 const SIGNAL_EXIT_BASE = 128;

@@ -9,11 +9,9 @@ export { labCommand } from './cli';
 export { checkLabPrerequisites, FUNCTION_USER, readabilityProblem } from './sys';
 export type { PrerequisiteResult } from './sys';
 export type { GatewayKnobs, LabState } from './state';
+export { DEFAULT_TOPOLOGY_FILE, loadTopologyFile, planTopology } from './topology-plan';
 export {
-  DEFAULT_TOPOLOGY_FILE,
-  loadTopologyFile,
   NAT_KINDS,
-  planTopology,
   predictPublicPort,
   TopologyError,
   TRANSLATE_SPACE,

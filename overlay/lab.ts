@@ -17,10 +17,9 @@
  */
 
 import { ChildProcess, spawn as spawnChild, StdioOptions } from 'node:child_process';
-import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { BoxerError } from '../src/util/errors';
-import { gatewayRuleset, LAN_BRIDGE, LOSS_CHAIN, lossRule, TABLE, WAN_IF } from './netfilter';
+import { applyIdleTimeout, applyLoss, applyRate, buildLab, FUNCTION_TMP_ROOT, INTERNET_NODE, teardown } from './namespaces';
 import {
   claimState,
   GatewayKnobs,
@@ -30,7 +29,6 @@ import {
   PREFIX_RE,
   randomPrefix,
   readState,
-  removeState,
   STATE_VERSION,
   writeState,
 } from './state';
@@ -42,7 +40,6 @@ import {
   processStartTime,
   readabilityProblem,
   run,
-  runSync,
   tool,
   UserIds,
 } from './sys';
@@ -50,35 +47,19 @@ import {
   isIdleTimeout,
   isLoss,
   isRate,
-  loadTopologyFile,
   NatKind,
   Plan,
-  planTopology,
   PlannedGateway,
   PortRange,
   predictPublicPort,
   Topology,
   TopologyError,
 } from './topology';
+import { loadTopologyFile, planTopology } from './topology-plan';
 
 /** The namespace holding the internet bridge is `<prefix>-net`; its bridge is `inet`. */
-const INTERNET_NODE = 'net';
-const INTERNET_BRIDGE = 'inet';
-/** Functions' writable directory root, as on a real function (only /tmp is writable there). */
-const FUNCTION_TMP_ROOT = '/tmp';
-/** Kernel default of nf_conntrack_tcp_timeout_established (5 days), restored by setIdleTimeout(gw, null). */
-const KERNEL_ESTABLISHED_TIMEOUT_S = 432000;
 /** Attempts at drawing a random prefix not in use (36^4 prefixes: a clash is already rare). */
 const PREFIX_ATTEMPTS = 16;
-/**
- * tbf: queued packets older than this are dropped, which bounds the latency a rate limit adds (a real
- * shaper's buffer, not an ever-growing queue).
- */
-const TBF_LATENCY = '50ms';
-/** tbf's bucket holds at least this many bytes, and at least TBF_BURST_SECONDS of traffic at the rate (the
- * bucket must exceed rate / HZ or tbf cannot reach the rate). */
-const TBF_MIN_BURST_BYTES = 32 * 1024;
-const TBF_BURST_SECONDS = 0.01;
 
 export type NodeRole = 'host' | 'gateway' | 'function';
 
@@ -214,7 +195,7 @@ export class Lab {
 
     const lab = new Lab(state, plan, user, opts.onProgress);
     try {
-      await lab.build();
+      await buildLab({ prefix: state.prefix, plan, namespaces: state.namespaces, tmpDirs: state.tmpDirs, user, progress: lab.progress });
     } catch (e) {
       lab.downSync();
       if (e instanceof BoxerError) throw e;
@@ -329,8 +310,7 @@ export class Lab {
   async setLoss(gateway: string, pct: number): Promise<void> {
     const gw = this.gateway(gateway);
     if (!isLoss(pct)) throw new BoxerError('USAGE', `loss must be a percentage 0-100, got ${pct}`);
-    const script = `flush chain ip ${TABLE} ${LOSS_CHAIN}\n` + (pct > 0 ? `add rule ip ${TABLE} ${LOSS_CHAIN} ${lossRule(pct)}\n` : '');
-    await run('ip', ['netns', 'exec', this.ns(gw.name), tool('nft'), '-f', '-'], script);
+    await applyLoss(this.prefix, gw, pct);
     this.updateKnobs(gateway, { loss: pct });
   }
 
@@ -338,12 +318,7 @@ export class Lab {
   async setRate(gateway: string, rate: string | null): Promise<void> {
     const gw = this.gateway(gateway);
     if (rate !== null && !isRate(rate)) throw new BoxerError('USAGE', `rate must be like "10mbit", got ${JSON.stringify(rate)}`);
-    const devs = [WAN_IF, ...gw.functions.map((f) => portName(f.name))];
-    for (const dev of devs) {
-      if (rate === null) await run('tc', ['-n', this.ns(gw.name), 'qdisc', 'del', 'dev', dev, 'root']).catch(() => undefined); // none set
-      else
-        await run('tc', ['-n', this.ns(gw.name), 'qdisc', 'replace', 'dev', dev, 'root', 'tbf', 'rate', rate, 'burst', String(tbfBurst(rate)), 'latency', TBF_LATENCY]);
-    }
+    await applyRate(this.prefix, gw, rate);
     this.updateKnobs(gateway, { rate: rate ?? undefined });
   }
 
@@ -351,7 +326,7 @@ export class Lab {
   async setIdleTimeout(gateway: string, seconds: number | null): Promise<void> {
     const gw = this.gateway(gateway);
     if (seconds !== null && !isIdleTimeout(seconds)) throw new BoxerError('USAGE', `idle timeout must be whole seconds 1-432000, got ${seconds}`);
-    await this.sysctl(gw.name, [`net.netfilter.nf_conntrack_tcp_timeout_established=${seconds ?? KERNEL_ESTABLISHED_TIMEOUT_S}`]);
+    await applyIdleTimeout(this.prefix, gw, seconds);
     this.updateKnobs(gateway, { idleTimeout: seconds ?? undefined });
   }
 
@@ -367,88 +342,6 @@ export class Lab {
     for (const c of this.children) c.kill('SIGKILL');
     this.children.clear();
     teardown(this.state);
-  }
-
-  // ------------------------------------------------------------ building
-
-  private async build(): Promise<void> {
-    const { plan } = this;
-    this.progress('namespaces');
-    for (const ns of this.state.namespaces) {
-      await run('ip', ['netns', 'add', ns]);
-      await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    }
-    this.progress('internet');
-    const net = this.ns(INTERNET_NODE);
-    await this.sysctl(INTERNET_NODE, ['net.bridge.bridge-nf-call-iptables=0']);
-    await run('ip', ['-n', net, 'link', 'add', INTERNET_BRIDGE, 'type', 'bridge']);
-    await run('ip', ['-n', net, 'link', 'set', INTERNET_BRIDGE, 'up']);
-    const cidr = (a: string, len: number) => `${a}/${len}`;
-
-    for (const h of plan.hosts) {
-      this.progress(`host ${h.name}`);
-      await this.sysctl(h.name, ['net.ipv4.ping_group_range=0 2147483647']);
-      await this.wireToInternet(h.name, 'eth0', cidr(h.address, plan.internetPrefixLen));
-    }
-    for (const g of plan.gateways) {
-      this.progress(`gateway ${g.name}`);
-      // Before any interface exists, so that `default` applies to them (rp_filter: replies of the stateless
-      // translation arrive on an interface the reverse path would not choose).
-      await this.sysctl(g.name, [
-        'net.ipv4.ip_forward=1',
-        'net.ipv4.conf.all.rp_filter=0',
-        'net.ipv4.conf.default.rp_filter=0',
-        // br_netfilter would send frames between bridge ports through the IP hooks, and turn a hairpin DNAT
-        // into a bridged frame that port isolation then drops: the gateway routes, it does not bridge-filter.
-        'net.bridge.bridge-nf-call-iptables=0',
-      ]);
-      await this.wireToInternet(g.name, WAN_IF, cidr(g.address, plan.internetPrefixLen));
-      const gns = this.ns(g.name);
-      await run('ip', ['-n', gns, 'link', 'add', LAN_BRIDGE, 'type', 'bridge']);
-      await run('ip', ['-n', gns, 'addr', 'add', cidr(g.lanAddress, g.prefixLen), 'dev', LAN_BRIDGE]);
-      await run('ip', ['-n', gns, 'link', 'set', LAN_BRIDGE, 'up']);
-      for (const f of g.functions) {
-        const fns = this.ns(f.name);
-        const port = portName(f.name);
-        await this.sysctl(f.name, [
-          `net.ipv4.ip_local_port_range=${f.portRange.low} ${f.portRange.high}`,
-          'net.ipv4.ping_group_range=0 2147483647',
-        ]);
-        await run('ip', ['-n', gns, 'link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', fns]);
-        await run('ip', ['-n', gns, 'link', 'set', port, 'master', LAN_BRIDGE, 'up']);
-        if (!g.lan) await run('ip', ['-n', gns, 'link', 'set', 'dev', port, 'type', 'bridge_slave', 'isolated', 'on']);
-        await run('ip', ['-n', fns, 'addr', 'add', cidr(f.address, g.prefixLen), 'dev', 'eth0']);
-        await run('ip', ['-n', fns, 'link', 'set', 'eth0', 'up']);
-        await run('ip', ['-n', fns, 'route', 'add', 'default', 'via', g.lanAddress]);
-      }
-      await run('ip', ['netns', 'exec', gns, tool('nft'), '-f', '-'], gatewayRuleset(g));
-      if (g.idleTimeout !== undefined) await this.setIdleTimeout(g.name, g.idleTimeout);
-      if (g.rate !== undefined) await this.setRate(g.name, g.rate);
-    }
-    this.progress('directories');
-    for (const dir of this.state.tmpDirs) {
-      fs.rmSync(dir, { recursive: true, force: true });
-      fs.mkdirSync(dir, { mode: 0o700 });
-      fs.chownSync(dir, this.user.uid, this.user.gid);
-    }
-  }
-
-  private async wireToInternet(node: string, ifname: string, address: string): Promise<void> {
-    const net = this.ns(INTERNET_NODE);
-    const ns = this.ns(node);
-    const port = `v-${node}`;
-    await run('ip', ['-n', net, 'link', 'add', port, 'type', 'veth', 'peer', 'name', ifname, 'netns', ns]);
-    await run('ip', ['-n', net, 'link', 'set', port, 'master', INTERNET_BRIDGE, 'up']);
-    await run('ip', ['-n', ns, 'addr', 'add', address, 'dev', ifname]);
-    await run('ip', ['-n', ns, 'link', 'set', ifname, 'up']);
-  }
-
-  private async sysctl(node: string, settings: string[]): Promise<void> {
-    await run('ip', ['netns', 'exec', this.ns(node), tool('sysctl'), '-q', '-w', ...settings]);
-  }
-
-  private ns(node: string): string {
-    return `${this.prefix}-${node}`;
   }
 
   private gateway(name: string): PlannedGateway {
@@ -493,36 +386,3 @@ export function describeNodes(prefix: string, plan: Plan): NodeInfo[] {
   return out;
 }
 
-/** The gateway-side veth of a function's link (at most 10 characters). */
-function portName(fn: string): string {
-  return `p-${fn}`;
-}
-
-/** tbf burst in bytes for a rate in tc syntax. */
-function tbfBurst(rate: string): number {
-  const m = /^([0-9.]+)([a-z]+)$/.exec(rate)!;
-  const scale: Record<string, number> = { bit: 1 / 8, kbit: 1e3 / 8, mbit: 1e6 / 8, gbit: 1e9 / 8, bps: 1, kbps: 1e3, mbps: 1e6, gbps: 1e9 };
-  const bytesPerSecond = Number(m[1]) * (scale[m[2]] ?? 1);
-  return Math.max(TBF_MIN_BURST_BYTES, Math.ceil(bytesPerSecond * TBF_BURST_SECONDS));
-}
-
-/**
- * Removes a lab from its state file: kills every process left in its namespaces, deletes the namespaces (the
- * kernel deletes their interfaces, bridges and rules with them), removes the function directories and the
- * state file. Synchronous and best-effort, so it can run from exit handlers and after a failed `up`.
- */
-function teardown(state: LabState): void {
-  for (const ns of [...state.namespaces].reverse()) {
-    const pids = runSync('ip', ['netns', 'pids', ns]);
-    for (const p of (pids ?? '').split('\n').filter(Boolean)) {
-      try {
-        process.kill(Number(p), 'SIGKILL');
-      } catch {
-        /* already gone */
-      }
-    }
-    runSync('ip', ['netns', 'del', ns]);
-  }
-  for (const dir of state.tmpDirs) fs.rmSync(dir, { recursive: true, force: true });
-  removeState(state.prefix);
-}

@@ -9,7 +9,8 @@
  * STOP_GRACE_MS). The command runs in its own process group (src/cli/process.ts). Everything written goes under $TMPDIR (src/util/paths.ts), so a
  * session works with HOME unset, as a non-root user, where only /tmp is writable.
  */
-import { Agent, localPortRange, type Self } from '../control/agent';
+import { Agent, type Self } from '../control/agent';
+import { localPortRange } from '../control/port-map';
 import { checkName } from '../control/names';
 import { parseHostPort, networkKeys } from './commands/common';
 import { MemberServices } from './member';

@@ -1,49 +1,20 @@
 /**
- * The agent's control plane: joins a network through its seed, keeps the member list current, sends
- * heartbeats, and rides out the loss of the seed (it reconnects and rejoins with its id and address, which
- * is how a restarted seed relearns the membership).
+ * The agent's member view: who this member is, the member list as the seed tells it (joins, leaves, deaths,
+ * snapshots; names kept unique), the services it provides, and its peer links (src/traversal). The connection
+ * to the seed itself (join, heartbeats, reconnect and rejoin, leave) is agent-session.ts.
  *
- * I/O is injectable: `connect` opens a stream to the seed (TCP by default; in-memory in tests).
+ * I/O is injectable: `connect` opens a stream to the seed (connectors.ts: TCP by default; in-memory in tests).
  */
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
-import fs from 'node:fs';
-import type { Duplex } from 'node:stream';
-import { Channel } from '../channel/channel';
-import type { Endpoint, MemberInfo, Message, NatKind, PortMap, Outcome, RunKey } from '../wire/messages';
+import type { Endpoint, MemberInfo, Message, NatKind, Outcome, RunKey, PathKind } from '../wire/messages';
 import type { KeyPair } from '../crypto/keys';
-import { HandshakeError } from '../crypto/noise';
-import {
-  HEARTBEAT_INTERVAL_MS,
-  DEAD_AFTER_MS,
-  JOIN_TIMEOUT_MS,
-  RECONNECT_MIN_MS,
-  RECONNECT_MAX_MS,
-  LEAVE_TIMEOUT_MS,
-} from '../constants';
 import { logger } from '../util/log';
-import { BoxerError, WIRE_ERRORS, type WireErrorCode } from '../util/errors';
 import { Peers, type LinkStatus } from '../traversal/peers';
-import { discover, predictEndpoint, UNKNOWN_MAPPING, type NatMapping } from '../traversal/discovery';
+import { predictEndpoint, UNKNOWN_MAPPING, type NatMapping } from '../traversal/discovery';
 import type { PeerIo } from '../traversal/io';
 import type { LocalMember } from './local-member';
-import type { PathKind } from '../wire/messages';
-import { DISCOVERY_PORT_OFFSET } from '../constants';
-
-export type Connector = (host: string, port: number) => Promise<Duplex>;
-
-/** Opens a TCP connection, failing with the socket's error code. */
-export const tcpConnector: Connector = (host, port) =>
-  new Promise((resolve, reject) => {
-    const sock = net.connect({ host, port });
-    sock.setNoDelay(true);
-    const onErr = (e: Error) => reject(e);
-    sock.once('error', onErr);
-    sock.once('connect', () => {
-      sock.off('error', onErr);
-      resolve(sock);
-    });
-  });
+import { tcpConnector, ioConnector, type Connector } from './connectors';
+import { SeedSession } from './agent-session';
 
 export interface AgentOptions {
   seedHost: string;
@@ -83,14 +54,6 @@ export interface TraversalOptions {
   relayUpgradeMs?: number;
 }
 
-/** A Connector through the traversal I/O, so that the control connection's local port is known. */
-export function ioConnector(io: PeerIo): Connector {
-  return async (host, port) => {
-    const ip = await io.resolve(host);
-    return (await io.dial({ ip, port }, JOIN_TIMEOUT_MS)).stream;
-  };
-}
-
 export interface Self {
   id: number;
   name: string;
@@ -111,25 +74,17 @@ export interface AgentEvents {
 export class Agent extends EventEmitter<AgentEvents> implements LocalMember {
   self: Self | null = null;
   readonly members = new Map<number, MemberInfo>();
-  private channel: Channel | null = null;
-  private heartbeat: NodeJS.Timeout | null = null;
-  private lastHeard = 0;
-  private pingN = 0;
-  private stopping = false;
-  private reconnecting = false;
-  private readonly connect: Connector;
   private readonly log;
   /** Peer links (null without traversal). */
   readonly peers: Peers | null = null;
   /** What NAT discovery concluded (`unknown` until it ran). */
   mapping: NatMapping = UNKNOWN_MAPPING;
-  private discovered = false;
-  /** The seed's address as connected to. */
-  private seedIp: string | null = null;
+  /** The connection to the seed: join, heartbeats, reconnect and rejoin, leave (agent-session.ts). */
+  private readonly session: SeedSession;
 
   constructor(private readonly opts: AgentOptions) {
     super();
-    this.connect = opts.connect ?? (opts.traversal ? ioConnector(opts.traversal.io) : tcpConnector);
+    const connect = opts.connect ?? (opts.traversal ? ioConnector(opts.traversal.io) : tcpConnector);
     this.log = logger('agent', opts.label ? { agent: opts.label } : {});
     if (opts.traversal) {
       this.peers = new Peers(
@@ -139,11 +94,15 @@ export class Agent extends EventEmitter<AgentEvents> implements LocalMember {
             // The seed's own member (it runs a command) is `open` without a known external address when the
             // seed listens on 0.0.0.0: it is where our control connection goes.
             const m = this.members.get(id);
-            if (m && !m.ext && m.nat === 'open' && m.lport && this.seedIp) return { ...m, ext: { ip: this.seedIp, port: 0 } };
+            const seedIp = this.session.seedIp;
+            if (m && !m.ext && m.nat === 'open' && m.lport && seedIp) return { ...m, ext: { ip: seedIp, port: 0 } };
             return m;
           },
           members: () => this.members.values(),
-          toSeed: (m) => !!this.channel && !this.channel.isClosed && (this.channel.sendMessage(m) || true),
+          toSeed: (m) => {
+            const ch = this.session.channel;
+            return !!ch && !ch.isClosed && (ch.sendMessage(m) || true);
+          },
           seedConnected: () => this.seedConnected,
           forget: (id, reason) => this.forget(id, reason),
         },
@@ -152,6 +111,23 @@ export class Agent extends EventEmitter<AgentEvents> implements LocalMember {
       this.peers.on('vnet', (from, payload) => this.emit('vnet', from, payload));
       if (opts.traversal.natOverride) this.mapping = this.peers.mapping = { ...UNKNOWN_MAPPING, kind: opts.traversal.natOverride };
     }
+    this.session = new SeedSession(
+      opts,
+      connect,
+      this.peers,
+      {
+        self: () => this.self,
+        mapping: () => this.mapping,
+        mapped: (m) => {
+          this.mapping = m;
+          this.peers!.mapping = m;
+        },
+        welcomed: (m) => this.onWelcome(m),
+        message: (m) => this.onMessage(m),
+        lost: () => this.emit('seed', false),
+      },
+      this.log,
+    );
   }
 
   /** This agent's predicted external endpoint for a local port (null for `random`/`unknown` NATs). */
@@ -167,12 +143,13 @@ export class Agent extends EventEmitter<AgentEvents> implements LocalMember {
 
   /** Sends a vnet payload to the seed's relay of program connections; false when the seed is not reachable. */
   sendToSeed(payload: Uint8Array): boolean {
-    return !!this.channel && !this.channel.isClosed && this.channel.sendMessage({ t: 'svnet', payload });
+    const ch = this.session.channel;
+    return !!ch && !ch.isClosed && ch.sendMessage({ t: 'svnet', payload });
   }
 
   /** The seed's address as this agent reaches it (null while disconnected). */
   seedAddressNow(): string | null {
-    return this.seedConnected ? this.seedIp : null;
+    return this.seedConnected ? this.session.seedIp : null;
   }
 
   /** Opens (or uses) the link to a member and measures its round-trip time. */
@@ -216,7 +193,7 @@ export class Agent extends EventEmitter<AgentEvents> implements LocalMember {
   }
 
   get seedConnected(): boolean {
-    return !!this.channel && !this.channel.isClosed;
+    return this.session.connected;
   }
 
   /**
@@ -224,146 +201,20 @@ export class Agent extends EventEmitter<AgentEvents> implements LocalMember {
    * (SEED_UNREACHABLE, WRONG_SECRET, NAME_TAKEN, NETWORK_FULL) saying what happened and what to do.
    */
   async join(): Promise<Self> {
-    const { seedHost, seedPort } = this.opts;
-    const deadline = Date.now() + (this.opts.joinTimeoutMs ?? JOIN_TIMEOUT_MS);
-    let attempts = 0;
-    let lastErr = '';
-    let pause = RECONNECT_MIN_MS;
-    await this.peers?.start();
-    for (;;) {
-      attempts++;
-      try {
-        await this.session();
-        return this.self!;
-      } catch (e) {
-        if (e instanceof BoxerError) throw e;
-        lastErr = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-      }
-      if (Date.now() + pause > deadline || this.stopping) {
-        throw new BoxerError(
-          'SEED_UNREACHABLE',
-          `cannot reach the seed at ${seedHost}:${seedPort}: tried ${attempts} times over ${Math.round((this.opts.joinTimeoutMs ?? JOIN_TIMEOUT_MS) / 1000)} s, last error ${lastErr}. Check that \`boxer seed\` runs there and that this host can open connections to it.`,
-        );
-      }
-      await sleep(pause);
-      pause = Math.min(pause * 2, RECONNECT_MAX_MS);
-    }
+    await this.session.join();
+    return this.self!;
   }
 
-  /** One connection to the seed: handshake, join, welcome. Resolves once welcomed. */
-  private async session(): Promise<void> {
-    const { seedHost, seedPort } = this.opts;
-    const stream = await this.connect(seedHost, seedPort);
-    let ch: Channel;
-    try {
-      ch = await Channel.initiate(stream, { psk: this.opts.psk, keys: this.opts.keys, peer: `seed ${seedHost}:${seedPort}` });
-    } catch (e) {
-      if (e instanceof HandshakeError && e.reason === 'wrong-secret') {
-        throw new BoxerError('WRONG_SECRET', `the seed at ${seedHost}:${seedPort} refused us: wrong network secret. Use the secret the seed printed (--secret-file FILE or BOXER_SECRET).`);
-      }
-      if (e instanceof HandshakeError && e.reason === 'version') {
-        throw new BoxerError('USAGE', `the seed at ${seedHost}:${seedPort} speaks another protocol version: run the same Boxer version everywhere`);
-      }
-      throw e;
-    }
-    const localPort = (stream as { localPort?: number }).localPort;
-    const seedIp = ((stream as { remoteAddress?: string }).remoteAddress ?? seedHost).replace(/^::ffff:/, '');
-    this.seedIp = seedIp;
-    if (this.peers && !this.peers.primeTo) this.peers.primeTo = { ip: seedIp, port: this.opts.traversal?.discoveryPort ?? seedPort + DISCOVERY_PORT_OFFSET };
-    const tr = this.opts.traversal;
-    const probing = !!tr && !this.discovered && !tr.natOverride && !!localPort;
-    let reflected = false;
-    const sendJoin = () =>
-      ch.sendMessage({
-        t: 'join',
-        name: this.self ? undefined : this.opts.name,
-        services: this.opts.services,
-        ...(this.opts.standby && this.opts.services.length ? { standby: true } : {}),
-        priv: this.opts.priv ?? this.privCandidates(stream),
-        nat: tr ? this.mapping.kind : this.opts.nat ?? 'unknown',
-        lport: this.peers?.lport,
-        map: tr ? portMapOf(this.mapping, this.opts.punchPorts) : undefined,
-        run: this.opts.run,
-        rejoin: this.self
-          ? { id: this.self.id, addr: this.self.addr, name: this.self.name }
-          : undefined,
-      });
-    await new Promise<void>((resolve, reject) => {
-      let welcomed = false;
-      ch.on('message', (m) => {
-        if (probing && !reflected && m.t === 'reflect') {
-          reflected = true;
-          if (m.dport && this.peers && !tr!.discoveryPort) this.peers.primeTo = { ip: seedIp, port: m.dport };
-          const ip = (stream as { remoteAddress?: string }).remoteAddress ?? seedHost;
-          discover(
-            { io: tr!.io, psk: this.opts.psk, keys: this.opts.keys, seed: { ip: ip.replace(/^::ffff:/, ''), port: tr!.discoveryPort ?? m.dport ?? seedPort + DISCOVERY_PORT_OFFSET } },
-            localPort!,
-            m.observed,
-            this.peers!.lport,
-          ).then((mapping) => {
-            this.mapping = mapping;
-            this.peers!.mapping = mapping;
-            this.discovered = true;
-            sendJoin();
-          });
-          return;
-        }
-        if (!welcomed) {
-          if (m.t === 'error') {
-            const code = (m.code in WIRE_ERRORS ? WIRE_ERRORS[m.code as WireErrorCode] : 'INTERNAL');
-            reject(new BoxerError(code, `the seed refused the join: ${m.message}`));
-            ch.close();
-            return;
-          }
-          if (m.t !== 'welcome') {
-            reject(new Error(`expected welcome, got ${m.t}`));
-            ch.close(`expected welcome, got ${m.t}`);
-            return;
-          }
-          welcomed = true;
-          this.onWelcome(ch, m);
-          resolve();
-          return;
-        }
-        this.lastHeard = Date.now();
-        this.onMessage(m);
-      });
-      ch.on('close', () => {
-        if (!welcomed) reject(new Error('the seed closed the connection before welcoming us'));
-        else this.onSeedLost(ch);
-      });
-      ch.start();
-      if (probing) ch.sendMessage({ t: 'probe', listen: 0 });
-      else sendJoin();
-    });
-  }
-
-  /** Private address candidates for same-NAT peers: the control connection's local address, our listener's port. */
-  private privCandidates(stream: Duplex): Endpoint[] {
-    const ip = (stream as { localAddress?: string }).localAddress?.replace(/^::ffff:/, '');
-    const port = this.peers?.lport;
-    return ip && port && /^\d+\.\d+\.\d+\.\d+$/.test(ip) ? [{ ip, port }] : [];
-  }
-
-  private onWelcome(ch: Channel, m: Extract<Message, { t: 'welcome' }>): void {
+  private onWelcome(m: Extract<Message, { t: 'welcome' }>): void {
     const rejoined = !!this.self;
     this.self = { id: m.id, name: m.name, addr: m.addr, network: m.network, observed: m.observed };
-    if (this.opts.traversal?.natOverride && !this.discovered) {
-      this.mapping = { kind: this.opts.traversal.natOverride, ip: m.observed.ip, xor: null, offset: null }; // the seed's view
-      this.peers!.mapping = this.mapping;
-      this.discovered = true;
-    }
-    this.channel = ch;
-    this.lastHeard = Date.now();
     // A restarted seed that is still relearning: keep members it has not heard from yet.
     if (!(rejoined && m.relearning)) this.members.clear();
     for (const x of m.members) this.put(x);
     this.log.info(rejoined ? 'rejoined the network' : 'joined the network', { id: m.id, name: m.name, addr: m.addr, observed: `${m.observed.ip}:${m.observed.port}`, members: this.members.size });
-    this.startHeartbeat();
     this.emit('seed', true);
     this.emit('change');
   }
-
   /**
    * Adds or updates a member from the seed. Names reach the member file and the shim's lookups, so they stay
    * unique here too (the decoder has checked each is a lowercase DNS label): an older holder of the same name is
@@ -417,56 +268,8 @@ export class Agent extends EventEmitter<AgentEvents> implements LocalMember {
         this.log.warn('the seed reported an error', { code: m.code, reason: m.message });
         break;
       default:
-        this.channel?.close(`unexpected ${m.t} from the seed`);
+        this.session.channel?.close(`unexpected ${m.t} from the seed`);
     }
-  }
-
-  private startHeartbeat(): void {
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    this.heartbeat = setInterval(() => {
-      const ch = this.channel;
-      if (!ch || ch.isClosed) return;
-      if (Date.now() - this.lastHeard > DEAD_AFTER_MS) {
-        ch.close(`the seed has been silent for ${DEAD_AFTER_MS} ms`);
-        return;
-      }
-      ch.sendMessage({ t: 'ping', n: ++this.pingN });
-    }, HEARTBEAT_INTERVAL_MS);
-    this.heartbeat.unref();
-  }
-
-  private onSeedLost(ch: Channel): void {
-    if (this.channel !== ch) return;
-    this.channel = null;
-    if (this.stopping) return;
-    this.log.warn('lost the connection to the seed; reconnecting', { seed: `${this.opts.seedHost}:${this.opts.seedPort}` });
-    this.emit('seed', false);
-    void this.reconnect();
-  }
-
-  /** Tries to reach the seed again for as long as the agent runs, with capped backoff. */
-  private async reconnect(): Promise<void> {
-    if (this.reconnecting) return;
-    this.reconnecting = true;
-    let pause = RECONNECT_MIN_MS;
-    let attempts = 0;
-    while (!this.stopping && !this.seedConnected) {
-      await sleep(pause);
-      if (this.stopping) break;
-      attempts++;
-      try {
-        await this.session();
-      } catch (e) {
-        if (attempts === 1 || attempts % 30 === 0) {
-          this.log.info('seed still unreachable', { attempts, reason: (e as Error).message });
-        }
-        if (e instanceof BoxerError && e.code !== 'SEED_UNREACHABLE') {
-          this.log.error('the seed refused our rejoin', { reason: e.message });
-        }
-      }
-      pause = Math.min(pause * 2, RECONNECT_MAX_MS);
-    }
-    this.reconnecting = false;
   }
 
   /** Members sorted by id. */
@@ -507,7 +310,7 @@ export class Agent extends EventEmitter<AgentEvents> implements LocalMember {
       this.members.set(me.id, { ...rest, services: [...services], ...(standby ? { standby: true } : {}) });
       this.emit('change');
     }
-    this.channel?.sendMessage({ t: 'services', services: [...services], ...(standby ? { standby: true } : {}) });
+    this.session.channel?.sendMessage({ t: 'services', services: [...services], ...(standby ? { standby: true } : {}) });
   }
 
   /** The services this member provides, and whether it is on standby (see MemberInfo.standby). */
@@ -516,54 +319,12 @@ export class Agent extends EventEmitter<AgentEvents> implements LocalMember {
   }
 
   /** Leaves gracefully: tells the seed (which tells everyone, and observers how the command ended), then closes. */
-  async leave(outcome?: Outcome): Promise<void> {
-    this.stopping = true;
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    const ch = this.channel;
-    if (this.peers) {
-      if (!ch || ch.isClosed) this.peers.announceLeave();
-      await this.peers.close();
-    }
-    if (!ch || ch.isClosed) return;
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, LEAVE_TIMEOUT_MS);
-      ch.on('message', (m) => {
-        if (m.t === 'left' && m.id === this.self?.id) resolve();
-      });
-      ch.on('close', () => resolve());
-      ch.sendMessage(outcome ? { t: 'leave', outcome } : { t: 'leave' });
-      t.unref();
-    });
-    ch.close();
+  leave(outcome?: Outcome): Promise<void> {
+    return this.session.leave(outcome);
   }
 
   /** Stops without telling anyone (tests of dead-member detection use it). */
   stop(): void {
-    this.stopping = true;
-    if (this.heartbeat) clearInterval(this.heartbeat);
-    void this.peers?.close();
-    this.channel?.close();
+    this.session.stop();
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-/** This host's ip_local_port_range (per network namespace): where its sockets bound to port 0 land. */
-export function localPortRange(): [number, number] {
-  try {
-    const [lo, hi] = fs.readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
-    if (lo > 0 && hi >= lo && hi < 65536) return [lo, hi];
-  } catch {
-    /* not Linux, or /proc hidden: the kernel default */
-  }
-  return [32768, 60999];
-}
-
-/** The port map announced at join: how the data path predicts this member's external ports. */
-export function portMapOf(m: NatMapping, ports?: [number, number]): PortMap {
-  const local = localPortRange();
-  const [lo, hi] = ports ?? local;
-  return { xor: m.xor ?? 0, offset: m.kind === 'translating' && m.xor === null ? m.offset ?? 0 : 0, lo, hi, rlo: local[0], rhi: local[1] };
 }

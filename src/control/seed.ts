@@ -13,6 +13,10 @@
  * The seed is a member itself only when it runs a command (`boxer seed -- CMD`): then it holds an id, an
  * address and a name like any member, without a connection.
  *
+ * This file takes connections and members' messages; the membership table is seed-roster.ts, admission of a
+ * join seed-admission.ts, the relearning after a restart seed-relearn.ts, the bindings and their state file
+ * bindings.ts.
+ *
  * I/O is injectable: `accept(stream, remote)` takes any duplex stream, so tests drive the seed in memory.
  */
 import { EventEmitter } from 'node:events';
@@ -23,12 +27,14 @@ import { WatchHub } from './watch';
 import { addressOf, parseCidr, type Cidr } from './addresses';
 import { Bindings } from './bindings';
 import { HandshakeGate } from './gate';
-import { defaultName, nameConflict, type NameOwners } from './names';
-import type { Endpoint, MemberInfo, Message, NatKind, Outcome } from '../wire/messages';
+import { defaultName, nameConflict } from './names';
+import { Roster, type Entry } from './seed-roster';
+import { Admission, hex } from './seed-admission';
+import { Relearn } from './seed-relearn';
+import type { Endpoint, MemberInfo, Message } from '../wire/messages';
 import type { KeyPair } from '../crypto/keys';
-import { fingerprint } from '../crypto/keys';
 import { HandshakeError } from '../crypto/noise';
-import { DEAD_AFTER_MS, HEARTBEAT_INTERVAL_MS, RECONNECT_GRACE_MS, SEED_RELEARN_MS, HANDSHAKE_TIMEOUT_MS, MAX_RUN_KEYS } from '../constants';
+import { HEARTBEAT_INTERVAL_MS, SEED_RELEARN_MS, HANDSHAKE_TIMEOUT_MS } from '../constants';
 import { logger } from '../util/log';
 import { BoxerError } from '../util/errors';
 import { relayHop } from '../traversal/relayed-link';
@@ -45,13 +51,6 @@ export interface SeedOptions {
   stateFile: string | null;
   /** Override of SEED_RELEARN_MS (tests). */
   relearnMs?: number;
-}
-
-interface Entry {
-  info: MemberInfo;
-  channel: Channel | null;
-  lastSeen: number;
-  grace: NodeJS.Timeout | null;
 }
 
 export interface SeedEvents {
@@ -71,22 +70,18 @@ export interface SeedStats {
 export class Seed extends EventEmitter<SeedEvents> {
   readonly cidr: Cidr;
   private readonly bindings: Bindings;
-  private readonly members = new Map<number, Entry>();
-  /** `boxer lambda run` members admitted: run key -> member id (in admission order, at most MAX_RUN_KEYS). */
-  private readonly runKeys = new Map<string, number>();
-  private relearnUntil = 0;
-  /** Until then, rejoins of keys without a binding may claim free ids (a seed that lost its state). */
-  private claimsUntil = 0;
-  private held: Array<() => void> = [];
   private server: net.Server | null = null;
   private sweeper: NodeJS.Timeout | null = null;
-  private relearnTimer: NodeJS.Timeout | null = null;
   private readonly sockets = new Set<Duplex>();
   /** Handshake rate limit per source and the summary of refusals (gate.ts). */
   readonly gate = new HandshakeGate(log);
   readonly stats: SeedStats = { joins: 0, handshakeFailures: 0, droppedConnections: 0, relayed: 0 };
   /** Observers (`boxer lambda run`): they hear joins and leaves, outcomes included (src/control/watch.ts). */
   readonly watchers = new WatchHub();
+  /** The members (seed-roster.ts). */
+  private readonly members = new Roster(this.watchers, log, { changed: () => this.emit('change'), dropped: () => this.stats.droppedConnections++ });
+  private readonly relearn: Relearn;
+  private readonly admission: Admission;
   selfId: number | null = null;
   /** The port of the NAT discovery server (src/traversal/discovery.ts), told to agents in `reflect`. */
   discoveryPort: number | null = null;
@@ -97,37 +92,48 @@ export class Seed extends EventEmitter<SeedEvents> {
     super();
     this.cidr = parseCidr(opts.network);
     this.bindings = new Bindings(this.cidr);
-    const relearnMs = opts.relearnMs ?? SEED_RELEARN_MS;
     const state = this.bindings.load(opts.stateFile);
-    if (state !== 'none') {
-      this.relearnUntil = Date.now() + relearnMs;
-      log.info('restarted: relearning the membership from the members', { maxId: this.bindings.maxId, bindings: this.bindings.size });
-      this.relearnTimer = setTimeout(() => this.endRelearn(), relearnMs);
-    }
-    if (state !== 'bindings') this.claimsUntil = Date.now() + relearnMs;
-    if (opts.self) {
-      const id = this.bindings.nextId((x) => this.members.has(x));
-      if (id === null) throw new BoxerError('NETWORK_FULL', `the virtual network ${this.cidr.text} is full`);
-      const info: MemberInfo = {
-        id,
-        name: opts.self.name ?? defaultName(id),
-        addr: addressOf(this.cidr, id)!,
-        services: opts.self.services,
-        ext: opts.self.ext,
-        priv: [],
-        nat: 'open',
-        key: opts.keys.publicKey,
-        lport: 0,
-      };
-      const why = nameConflict(this.owners(), id, info.name, info.services);
-      if (why) throw new BoxerError('NAME_TAKEN', why);
-      this.members.set(id, { info, channel: null, lastSeen: Infinity, grace: null });
-      this.bindings.bind(hex(opts.keys.publicKey), id, info.name, (x) => this.members.has(x));
-      this.selfId = id;
-      this.saveState();
-    }
-    this.sweeper = setInterval(() => this.sweep(), HEARTBEAT_INTERVAL_MS);
+    this.relearn = new Relearn(state, opts.relearnMs ?? SEED_RELEARN_MS, log, {
+      ended: () => this.members.broadcast({ t: 'members', members: this.list() }, -1),
+      changed: () => this.emit('change'),
+    }, { maxId: this.bindings.maxId, bindings: this.bindings.size });
+    this.admission = new Admission({
+      roster: this.members,
+      bindings: this.bindings,
+      watchers: this.watchers,
+      log,
+      claimsOpen: () => this.relearn.claimsOpen,
+      welcome: (info, observed) => this.welcome(info, observed),
+      saveState: () => this.saveState(),
+      joined: () => this.stats.joins++,
+      changed: () => this.emit('change'),
+    });
+    if (opts.self) this.addSelf(opts.self);
+    this.sweeper = setInterval(() => this.members.sweep(), HEARTBEAT_INTERVAL_MS);
     this.sweeper.unref();
+  }
+
+  /** The seed's own member (it runs a command): an id, an address and a name like any member, no connection. */
+  private addSelf(self: NonNullable<SeedOptions['self']>): void {
+    const id = this.bindings.nextId((x) => this.members.has(x));
+    if (id === null) throw new BoxerError('NETWORK_FULL', `the virtual network ${this.cidr.text} is full`);
+    const info: MemberInfo = {
+      id,
+      name: self.name ?? defaultName(id),
+      addr: addressOf(this.cidr, id)!,
+      services: self.services,
+      ext: self.ext,
+      priv: [],
+      nat: 'open',
+      key: this.opts.keys.publicKey,
+      lport: 0,
+    };
+    const why = nameConflict(this.members.owners(), id, info.name, info.services);
+    if (why) throw new BoxerError('NAME_TAKEN', why);
+    this.members.add({ info, channel: null, lastSeen: Infinity, grace: null });
+    this.bindings.bind(hex(this.opts.keys.publicKey), id, info.name, (x) => this.members.has(x));
+    this.selfId = id;
+    this.saveState();
   }
 
   /** Listens on host:port (TCP). Resolves once listening. */
@@ -190,13 +196,11 @@ export class Seed extends EventEmitter<SeedEvents> {
         }
         if (m.t !== 'join') return ch.close(`expected join, got ${m.t}`);
         clearTimeout(firstTimer);
-        const admit = () => {
-          if (ch.isClosed) return;
-          entry = this.admit(ch, remote, m);
-        };
         // New joins wait while a restarted seed relearns; rejoins of known members go first.
-        if (!m.rejoin && Date.now() < this.relearnUntil) this.held.push(admit);
-        else admit();
+        this.relearn.admitOrHold(!!m.rejoin, () => {
+          if (ch.isClosed) return;
+          entry = this.admission.admit(ch, remote, m);
+        });
         return;
       }
       entry.lastSeen = Date.now();
@@ -204,83 +208,9 @@ export class Seed extends EventEmitter<SeedEvents> {
     });
     ch.on('close', () => {
       clearTimeout(firstTimer);
-      if (entry && entry.channel === ch) this.onDisconnect(entry);
+      if (entry && entry.channel === ch) this.members.disconnected(entry);
     });
     ch.start();
-  }
-
-  /**
-   * Admits a join: the key's binding when it has one (the same member on a new connection, or restarted with its
-   * kept key), else a claim of a rejoin (a seed that lost its state), else a new id. Refuses what conflicts.
-   */
-  private admit(ch: Channel, remote: Endpoint, m: Extract<Message, { t: 'join' }>): Entry | null {
-    const refuse = (code: string, message: string) => {
-      log.info('refused a join', { peer: ch.peer, code, reason: message });
-      ch.sendMessage({ t: 'error', code, message });
-      setTimeout(() => ch.close(), 50).unref();
-      return null;
-    };
-    const live = (id: number) => this.members.has(id);
-    const key = hex(ch.remoteStatic);
-    const d = this.bindings.decide(key, m, { live, keyOf: (x) => this.members.get(x)?.info.key, owners: this.owners(), claimsOpen: Date.now() < this.claimsUntil });
-    if ('refuse' in d) return refuse(d.refuse, d.message);
-    const { id, name, bound } = d;
-    // At-least-once delivery of `boxer lambda run`'s invocations: one member per (run, index), ever; the same
-    // member (its key holds the id) may come back.
-    const runKey = m.run ? `${m.run.id}/${m.run.index}` : null;
-    const runHolder = runKey === null ? undefined : this.runKeys.get(runKey);
-    if (runHolder !== undefined && runHolder !== id) {
-      return refuse('duplicate', `member ${m.run!.index} of run ${m.run!.id} has joined already (as member ${runHolder}): this is a duplicate invocation`);
-    }
-    const known = this.members.get(id);
-    const binding = this.bindings.bind(key, id, name, live);
-    if (runKey !== null) this.rememberRun(runKey, id);
-    const tag = { id, name, addr: binding.addr, ...(m.run ? { run: m.run.id, index: m.run.index } : {}) };
-    const info: MemberInfo = { id, name, addr: binding.addr, services: m.services, ext: remote, priv: m.priv, nat: m.nat as NatKind, key: ch.remoteStatic, lport: m.lport ?? 0, ...(m.map ? { map: m.map } : {}), ...(m.standby ? { standby: true } : {}) };
-    if (known) {
-      // The same key on a new connection: the same process (a rejoin), or the member restarted with its key.
-      if (known.grace) clearTimeout(known.grace);
-      const old = known.channel;
-      known.channel = ch;
-      known.grace = null;
-      known.lastSeen = Date.now();
-      if (old && old !== ch) old.close();
-      if (m.rejoin) {
-        Object.assign(known.info, { ext: remote, nat: m.nat, priv: m.priv, ...(m.lport !== undefined ? { lport: m.lport } : {}), ...(m.map ? { map: m.map } : {}) });
-        ch.sendMessage(this.welcome(known.info, remote));
-        this.saveState();
-        return known;
-      }
-      // A new process: the members drop what they knew of the old one (links, connections), then learn the new.
-      known.info = info;
-      this.saveState();
-      ch.sendMessage(this.welcome(info, remote));
-      this.broadcast({ t: 'left', id, reason: 'dead' }, id);
-      this.broadcast({ t: 'joined', m: info }, id);
-      this.watchers.left(id, 'dead', undefined);
-      this.watchers.joined(tag);
-      log.info('member restarted with its key', { id, name, addr: info.addr, ext: `${remote.ip}:${remote.port}`, key: fingerprint(ch.remoteStatic) });
-      this.emit('change');
-      return known;
-    }
-    const entry: Entry = { info, channel: ch, lastSeen: Date.now(), grace: null };
-    this.members.set(id, entry);
-    this.stats.joins++;
-    this.saveState();
-    // The others first: a member names a connection from the newcomer only once it knows it (src/vnet/sources.ts),
-    // and the newcomer's program may connect as soon as the welcome is in.
-    this.broadcast({ t: 'joined', m: info }, id);
-    ch.sendMessage(this.welcome(info, remote));
-    this.watchers.joined(tag);
-    log.info(m.rejoin ? 'member rejoined' : bound ? 'member came back with its key' : 'member joined', { id, name, addr: info.addr, ext: `${remote.ip}:${remote.port}`, key: fingerprint(ch.remoteStatic) });
-    this.emit('change');
-    return entry;
-  }
-
-  private rememberRun(key: string, id: number): void {
-    this.runKeys.delete(key);
-    this.runKeys.set(key, id);
-    while (this.runKeys.size > MAX_RUN_KEYS) this.runKeys.delete(this.runKeys.keys().next().value!);
   }
 
   private welcome(info: MemberInfo, observed: Endpoint): Message {
@@ -292,7 +222,7 @@ export class Seed extends EventEmitter<SeedEvents> {
       network: this.cidr.text,
       observed,
       members: this.list(),
-      relearning: Date.now() < this.relearnUntil,
+      relearning: this.relearn.relearning,
     };
   }
 
@@ -302,7 +232,7 @@ export class Seed extends EventEmitter<SeedEvents> {
         entry.channel?.sendMessage({ t: 'pong', n: m.n });
         break;
       case 'leave':
-        this.remove(entry.info.id, 'leave', m.outcome);
+        this.members.remove(entry.info.id, 'leave', m.outcome);
         entry.channel?.sendMessage({ t: 'left', id: entry.info.id, reason: 'leave' });
         entry.channel?.close();
         break;
@@ -311,7 +241,7 @@ export class Seed extends EventEmitter<SeedEvents> {
       case 'services':
         // A member changes the services it provides (drains before leaving): everyone, itself included, hears it.
         {
-          const why = nameConflict(this.owners(), entry.info.id, entry.info.name, m.services);
+          const why = nameConflict(this.members.owners(), entry.info.id, entry.info.name, m.services);
           if (why) {
             entry.channel?.sendMessage({ t: 'error', code: 'NAME_TAKEN', message: why });
             break;
@@ -320,7 +250,7 @@ export class Seed extends EventEmitter<SeedEvents> {
         entry.info.services = m.services;
         if (m.standby) entry.info.standby = true;
         else delete entry.info.standby;
-        this.broadcast({ t: 'joined', m: entry.info }, -1);
+        this.members.broadcast({ t: 'joined', m: entry.info }, -1);
         break;
       case 'svnet':
         this.emit('svnet', entry.info.id, m.payload);
@@ -331,7 +261,7 @@ export class Seed extends EventEmitter<SeedEvents> {
           this.selfSink.onFwd({ t: 'fwd', to: m.to, from: entry.info.id, body: m.body }, null);
           break;
         }
-        this.sendTo(m.to, { t: 'fwd', to: m.to, from: entry.info.id, body: m.body });
+        this.members.sendTo(m.to, { t: 'fwd', to: m.to, from: entry.info.id, body: m.body });
         break;
       }
       case 'relay': {
@@ -340,7 +270,7 @@ export class Seed extends EventEmitter<SeedEvents> {
           this.selfSink.onRelay({ t: 'relay', peer: entry.info.id, sid: m.sid, data: m.data, end: m.end, hop: false }, null);
           break;
         }
-        if (relayHop(m, entry.info.id, (id, x) => this.sendTo(id, x))) this.stats.relayed += m.data.length;
+        if (relayHop(m, entry.info.id, (id, x) => this.members.sendTo(id, x))) this.stats.relayed += m.data.length;
         break;
       }
       default:
@@ -354,19 +284,11 @@ export class Seed extends EventEmitter<SeedEvents> {
     return !!e?.channel && e.channel.sendMessage({ t: 'svnet', payload });
   }
 
-  /** Sends `m` to member `id` on its control connection; false when it has none. */
-  private sendTo(id: number, m: Message): boolean {
-    const ch = this.members.get(id)?.channel;
-    if (!ch) return false;
-    ch.sendMessage(m);
-    return true;
-  }
-
   /** What the seed's own member sends "to the seed" (signalling, relay): delivered to the member it names. */
   fromSelf(m: Message): boolean {
     if (this.selfId === null) return false;
-    if (m.t === 'fwd') return this.sendTo(m.to, { t: 'fwd', to: m.to, from: this.selfId, body: m.body });
-    if (m.t === 'relay') return relayHop(m, this.selfId, (id, x) => this.sendTo(id, x));
+    if (m.t === 'fwd') return this.members.sendTo(m.to, { t: 'fwd', to: m.to, from: this.selfId, body: m.body });
+    if (m.t === 'relay') return relayHop(m, this.selfId, (id, x) => this.members.sendTo(id, x));
     return false;
   }
 
@@ -381,65 +303,9 @@ export class Seed extends EventEmitter<SeedEvents> {
     if (e) e.info.lport = port;
   }
 
-  private onDisconnect(entry: Entry): void {
-    entry.channel = null;
-    if (!this.members.has(entry.info.id)) return;
-    this.stats.droppedConnections++;
-    log.info('member connection lost; waiting for it to reconnect', { id: entry.info.id, graceMs: RECONNECT_GRACE_MS });
-    entry.grace = setTimeout(() => {
-      if (!entry.channel) this.remove(entry.info.id, 'dead');
-    }, RECONNECT_GRACE_MS);
-    entry.grace.unref();
-  }
-
-  private sweep(): void {
-    const now = Date.now();
-    for (const e of this.members.values()) {
-      if (e.channel && now - e.lastSeen > DEAD_AFTER_MS) {
-        log.info('member stopped sending heartbeats: declaring it dead', { id: e.info.id, silentMs: now - e.lastSeen });
-        const ch = e.channel;
-        e.channel = null;
-        ch.close();
-        this.remove(e.info.id, 'dead');
-      }
-    }
-  }
-
-  private remove(id: number, reason: 'leave' | 'dead', outcome?: Outcome): void {
-    const e = this.members.get(id);
-    if (!e) return;
-    if (e.grace) clearTimeout(e.grace);
-    this.members.delete(id);
-    log.info(reason === 'leave' ? 'member left' : 'member died', { id, name: e.info.name });
-    this.broadcast({ t: 'left', id, reason }, id);
-    this.watchers.left(id, reason, outcome);
-    this.emit('change');
-  }
-
-  private endRelearn(): void {
-    this.relearnUntil = 0;
-    // Members that died while the seed was down never came back: everyone gets the authoritative list.
-    this.broadcast({ t: 'members', members: this.list() }, -1);
-    for (const admit of this.held.splice(0)) admit();
-    this.emit('change');
-  }
-
-  private broadcast(m: Message, except: number): void {
-    for (const e of this.members.values()) if (e.info.id !== except && e.channel) e.channel.sendMessage(m);
-  }
-
-  private owners(): NameOwners {
-    const owners: NameOwners = { members: new Map(), services: new Map() };
-    for (const e of this.members.values()) {
-      owners.members.set(e.info.name, e.info.id);
-      for (const s of e.info.services) owners.services.set(s, (owners.services.get(s) ?? 0) + 1);
-    }
-    return owners;
-  }
-
   /** Members sorted by id. */
   list(): MemberInfo[] {
-    return [...this.members.values()].map((e) => e.info).sort((a, b) => a.id - b.id);
+    return this.members.list();
   }
 
   get size(): number {
@@ -448,21 +314,17 @@ export class Seed extends EventEmitter<SeedEvents> {
 
   /** Records the bindings (the live members' as seen now). */
   private saveState(): void {
-    this.bindings.save(this.opts.stateFile, this.members.keys());
+    this.bindings.save(this.opts.stateFile, this.members.ids());
   }
 
   async close(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
     this.gate.close();
-    if (this.relearnTimer) clearTimeout(this.relearnTimer);
-    for (const e of this.members.values()) if (e.grace) clearTimeout(e.grace);
+    this.relearn.close();
+    this.members.close();
     for (const s of this.sockets) s.destroy();
     if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
   }
-}
-
-function hex(key: Uint8Array): string {
-  return Buffer.from(key).toString('hex');
 }
 
 export function stripV6(ip: string): string {

@@ -14,7 +14,7 @@ import { EventEmitter } from 'node:events';
 import { Channel } from '../channel/channel';
 import type { KeyPair } from '../crypto/keys';
 import type { Message, Outcome } from '../wire/messages';
-import { tcpConnector, type Connector } from './agent';
+import { tcpConnector, type Connector } from './connectors';
 import { HANDSHAKE_TIMEOUT_MS, WATCH_PING_MS } from '../constants';
 import { BoxerError } from '../util/errors';
 import { HandshakeError } from '../crypto/noise';

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import { Broker } from '../vnet/broker';
-import { SEED, type SocketOps, type VnetNetwork } from '../vnet/network';
+import { SEED, type VnetNetwork } from '../vnet/network';
 import { encodeVnet, receiveVnet } from '../vnet/messages';
 import { ShimServer } from './shim-server';
 import type { LocalMember } from '../control/local-member';

@@ -16,7 +16,7 @@ import { GetFunctionConfigurationCommand, InvokeCommand } from '@aws-sdk/client-
 import { call, type AwsClients } from './aws';
 import { ENV_NETWORK_ID, secretRefOf, type SecretRef } from './deploy';
 import { watchSeed, type Watched, type Watcher } from '../control/watch';
-import type { Connector } from '../control/agent';
+import type { Connector } from '../control/connectors';
 import type { KeyPair } from '../crypto/keys';
 import type { Outcome } from '../wire/messages';
 import { BoxerError } from '../util/errors';

@@ -4,7 +4,7 @@
  */
 import { Duplex } from 'node:stream';
 import type { Seed } from '../../src/control/seed';
-import type { Connector } from '../../src/control/agent';
+import type { Connector } from '../../src/control/connectors';
 
 export function duplexPair(): [Duplex, Duplex] {
   let a!: Duplex;

@@ -4,7 +4,7 @@ import { ecdf, median, percentile, ratio, summarize } from '../../bench/stats';
 import { escapeXml, lineChart, niceTicks } from '../../bench/svg';
 import { compareResults, flattenFigures, formatComparison, type CaseResult } from '../../bench/results';
 import { parseArgs } from '../../bench/index';
-import { parseIperf } from '../../bench/cases';
+import { parseIperf } from '../../bench/network';
 import { markdown, ratios } from '../../bench/report';
 import { paperFor } from '../../bench/paper';
 

@@ -1,7 +1,8 @@
 // Peer links in memory: NAT classification, path choice, relay, vnet delivery, and life without the seed.
 import test from 'ava';
 import { Seed } from '../../src/control/seed';
-import { Agent, type Connector } from '../../src/control/agent';
+import { Agent } from '../../src/control/agent';
+import type { Connector } from '../../src/control/connectors';
 import { classify, confirmTranslation, predictEndpoint } from '../../src/traversal/discovery';
 import { sodiumReady } from '../../src/crypto/sodium';
 import { deriveNetworkKey, generateKeyPair } from '../../src/crypto/keys';

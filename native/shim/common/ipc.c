@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "ipc.h"
 
+#include "chanio.h"
 #include "config.h"
 #include "fdtable.h"
 #include "frame.h"
@@ -9,13 +10,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 #include <unistd.h>
 
 /* Two locks, taken in this order:
@@ -31,13 +30,6 @@ static dev_t ch_dev;
 static ino_t ch_ino;
 static uint32_t ch_gen; /* bumped on every open */
 static uint32_t next_id = 1;
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* 1 if ch_fd still is the socket this process opened. */
 static int channel_is_ours(void)
@@ -65,50 +57,6 @@ static void channel_drop(void)
 	pthread_mutex_unlock(&send_lock);
 }
 
-/* Waits for events on ch_fd until the deadline. Returns 0 when ready, -1 with errno on timeout/failure. */
-static int wait_fd(short events, int64_t deadline)
-{
-	for (;;) {
-		int64_t left = deadline - now_ms();
-		if (left <= 0) {
-			errno = ETIMEDOUT;
-			return -1;
-		}
-		struct pollfd p = {.fd = ch_fd, .events = events};
-		int rc = poll(&p, 1, (int)left);
-		if (rc > 0) {
-			if (p.revents & (POLLERR | POLLNVAL)) {
-				errno = EPIPE;
-				return -1;
-			}
-			return 0;
-		}
-		if (rc < 0 && errno != EINTR)
-			return -1;
-	}
-}
-
-static int send_all(const uint8_t *buf, size_t len, int64_t deadline)
-{
-	size_t off = 0;
-	while (off < len) {
-		ssize_t n = send(ch_fd, buf + off, len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n > 0) {
-			off += (size_t)n;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (wait_fd(POLLOUT, deadline) < 0)
-				return -1;
-			continue;
-		}
-		return -1;
-	}
-	return 0;
-}
-
 /* Writes one frame with the next request id (send_lock held). */
 static int send_frame(uint16_t type, const uint8_t *body, size_t body_len, uint32_t *idp, int64_t deadline)
 {
@@ -123,52 +71,12 @@ static int send_frame(uint16_t type, const uint8_t *body, size_t body_len, uint3
 	}
 	if (idp)
 		*idp = id;
-	return send_all(out, len, deadline);
+	return chan_send_all(ch_fd, out, len, deadline);
 }
 
-/* Reads exactly len bytes; the first read takes a passed descriptor into *fd (if any). */
-static int recv_all(uint8_t *buf, size_t len, int *fd, int64_t deadline)
+static void log_dropped(const struct frame_hdr *h)
 {
-	size_t off = 0;
-	while (off < len) {
-		union {
-			struct cmsghdr h;
-			char b[CMSG_SPACE(sizeof(int) * 4)];
-		} ctl;
-		struct iovec iov = {buf + off, len - off};
-		struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof ctl.b};
-		ssize_t n = recvmsg(ch_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-		if (n > 0) {
-			for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-				if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-					continue;
-				size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-				for (size_t i = 0; i < k; i++) {
-					int f;
-					memcpy(&f, CMSG_DATA(c) + i * sizeof(int), sizeof f);
-					if (*fd < 0)
-						*fd = f;
-					else
-						REAL(close)(f);
-				}
-			}
-			off += (size_t)n;
-			continue;
-		}
-		if (n == 0) {
-			errno = ECONNRESET;
-			return -1;
-		}
-		if (errno == EINTR)
-			continue;
-		if (errno == EAGAIN || errno == EWOULDBLOCK) {
-			if (wait_fd(POLLIN, deadline) < 0)
-				return -1;
-			continue;
-		}
-		return -1;
-	}
-	return 0;
+	shim_debug("dropping a reply (type %u) to earlier request %u", h->type, h->id);
 }
 
 /* One round trip on the open channel (ipc_lock held). Replies are matched by request id: ids go out in
@@ -183,35 +91,17 @@ static int transact(uint16_t type, const uint8_t *body, size_t body_len, uint8_t
 	int fd = -1;
 	/* A blocking CONNECT may wait on the network (the agent route); a non-blocking one keeps the short bound. */
 	int blocking_connect = type == MSG_CONNECT && body_len >= 12 && !(body[8] & CONNECT_FLAG_NONBLOCK);
-	int64_t deadline = now_ms() + (blocking_connect ? SHIM_CONNECT_TIMEOUT_MS : SHIM_IPC_TIMEOUT_MS);
+	int64_t deadline = chan_now_ms() + (blocking_connect ? SHIM_CONNECT_TIMEOUT_MS : SHIM_IPC_TIMEOUT_MS);
 	pthread_mutex_lock(&send_lock);
 	int rc = send_frame(type, body, body_len, &id, deadline);
 	pthread_mutex_unlock(&send_lock);
 	if (rc < 0)
 		goto fail;
-	struct frame_hdr h;
-	for (;;) {
-		if (recv_all(in, FRAME_HDR, &fd, deadline) < 0)
-			goto fail;
-		if (frame_decode_hdr(in, &h) < 0) {
-			shim_debug("protocol error: reply len %u", h.len);
-			errno = EPROTO;
-			goto fail;
-		}
-		if (recv_all(in + FRAME_HDR, h.len - FRAME_HDR, &fd, deadline) < 0)
-			goto fail;
-		if (h.id == id && h.type == type)
-			break;
-		if (h.id != id && (int32_t)(id - h.id) > 0) {
-			shim_debug("dropping a reply (type %u) to earlier request %u", h.type, h.id);
-			if (fd >= 0)
-				REAL(close)(fd);
-			fd = -1;
-			continue;
-		}
-		shim_debug("protocol error: reply len %u type %u id %u to request type %u id %u", h.len, h.type,
-			   h.id, type, id);
-		errno = EPROTO;
+	struct frame_hdr h = {0};
+	if (chan_read_reply(ch_fd, type, id, in, &h, &fd, deadline, log_dropped) < 0) {
+		if (errno == EPROTO)
+			shim_debug("protocol error: reply len %u type %u id %u to request type %u id %u", h.len, h.type, h.id,
+				   type, id);
 		goto fail;
 	}
 	size_t n = h.len - FRAME_HDR;
@@ -235,11 +125,9 @@ fail:;
 	return -1;
 }
 
-/* Opens the channel (ipc_lock held) and sends HELLO, then LISTEN for every port this process listens on
- * (inherited over fork, or opened before the channel broke), each a round trip. at_load (the constructor):
- * HELLO only, without waiting for the reply (the next transact() drops it), its write bounded by
- * SHIM_HELLO_TIMEOUT_MS; and rather no channel than one on a low descriptor. */
-static int channel_open(int at_load)
+/* Connects to the agent's socket: a non-blocking descriptor moved to SHIM_IPC_FD_MIN or above (at_load: there
+ * or not at all), with room in its send buffer. Returns it, or -1 with errno. */
+static int channel_connect(int at_load)
 {
 	struct sockaddr_un sun = {.sun_family = AF_UNIX};
 	memcpy(sun.sun_path, shim_cfg.sock_path, sizeof sun.sun_path - 1);
@@ -269,6 +157,18 @@ static int channel_open(int at_load)
 	 * effort, capped by net.core.wmem_max. */
 	int sndbuf = SHIM_IPC_SNDBUF;
 	REAL(setsockopt)(s, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+	return s;
+}
+
+/* Opens the channel (ipc_lock held) and sends HELLO, then LISTEN for every port this process listens on
+ * (inherited over fork, or opened before the channel broke), each a round trip. at_load (the constructor):
+ * HELLO only, without waiting for the reply (the next transact() drops it), its write bounded by
+ * SHIM_HELLO_TIMEOUT_MS; and rather no channel than one on a low descriptor. */
+static int channel_open(int at_load)
+{
+	int s = channel_connect(at_load);
+	if (s < 0)
+		return -1;
 	struct stat st;
 	if (fstat(s, &st) < 0) {
 		REAL(close)(s);
@@ -287,7 +187,7 @@ static int channel_open(int at_load)
 	if (at_load) {
 		/* The program's start does not wait for the agent: the reply is dropped by the next transact(). */
 		pthread_mutex_lock(&send_lock);
-		int rc = send_frame(MSG_HELLO, body, n, NULL, now_ms() + SHIM_HELLO_TIMEOUT_MS);
+		int rc = send_frame(MSG_HELLO, body, n, NULL, chan_now_ms() + SHIM_HELLO_TIMEOUT_MS);
 		pthread_mutex_unlock(&send_lock);
 		if (rc < 0) {
 			int saved = errno;
@@ -356,7 +256,7 @@ int ipc_send(uint16_t type, const uint8_t *body, size_t body_len)
 	pthread_mutex_lock(&send_lock);
 	if (channel_usable()) {
 		uint32_t gen = ch_gen;
-		rc = send_frame(type, body, body_len, NULL, now_ms() + SHIM_IPC_TIMEOUT_MS);
+		rc = send_frame(type, body, body_len, NULL, chan_now_ms() + SHIM_IPC_TIMEOUT_MS);
 		pthread_mutex_unlock(&send_lock);
 		if (rc == 0) {
 			errno = saved;
@@ -376,7 +276,7 @@ int ipc_send(uint16_t type, const uint8_t *body, size_t body_len)
 	rc = channel_ensure();
 	if (rc == 0) {
 		pthread_mutex_lock(&send_lock);
-		rc = send_frame(type, body, body_len, NULL, now_ms() + SHIM_IPC_TIMEOUT_MS);
+		rc = send_frame(type, body, body_len, NULL, chan_now_ms() + SHIM_IPC_TIMEOUT_MS);
 		pthread_mutex_unlock(&send_lock);
 		if (rc < 0) {
 			int e = errno;
