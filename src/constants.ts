@@ -305,8 +305,12 @@ export const WATCH_PING_MS = 5_000;
 export const SHIM_IPC_TIMEOUT_MS = 2_000;
 /** The shim's bound on the CONNECT of a blocking connect() (ipc.h SHIM_CONNECT_TIMEOUT_MS): it may wait on the network. */
 export const SHIM_CONNECT_TIMEOUT_MS = 10_000;
-/** How long the shim asks CONNECT_RESULT to wait right after its connect (sockutil.h SHIM_CONNECT_RESULT_WAIT_MS). */
-export const SHIM_CONNECT_RESULT_WAIT_MS = 1_500;
+/**
+ * How long the shim asks CONNECT_RESULT to wait right after its connect (sockutil.h SHIM_CONNECT_RESULT_WAIT_MS):
+ * not at all, the outcome is known when the kernel's connect completes (REFUSE_NOTICE_MS), and a wait would
+ * hold the shim's channel across the network.
+ */
+export const SHIM_CONNECT_RESULT_WAIT_MS = 0;
 /** What an answer keeps in hand for its way back to the shim and a busy event loop (a local socket: well under). */
 export const SHIM_REPLY_MARGIN_MS = 250;
 /**
@@ -367,6 +371,15 @@ export const MAX_CONTROL_REQUEST = 4096;
 // ---- commands (src/cli) ----------------------------------------------------------------------------------
 /** The demo ends by itself: a bound on how long its members may take (a hang is a bug, not a wait). */
 export const DEMO_TIMEOUT_MS = 90_000;
+/**
+ * `boxer demo --scenario burst`: its length (--seconds) by default and its bounds. The first and last
+ * BURST_DEMO_EDGE_S seconds run on the VM member alone (before the functions start, after they left); the
+ * functions need a few seconds to join on a loaded machine, so the shortest run leaves them 10 s.
+ */
+export const BURST_DEMO_SECONDS = 30;
+export const BURST_DEMO_EDGE_S = 5;
+export const BURST_DEMO_MIN_SECONDS = 20;
+export const BURST_DEMO_MAX_SECONDS = 300;
 
 // ---- services and draining (src/vnet/services.ts, src/vnet/drain.ts) ------------------------------------
 /**
