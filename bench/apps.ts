@@ -1,12 +1,13 @@
 /**
  * The paper's application experiments (sections 6-7, Fig. 8), rebuilt from off-the-shelf parts in the lab:
- * nginx (front end, on vm1) -> the logic tier (bench/apps/logic.js: Node.js with the `redis` client) ->
- * Redis (on vm2), loaded by `wrk` from the lab's `seed` host, a client outside the network.
+ * nginx (front end, on vm1) -> the logic tier (bench/apps/logic.js: Node.js with the `redis` and `pg`
+ * clients) -> Redis and PostgreSQL (bench/apps/pg.sh; both on vm2), loaded by `wrk` from the lab's `seed`
+ * host, a client outside the network.
  *
  *  - static: saturation throughput and p90 latency of a read and a write workload in three deployments:
  *    native (no Boxer; the logic tier on vm2), all under Boxer on VMs (the same places), and the logic tier in
  *    a function (fp, behind a NAT) under Boxer. Under Boxer nginx reaches the logic tier by its service name,
- *    the logic tier Redis by its member name.
+ *    the logic tier Redis and PostgreSQL by their member names.
  *  - burst: under Boxer, the logic tier on one VM member whose capacity is bounded (SERVICE_MS per request,
  *    one at a time), loaded past it; then BURST_FUNCTIONS functions join the service; later they leave (each
  *    drains first). From nginx's access log (one line per request: time, status, which member served it):
@@ -25,9 +26,11 @@ export type Workload = 'read' | 'write';
 
 const LOGIC = path.join(ROOT, 'bench', 'apps', 'logic.js');
 const FRONT = path.join(ROOT, 'bench', 'apps', 'front.sh');
+const PG = path.join(ROOT, 'bench', 'apps', 'pg.sh');
 const FRONT_PORT = 8000;
 const LOGIC_PORT = 8080;
 const REDIS_PORT = 6379;
+const PG_PORT = 5432;
 /** Keys the workloads spread over (wrk's Lua script draws one per request). */
 const KEYS = 1000;
 /** wrk's threads and connections for the static workloads: enough to saturate the chain on two cores. */
@@ -69,7 +72,7 @@ function logicNode(d: Deployment): string {
   return d === 'fn' ? 'fp' : 'vm2';
 }
 
-/** Starts Redis, the logic tier (one instance) and nginx for deployment `d`; resolves once nginx listens. */
+/** Starts Redis, PostgreSQL, the logic tier (one instance) and nginx for deployment `d`; resolves once nginx listens. */
 export async function deploy(r: Runner, d: Deployment, maxS: number, logicEnv: Record<string, string> = {}, frontEnv: Record<string, string> = {}): Promise<Deployed> {
   const mode: Mode = d === 'native' ? 'native' : 'boxer';
   if (mode === 'boxer') await r.ensureSeed();
@@ -85,12 +88,15 @@ export async function deploy(r: Runner, d: Deployment, maxS: number, logicEnv: R
   try {
     const redis = r.group(mode, 'vm2', `exec redis-server --port ${REDIS_PORT} --save '' --appendonly no --protected-mode no --bind 0.0.0.0`, life, 'redis', { name: redisName });
     groups.push(redis);
+    const pg = r.group(mode, 'vm2', `exec sh ${PG}`, life, 'pg', { name: `pg${n}`, env: { PORT: String(PG_PORT), KEYS: String(KEYS) } });
+    groups.push(pg);
     await r.waitListening('vm2', REDIS_PORT, DEPLOY_MAX_MS);
+    await pg.waitLine((l) => l === 'PG_READY', DEPLOY_MAX_MS);
     const vm2 = lab.node('vm2').address;
     const logic = r.group(mode, logicNode(d), `exec ${process.execPath} ${LOGIC}`, life, 'logic', {
       name: `${service}a`,
       args: ['--service', service],
-      env: { PORT: String(LOGIC_PORT), REDIS_URL: mode === 'native' ? `redis://${vm2}:${REDIS_PORT}` : `redis://${redisName}:${REDIS_PORT}`, MAX_S: String(life), ...logicEnv },
+      env: { PORT: String(LOGIC_PORT), ...storeEnv(mode === 'native' ? { redis: vm2, pg: vm2 } : { redis: redisName, pg: `pg${n}` }), MAX_S: String(life), ...logicEnv },
     });
     groups.push(logic);
     await logic.waitLine((l) => l.startsWith('LOGIC_READY'), DEPLOY_MAX_MS);
@@ -206,7 +212,7 @@ export async function burstRun(r: Runner, phases: { before: number; during: numb
       const g = r.group('boxer', node, `exec ${process.execPath} ${LOGIC}`, life, 'burst', {
         name,
         args: ['--service', dep.service, '--drain-grace', String(drainGraceS)],
-        env: { PORT: String(LOGIC_PORT), REDIS_URL: `redis://${redisOf(dep)}:${REDIS_PORT}`, MAX_S: String(life), SERVICE_MS: String(BURST_SERVICE_MS) },
+        env: { PORT: String(LOGIC_PORT), ...storeEnv(storesOf(dep)), MAX_S: String(life), SERVICE_MS: String(BURST_SERVICE_MS) },
       });
       const f = { g, startedAt, name, readyAt: NaN };
       g.waitLine((l) => l.startsWith('LOGIC_READY'), life * 1000).then(
@@ -231,8 +237,15 @@ export async function burstRun(r: Runner, phases: { before: number; during: numb
   }
 }
 
-function redisOf(dep: Deployed): string {
-  return `redis${dep.service.slice('logic'.length)}`;
+/** The Boxer member names of a deployment's Redis and PostgreSQL (deploy() numbers them as its service). */
+function storesOf(dep: Deployed): { redis: string; pg: string } {
+  const n = dep.service.slice('logic'.length);
+  return { redis: `redis${n}`, pg: `pg${n}` };
+}
+
+/** The logic tier's environment that names its stores (host names or addresses). */
+export function storeEnv(at: { redis: string; pg: string }): Record<string, string> {
+  return { REDIS_URL: `redis://${at.redis}:${REDIS_PORT}`, PG_URL: `postgres://app@${at.pg}:${PG_PORT}/app` };
 }
 
 /**

@@ -1,13 +1,17 @@
 /**
  * The stateless logic tier of the paper's microservice experiments (sections 6-7), the only code written for
- * them: an HTTP service in front of Redis, using a real Redis client library (`redis`, node-redis). It runs
- * unmodified natively, under Boxer on a VM, or in a function; under Boxer it reaches Redis by its member name.
+ * them: an HTTP service in front of Redis (a cache) and PostgreSQL (the store), using real client libraries
+ * (`redis`, node-redis; `pg`, node-postgres, a pool of PG_POOL connections). It runs unmodified natively, under
+ * Boxer on a VM, or in a function; under Boxer it reaches Redis and PostgreSQL by their member names.
  *
- *   GET /read?k=N    GET item:N from Redis         200 with the value (or "-" when unset)
- *   GET /write?k=N   SET item:N (who wrote it, when) 200 "ok"
+ *   GET /read?k=N    item N: Redis GET item:N and PostgreSQL SELECT of row N,   200 with both values
+ *                    at once (the cached copy and the stored one)
+ *   GET /write?k=N   item N: PostgreSQL UPDATE of row N (who wrote it, a count), 200 "ok"
+ *                    then Redis SET item:N (write-through)
  * Every answer carries `X-Served-By: NAME` ($BOXER_NAME, else the host name). Other paths: 404.
  *
- * Environment: PORT (default 8080), REDIS_URL (default redis://redis:6379), SERVICE_MS (default 0): a fixed
+ * Environment: PORT (default 8080), REDIS_URL (default redis://redis:6379), PG_URL (default
+ * postgres://app@pg:5432/app, bench/apps/pg.sh), PG_POOL (default 8), SERVICE_MS (default 0): a fixed
  * work time per request, requests served one at a time, so an instance's capacity is 1000 / SERVICE_MS
  * requests per second (the burst experiment models a tier that saturates, without burning the shared CPU of
  * the lab); 0: no queue, each request goes straight to Redis. MAX_S (default 900) bounds its life. SIGTERM:
@@ -17,15 +21,20 @@
 const http = require('node:http');
 const os = require('node:os');
 const { createClient } = require('redis');
+const { Pool } = require('pg');
 
 const PORT = Number(process.env.PORT || 8080);
 const REDIS_URL = process.env.REDIS_URL || 'redis://redis:6379';
+const PG_URL = process.env.PG_URL || 'postgres://app@pg:5432/app';
+const PG_POOL = Number(process.env.PG_POOL || 8);
 const SERVICE_MS = Number(process.env.SERVICE_MS || 0);
 const MAX_S = Number(process.env.MAX_S || 900);
 const NAME = process.env.BOXER_NAME || os.hostname();
 
 const redis = createClient({ url: REDIS_URL, socket: { connectTimeout: 10_000, reconnectStrategy: (n) => (n > 50 ? new Error('redis unreachable') : 200) } });
 redis.on('error', (e) => process.stderr.write(`logic: redis: ${e.message}\n`));
+const pg = new Pool({ connectionString: PG_URL, max: PG_POOL, connectionTimeoutMillis: 10_000, idleTimeoutMillis: 0 });
+pg.on('error', (e) => process.stderr.write(`logic: postgres: ${e.message}\n`));
 
 /** One request at a time for SERVICE_MS each (see the top). */
 let busyUntil = 0;
@@ -43,10 +52,14 @@ async function handle(req, res) {
   let body;
   if (url.pathname === '/read') {
     await work();
-    body = (await redis.get(`item:${k}`)) ?? '-';
+    const [cached, row] = await Promise.all([redis.get(`item:${k}`), pg.query('SELECT v, n FROM items WHERE k = $1', [k])]);
+    const r = row.rows[0];
+    body = `${cached ?? '-'} | ${r ? `${r.v} (${r.n})` : '-'}`;
   } else if (url.pathname === '/write') {
     await work();
-    await redis.set(`item:${k}`, `${NAME} ${Date.now()}`);
+    const v = `${NAME} ${Date.now()}`;
+    await pg.query('INSERT INTO items (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, n = items.n + 1', [k, v]);
+    await redis.set(`item:${k}`, v);
     body = 'ok';
   } else {
     res.writeHead(404, { 'X-Served-By': NAME }).end('not found\n');
@@ -57,6 +70,9 @@ async function handle(req, res) {
 
 async function main() {
   await redis.connect();
+  // The pool's connections are opened before the first request (a failure is reported now, not per request).
+  const held = await Promise.all(Array.from({ length: PG_POOL }, () => pg.connect()));
+  for (const c of held) c.release();
   const server = http.createServer((req, res) => {
     handle(req, res).catch((e) => {
       process.stderr.write(`logic: ${e.message}\n`);
@@ -67,7 +83,7 @@ async function main() {
   server.keepAliveTimeout = 5_000;
   server.listen(PORT, () => process.stdout.write(`LOGIC_READY ${PORT}\n`));
   const stop = () => {
-    server.close(() => redis.quit().finally(() => process.exit(0)));
+    server.close(() => Promise.allSettled([redis.quit(), pg.end()]).finally(() => process.exit(0)));
     server.closeIdleConnections();
   };
   process.once('SIGTERM', stop);

@@ -122,8 +122,16 @@ export function buildCli(argv: string[], cmd: string[]): Argv {
     .command(
       'demo',
       'run a seed and a few members on this machine, talking over Boxer',
-      (y) => y.option('loopback', { type: 'boolean', default: false, description: 'members share this host network (no NAT is crossed)' }),
-      async (a) => (await import('./commands/demo')).demoCommand({ loopback: a.loopback }),
+      (y) =>
+        y
+          .option('loopback', { type: 'boolean', default: false, description: 'members share this host network (no NAT is crossed)' })
+          .option('scenario', {
+            choices: ['web', 'burst'] as const,
+            default: 'web' as const,
+            description: 'web: members behind NATs fetch a page by name; burst: functions join a loaded service, live view (root)',
+          })
+          .option('seconds', { type: 'number', description: 'burst: length of the run (default 30)' }),
+      async (a) => (await import('./commands/demo')).demoCommand({ loopback: a.loopback, scenario: a.scenario, seconds: a.seconds }),
     )
     .command('lambda', 'AWS Lambda: package Boxer and a program, deploy it, run N functions as members, destroy (docs/lambda.md)', (y) =>
       // eslint-disable-next-line @typescript-eslint/no-require-imports

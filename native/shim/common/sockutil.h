@@ -13,8 +13,11 @@
 #define SHIM_KEEPALIVE_CNT 3
 
 /* How long a blocking connect() lets the agent take to report the outcome (CONNECT_RESULT wait_ms) once the
- * kernel's connect returned; below SHIM_IPC_TIMEOUT_MS so the request itself does not time out. */
-#define SHIM_CONNECT_RESULT_WAIT_MS 1500
+ * kernel's connect returned: none. The outcome is known by then: a relayed connect's CONNECT waited for it, and
+ * a punched connection's far side says "refused" REFUSE_NOTICE_MS (src/constants.ts) before it completes the
+ * handshake; a success needs no word (the kernel's connect completed). Waiting would hold the channel's lock
+ * across the far side's answer and cost every connect the far agent's hand-off. */
+#define SHIM_CONNECT_RESULT_WAIT_MS 0
 
 /* Gets fd's record; an untracked descriptor that is an AF_INET/AF_INET6 stream socket (inherited over
  * exec, received with SCM_RIGHTS) starts being tracked here. Returns 1 with *v filled, 0 if fd is not a

@@ -1,7 +1,8 @@
 /**
  * `boxer demo`: the README's main job. A seed on a public host and members in functions behind the lab's
  * emulated NATs (every kind), each running an ordinary program; or, with --loopback (no root needed), the same
- * on this host's own network, where no NAT is crossed.
+ * on this host's own network, where no NAT is crossed. `--scenario burst`: the paper's burst with a live view
+ * (overlay/burst-demo.ts).
  */
 import path from 'node:path';
 import fs from 'node:fs';
@@ -10,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { Lab, checkLabPrerequisites, loadTopologyFile } from '../../../overlay';
 import { BoxerError } from '../../util/errors';
 import { DEFAULT_SEED_PORT } from '../../constants';
-import { DEMO_TIMEOUT_MS } from '../../constants';
+import { BURST_DEMO_EDGE_S, BURST_DEMO_MAX_SECONDS, BURST_DEMO_MIN_SECONDS, BURST_DEMO_SECONDS, DEMO_TIMEOUT_MS } from '../../constants';
 
 const BOXER = path.resolve(__dirname, '../../../../bin/boxer');
 const SECRET = 'boxer demo secret: not for real networks';
@@ -54,7 +55,15 @@ function exited(child: ChildProcess): Promise<number> {
   });
 }
 
-export async function demoCommand(a: { loopback: boolean }): Promise<void> {
+export type DemoScenario = 'web' | 'burst';
+
+export async function demoCommand(a: { loopback: boolean; scenario?: DemoScenario; seconds?: number }): Promise<void> {
+  if (a.scenario === 'burst') {
+    if (a.loopback) throw new BoxerError('USAGE', 'the burst scenario needs the lab (functions behind NATs): run it without --loopback, as root');
+    const pre = checkLabPrerequisites();
+    if (!pre.ok) throw new BoxerError('LAB_UNAVAILABLE', `the burst scenario's lab cannot be built here: ${pre.reason}. Run it as root.`);
+    return burstLabDemo(a.seconds ?? BURST_DEMO_SECONDS);
+  }
   if (!a.loopback) {
     const pre = checkLabPrerequisites();
     if (!pre.ok) {
@@ -132,6 +141,44 @@ async function labDemo(): Promise<void> {
     const spawnOn: Spawner = (node, args, env) => lab.spawn(node, process.execPath, [BOXER, ...args], { env, stdio: 'pipe' });
     await runDemo('seed', seedAddr, placements, spawnOn, path.join('/tmp', `${lab.prefix}-demo-stop`));
   } finally {
+    lab.downSync();
+  }
+}
+
+/**
+ * The burst scenario: builds the lab, runs overlay/burst-demo.ts for `seconds` (5 s on the VM alone, the
+ * functions joined for the rest but 5 s, 5 s after they left), prints the summary; removes the lab at the end,
+ * on failure, and on SIGINT/SIGTERM. Exit status 1 when a function served no request or a request failed.
+ */
+async function burstLabDemo(seconds: number): Promise<void> {
+  if (!(Number.isInteger(seconds) && seconds >= BURST_DEMO_MIN_SECONDS && seconds <= BURST_DEMO_MAX_SECONDS)) {
+    throw new BoxerError('USAGE', `--seconds must be a whole number from ${BURST_DEMO_MIN_SECONDS} to ${BURST_DEMO_MAX_SECONDS} (got ${seconds})`);
+  }
+  console.log('building the lab: a seed host, two VMs, and functions behind NATs (docs/lab.md) ...');
+  const lab = await Lab.up(loadTopologyFile(), {});
+  console.log(`lab ${lab.prefix} is up (its namespaces and processes are removed at the end, and on Ctrl-C)`);
+  const onSignal = (sig: NodeJS.Signals) => {
+    lab.downSync();
+    process.stdout.write(`\ndemo: interrupted (${sig}); the lab is removed\n`);
+    process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const { burstDemo } = await import('../../../overlay/burst-demo');
+    const phases = { before: BURST_DEMO_EDGE_S, during: seconds - 2 * BURST_DEMO_EDGE_S, after: BURST_DEMO_EDGE_S };
+    const r = await burstDemo({ lab, phases, out: (x) => process.stdout.write(x), tty: Boolean(process.stdout.isTTY) });
+    const fns = [...r.firstServedMs];
+    const ok = fns.filter(([, ms]) => Number.isFinite(ms));
+    for (const [name, n] of [...r.served].sort()) console.log(`served by ${name}: ${n} requests`);
+    for (const [name, ms] of fns) console.log(`${name}: ${Number.isFinite(ms) ? `first request served ${(ms / 1000).toFixed(1)} s after its start` : 'served no request'}`);
+    console.log(
+      `demo: burst: ${ok.length} of ${fns.length} functions joined the service and served requests; throughput ${r.rpsBefore.toFixed(0)} req/s on the VM alone, ${r.rpsDuring.toFixed(0)} req/s with the functions; failed requests: ${r.failed}`,
+    );
+    process.exitCode = ok.length === fns.length && r.failed === 0 ? 0 : 1;
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
     lab.downSync();
   }
 }
