@@ -9,8 +9,9 @@ import { SEED, type VnetNetwork } from '../vnet/network';
 import { encodeVnet, receiveVnet } from '../vnet/messages';
 import { ShimServer } from './shim-server';
 import type { LocalMember } from '../control/local-member';
-import type { PathKind } from '../wire/messages';
-import { uniquePath, writeFileAtomic } from '../util/paths';
+import type { MemberInfo, PathKind } from '../wire/messages';
+import { uniquePath } from '../util/paths';
+import { LatestFile } from '../util/file-writer';
 import { logger } from '../util/log';
 import { native, type NativeApi } from '../util/native';
 import { PREWARM_CONCURRENCY, ROUTES_REFRESH_MS, SHIM_REPORT_POLL_MS, SHIM_REPORT_WAIT_MS } from '../constants';
@@ -18,13 +19,30 @@ import { PREWARM_CONCURRENCY, ROUTES_REFRESH_MS, SHIM_REPORT_POLL_MS, SHIM_REPOR
 const log = logger('vnet');
 
 
-const linkPath = (m: LocalMember, id: number): PathKind | undefined => m.links().find((l) => l.id === id)?.path;
+const linkPath = (m: LocalMember, id: number): PathKind | undefined => (m.linkPath ? m.linkPath(id) : m.links().find((l) => l.id === id)?.path);
 
-/** The broker's view of the network, over the member. */
+/**
+ * The broker's view of the network, over the member. The member list and its indexes are built once per
+ * change: rendering the route table asks for the route to every member,
+ * each of which looks up members, so a fresh sorted list per look-up made a change O(members² log members).
+ * The cache holds the list as the member gave it (references to its entries, so that an entry updated in
+ * place is seen): dropped at every 'change', which both members emit whenever one is added or removed.
+ */
 function brokerNetwork(member: LocalMember): VnetNetwork {
+  let view: { list: MemberInfo[]; byId: Map<number, MemberInfo>; byAddr: Map<string, MemberInfo> } | null = null;
+  const now = () => {
+    if (!view) {
+      const list = member.list();
+      view = { list, byId: new Map(list.map((m) => [m.id, m])), byAddr: new Map(list.map((m) => [m.addr, m])) };
+    }
+    return view;
+  };
+  member.on('change', () => (view = null));
   return {
     self: () => member.self,
-    members: () => member.list(),
+    members: () => now().list,
+    member: (id) => now().byId.get(id),
+    memberAt: (addr) => now().byAddr.get(addr),
     predictOwn: (p) => member.vnetEndpoint(p),
     linkPath: (id) => linkPath(member, id),
     ensureLink: async (id) => (await member.ping(id)).path,
@@ -43,7 +61,8 @@ export class VirtualNetwork {
   readonly broker: Broker;
   readonly shim: ShimServer;
   readonly routesFile = uniquePath('routes', '.txt');
-  private lastRoutes = '';
+  /** The route table: rewritten at most every FILE_WRITE_INTERVAL_MS, asynchronously (util/file-writer.ts). */
+  private readonly routes: LatestFile;
   private timer: NodeJS.Timeout | null = null;
   private readonly nat: NativeApi;
 
@@ -51,7 +70,11 @@ export class VirtualNetwork {
     this.nat = native();
     this.broker = new Broker(brokerNetwork(host), this.nat);
     this.shim = new ShimServer(uniquePath('shim', '.sock'), this.broker, this.nat);
-    this.broker.onRoutesChanged = () => this.writeRoutes();
+    this.routes = new LatestFile(this.routesFile, () => this.broker.routes(), {
+      onError: (cause) => cause && log.warn('cannot write the route table', { file: this.routesFile, reason: cause }),
+    });
+    // A service address handed out to a program: in the table before RESOLVE answers.
+    this.broker.onRoutesChanged = () => this.writeRoutesNow();
     host.on('vnet', (from: number, payload: Uint8Array) => receiveVnet(from, payload, (f, m) => this.broker.onMessage(f, m), log));
     host.on('change', () => {
       this.broker.membersChanged();
@@ -87,20 +110,27 @@ export class VirtualNetwork {
   async start(): Promise<void> {
     await this.shim.start();
     this.prewarm(this.host);
-    this.writeRoutes();
+    this.writeRoutesNow();
     this.timer = setInterval(() => this.writeRoutes(), ROUTES_REFRESH_MS);
     this.timer.unref();
   }
 
+  /** Something the route table shows changed (members, links): rewritten soon. */
   private writeRoutes(): void {
-    const text = this.broker.routes();
-    if (text === this.lastRoutes) return;
-    this.lastRoutes = text;
+    this.routes.changed();
+  }
+
+  private writeRoutesNow(): void {
     try {
-      writeFileAtomic(this.routesFile, text);
+      this.routes.writeSync();
     } catch (e) {
       log.warn('cannot write the route table', { file: this.routesFile, reason: (e as Error).message });
     }
+  }
+
+  /** Resolves once the route table shows the current membership (before the command starts). */
+  flush(): Promise<void> {
+    return this.routes.flush();
   }
 
   /**
@@ -138,6 +168,7 @@ export class VirtualNetwork {
 
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    this.routes.close();
     this.broker.close();
     await this.shim.close();
     try {

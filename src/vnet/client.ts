@@ -248,11 +248,16 @@ export class ConnectClient {
     setTimeout(again, OPEN_RESEND_MS).unref();
   }
 
-  /** CONNECT_RESULT: the outcome, once known or after waitMs (EINPROGRESS: not known). */
+  /**
+   * CONNECT_RESULT: the outcome, once known or after waitMs (EINPROGRESS: not known). Without a wait the answer
+   * is what is known now, given after the messages already read in this turn of the event loop (a refusal
+   * arrives REFUSE_NOTICE_MS before the far side completes the handshake), never after a timer's 1 ms clamp.
+   */
   result(connId: bigint, waitMs: number): Promise<number> {
     const o = this.outcomes.get(connId);
     if (!o) return Promise.resolve(E.EINPROGRESS);
     if (o.errno !== null) return Promise.resolve(o.errno);
+    if (waitMs <= 0) return new Promise((resolve) => setImmediate(() => resolve(o.errno ?? E.EINPROGRESS)));
     return new Promise((resolve) => {
       const t = setTimeout(() => resolve(E.EINPROGRESS), waitMs);
       o.waiters.push((e) => {

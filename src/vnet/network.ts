@@ -12,6 +12,10 @@ export interface VnetNetwork {
   /** This member (`network`: the virtual network's CIDR, once known). */
   self(): { id: number; addr: string; network?: string } | null;
   members(): MemberInfo[];
+  /** Member `id` (optional: an index; without it, a search of members()). */
+  member?(id: number): MemberInfo | undefined;
+  /** The member at virtual address `vaddr` (optional, as `member`). */
+  memberAt?(vaddr: string): MemberInfo | undefined;
   /** This member's predicted external endpoint for its local port (null: unpredictable). */
   predictOwn(localPort: number): Endpoint | null;
   /** The path of the open peer link to member `id`, if there is one. */
@@ -33,6 +37,7 @@ export interface SocketOps extends WakeOps {
   splice?: KernelSplice['splice'];
   spliceActive?: KernelSplice['spliceActive'];
   spliceAbortAll?: KernelSplice['spliceAbortAll'];
+  tcpLiveness?: KernelSplice['tcpLiveness'];
 }
 
 /** Member look-ups over a VnetNetwork. */
@@ -40,11 +45,11 @@ export class Members {
   constructor(private readonly netw: VnetNetwork) {}
 
   byAddr(vaddr: string): MemberInfo | undefined {
-    return this.netw.members().find((m) => m.addr === vaddr);
+    return this.netw.memberAt ? this.netw.memberAt(vaddr) : this.netw.members().find((m) => m.addr === vaddr);
   }
 
   byId(id: number): MemberInfo | undefined {
-    return this.netw.members().find((m) => m.id === id);
+    return this.netw.member ? this.netw.member(id) : this.netw.members().find((m) => m.id === id);
   }
 
   /** This member's own entry. */
