@@ -344,6 +344,17 @@ export const HANDOFF_TTL_MS = 30_000;
 export const WAKE_CONNECT_TIMEOUT_MS = 5_000;
 /** Both halves of a relayed connection must arrive within this long (a connect's worth of patience). */
 export const RELAY_PAIR_TIMEOUT_MS = 10_000;
+/**
+ * Liveness of both halves of a relayed connection (src/vnet/relay.ts): keepalive after 15 s idle, every 5 s,
+ * 3 unanswered probes, and TCP_USER_TIMEOUT 30 s on unacknowledged data. A half whose NAT forgot the flow
+ * (restart, `conntrack -F`) is found dead within 30 s (idle: 15 + 3 x 5 s) and the other half is reset,
+ * instead of retransmitting for about 15 minutes; below every NAT idle timeout we know (30 s and up), so the
+ * relay's side of a live idle connection keeps its mapping, and cheap (one probe per 15 s per idle half).
+ */
+export const RELAY_KEEPALIVE_IDLE_S = 15;
+export const RELAY_KEEPALIVE_INTVL_S = 5;
+export const RELAY_KEEPALIVE_COUNT = 3;
+export const RELAY_USER_TIMEOUT_MS = 30_000;
 /** Most relayed connections being set up at once (each holds a listening port); more are refused. */
 export const MAX_PENDING_RELAYS = 256;
 /** The far agent's token that opens its half of a relayed connection: 128 random bits, not guessable. */

@@ -37,6 +37,7 @@ export interface SocketOps extends WakeOps {
   splice?: KernelSplice['splice'];
   spliceActive?: KernelSplice['spliceActive'];
   spliceAbortAll?: KernelSplice['spliceAbortAll'];
+  tcpLiveness?: KernelSplice['tcpLiveness'];
 }
 
 /** Member look-ups over a VnetNetwork. */
