@@ -33,6 +33,7 @@ import { DeleteParameterCommand, PutParameterCommand } from '@aws-sdk/client-ssm
 import { DeleteRolePolicyCommand, PutRolePolicyCommand } from '@aws-sdk/client-iam';
 import { call, callOrMissing, parseArn, roleName, type AwsClients } from './aws';
 import { BoxerError } from '../util/errors';
+import type { SecretSource } from './event';
 import {
   LAMBDA_HANDLER,
   LAMBDA_MAX_EVENT_AGE_S,
@@ -45,7 +46,6 @@ import {
 
 export type SecretStore = 'secretsmanager' | 'ssm';
 /** Where the function finds the network secret: the `secret` field of the event (src/lambda/event.ts). */
-export type SecretRef = { secretsManager: string } | { ssmParameter: string };
 
 /** Names of the function's environment variables that deploy sets (read back by run and destroy). */
 export const ENV_SECRET_REF = 'BOXER_SECRET_REF';
@@ -76,7 +76,7 @@ export function policyName(functionName: string): string {
 }
 
 /** The inline policy that lets the function read its one secret (docs/lambda.md shows it). */
-export function secretPolicy(ref: SecretRef, ssmArn: string | null): string {
+export function secretPolicy(ref: SecretSource, ssmArn: string | null): string {
   const statement =
     'secretsManager' in ref
       ? { Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: ref.secretsManager }
@@ -85,7 +85,7 @@ export function secretPolicy(ref: SecretRef, ssmArn: string | null): string {
 }
 
 /** Reads the secret reference that deploy stored in the function's environment. */
-export function secretRefOf(cfg: FunctionConfiguration | undefined): SecretRef | null {
+export function secretRefOf(cfg: FunctionConfiguration | undefined): SecretSource | null {
   const text = cfg?.Environment?.Variables?.[ENV_SECRET_REF];
   if (!text) return null;
   try {
@@ -149,7 +149,7 @@ function readPackage(zipFile: string): Buffer {
 }
 
 /** Stores the network secret (Secrets Manager: created or updated; SSM: a SecureString parameter). */
-async function storeSecret(aws: AwsClients, o: DeployOptions, roleArn: ReturnType<typeof parseArn>, say: (line: string) => void): Promise<{ ref: SecretRef; ssmArn: string | null }> {
+async function storeSecret(aws: AwsClients, o: DeployOptions, roleArn: ReturnType<typeof parseArn>, say: (line: string) => void): Promise<{ ref: SecretSource; ssmArn: string | null }> {
   const fn = o.functionName;
   const name = secretName(fn, o.secretStore);
   if (o.secretStore === 'secretsmanager') {
@@ -189,7 +189,7 @@ async function storeSecret(aws: AwsClients, o: DeployOptions, roleArn: ReturnTyp
 async function putFunction(
   aws: AwsClients,
   o: DeployOptions,
-  p: { zip: Buffer; role: string; ref: SecretRef; existingEnv: Record<string, string> | null },
+  p: { zip: Buffer; role: string; ref: SecretSource; existingEnv: Record<string, string> | null },
   say: (line: string) => void,
 ): Promise<FunctionConfiguration> {
   const fn = o.functionName;

@@ -16,6 +16,25 @@ import { MAX_RUN_INDEX, RUN_ID_RE, type RunKey } from '../wire/messages';
 /** Where the network secret comes from (never the secret itself: an event is logged and stored by Lambda). */
 export type SecretSource = { secretsManager: string } | { ssmParameter: string };
 
+/**
+ * An event as sent (`boxer lambda run` writes it, decodeEvent reads it): the JSON above, with the fields that
+ * decodeEvent fills in (services, env, leaveBeforeMs, awsCredentials) optional.
+ */
+export interface EventJson {
+  seed: string;
+  nodes: number;
+  command: string[];
+  name?: string;
+  service?: string | string[];
+  env?: Record<string, string>;
+  leaveBeforeMs?: number;
+  secret?: SecretSource;
+  run?: string;
+  index?: number;
+  awsCredentials?: boolean;
+}
+
+/** An event as decodeEvent returns it: checked, with its defaults. */
 export interface LambdaEvent {
   /** The seed, HOST:PORT. */
   seed: string;
