@@ -93,11 +93,38 @@ export function charts(r: Results): Chart[] {
   if (measured(burst) && burst.series?.length) {
     out.push({
       file: 'burst.svg',
-      svg: lineChart(burst.series, { title: `Burst: requests/s served per second, per member (paper Fig. 8 right: first request ${PAPER_BURST.firstServedS} s, absorbed ${PAPER_BURST.absorbedS} s)`, xLabel: 'seconds of load', yLabel: 'requests/s' }),
+      svg: lineChart(burst.series, {
+        title: `Burst: requests/s served per second, per member (paper Fig. 8 right: first request ${PAPER_BURST.firstServedS} s, absorbed ${PAPER_BURST.absorbedS} s)`,
+        xLabel: 'seconds of load',
+        yLabel: 'requests/s',
+        vlines: burstMarks(r, burst.note),
+      }),
     });
   }
   out.push({ file: 'aggregate.svg', svg: lineChart(series, { title: 'Aggregate throughput into one node (paper Fig. 5)', xLabel: 'senders (iperf3 clients)', yLabel: 'Mbit/s', logX: true, markers: true }) });
   return out;
+}
+
+/**
+ * The burst chart's marks: the functions' start (from the plateau case's note, "functions started at T s"),
+ * and from there Boxer's medians and the paper's figures for the first request served and the burst absorbed.
+ */
+function burstMarks(r: Results, note: string | undefined): Array<{ x: number; label: string }> {
+  const start = Number(/functions started at ([0-9.]+) s/.exec(note ?? '')?.[1]);
+  if (!Number.isFinite(start)) return [];
+  const med = (id: string) => {
+    const v = r.cases.find((c) => c.id === id)?.boxer;
+    return measured(v) ? v.summary.median / 1000 : NaN;
+  };
+  const first = med('apps/burst/first-served');
+  const absorbed = med('apps/burst/absorbed');
+  return [
+    { x: start, label: 'functions start' },
+    { x: start + first, label: `Boxer: first request (${first.toFixed(1)} s)` },
+    { x: start + absorbed, label: `Boxer: absorbed (${absorbed.toFixed(1)} s)` },
+    { x: start + PAPER_BURST.firstServedS, label: `paper: first request (${PAPER_BURST.firstServedS} s)` },
+    { x: start + PAPER_BURST.absorbedS, label: `paper: absorbed (${PAPER_BURST.absorbedS} s)` },
+  ];
 }
 
 /**
@@ -221,9 +248,9 @@ export function markdown(r: Results, chartFiles: string[], resultsLink = '../ben
   if (apps.length) {
     L.push('## Applications: a microservice chain under load (paper section 7, Fig. 8)');
     L.push('');
-    L.push('nginx (front end, vm1) → the logic tier (bench/apps/logic.js: Node.js and the `redis` client library) →');
-    L.push('Redis (vm2), loaded by `wrk` from the lab\'s `seed` host, a client outside the network; nginx opens a new');
-    L.push('upstream connection per request. Static: saturation throughput and p90 latency (32 connections), the Boxer');
+    L.push('nginx (front end, vm1) → the logic tier (bench/apps/logic.js: Node.js with the `redis` and `pg` client libraries) →');
+    L.push('Redis and PostgreSQL (vm2), loaded by `wrk` from the lab\'s `seed` host, a client outside the network; nginx opens a new');
+    L.push('upstream connection per request (`static`), or keeps them (`static-ka`: `keepalive`). Static: saturation throughput and p90 latency (32 connections), the Boxer');
     L.push(`deployment against the same chain without Boxer; goal ≥ 0.97× throughput, p90 ≤ 1.1× (the paper: ${PAPER_STATIC.throughputRatio}×, ${PAPER_STATIC.p90Ratio}×).`);
     L.push(`Burst: the logic tier on one VM member with a bounded capacity, loaded past it; then functions join its service`);
     L.push(`and later drain and leave (the paper: first request ${PAPER_BURST.firstServedS} s after a function's start, burst absorbed after`);

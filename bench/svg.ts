@@ -21,6 +21,8 @@ export interface ChartOptions {
   markers?: boolean;
   /** Fix the y range (e.g. [0, 1] for an eCDF); otherwise from the data, starting at 0 when all y >= 0. */
   yRange?: [number, number];
+  /** Vertical marks (dashed, labelled at the top, stacked): events on the x axis, inside the x range. */
+  vlines?: Array<{ x: number; label: string }>;
   width?: number;
   height?: number;
 }
@@ -73,7 +75,8 @@ export function lineChart(series: readonly Series[], opts: ChartOptions): string
   const pw = W - m.left - m.right;
   const ph = H - m.top - m.bottom;
   const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!opts.logX || x > 0));
-  let [x0, x1] = all.length ? [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))] : [1, 10];
+  const xs = [...all.map((p) => p[0]), ...(opts.vlines ?? []).map((v) => v.x).filter(Number.isFinite)];
+  let [x0, x1] = xs.length ? [Math.min(...xs), Math.max(...xs)] : [1, 10];
   let [y0, y1] = opts.yRange ?? (all.length ? [Math.min(...all.map((p) => p[1])), Math.max(...all.map((p) => p[1]))] : [0, 1]);
   if (!opts.yRange && y0 >= 0) y0 = 0;
   if (!opts.yRange) y1 = y1 + (y1 - y0) * 0.05;
@@ -104,6 +107,12 @@ export function lineChart(series: readonly Series[], opts: ChartOptions): string
   out.push(`<rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
   out.push(`<text x="${m.left + pw / 2}" y="${m.top + ph + 36}" text-anchor="middle">${escapeXml(opts.xLabel)}${opts.logX ? ' (log scale)' : ''}</text>`);
   out.push(`<text transform="translate(16 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">${escapeXml(opts.yLabel)}</text>`);
+  (opts.vlines ?? []).forEach((v, i) => {
+    if (!Number.isFinite(v.x)) return;
+    const x = p(X(v.x));
+    out.push(`<line class="vline" x1="${x}" y1="${m.top}" x2="${x}" y2="${m.top + ph}" stroke="#555" stroke-dasharray="4 3"/>`);
+    out.push(`<text x="${p(X(v.x) + 4)}" y="${m.top + 14 + 14 * i}" fill="#333">${escapeXml(v.label)}</text>`);
+  });
   // series
   series.forEach((s, i) => {
     const color = PALETTE[i % PALETTE.length];

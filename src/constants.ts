@@ -48,6 +48,14 @@ export const MAX_ACCEPT_WAITERS = 4_096;
 export const MAX_PENDING_OUTCOMES = 8_192;
 /** A member file that could not be written (disk full) is tried again this often until it is current. */
 export const MEMBER_FILE_RETRY_MS = 1_000;
+/**
+ * The member file and the route table (util/file-writer.ts) are rewritten at most this often: a change after
+ * a quiet spell is written at the end of its turn, a burst of changes (a join wave: hundreds a second at 1000
+ * members) once per interval, of the state then, instead of once per change (each an O(members) render and
+ * two syscalls). Short beside what a program notices: the shim asks the agent about a member not yet in its
+ * route table, and a program reading the member file sees every change within this.
+ */
+export const FILE_WRITE_INTERVAL_MS = 25;
 /** Longest `--join-timeout` taken: a day; more is a typo (a function lives at most 15 minutes). */
 export const MAX_JOIN_TIMEOUT_S = 86_400;
 /**
@@ -130,6 +138,11 @@ export const PROBE_TIMEOUT_MS = 3_000;
  * the least recently used link that is not a home link is closed. Links are opened on demand.
  */
 export const MAX_LINKS = 64;
+/**
+ * Most members an open member is the home of (traversal/homes.ts): their home links are never closed for the
+ * bound, so they stay well within MAX_LINKS, leaving room for the member's own links.
+ */
+export const MAX_HOMES_SERVED = 32;
 /**
  * Keepalive on every peer link, also its RTT measurement: far inside the 30 s idle timeout of the strictest
  * NATs and the 350 s of AWS NAT gateways, and frequent enough for LINK_DEAD_AFTER_MS.
@@ -342,6 +355,17 @@ export const HANDOFF_TTL_MS = 30_000;
 export const WAKE_CONNECT_TIMEOUT_MS = 5_000;
 /** Both halves of a relayed connection must arrive within this long (a connect's worth of patience). */
 export const RELAY_PAIR_TIMEOUT_MS = 10_000;
+/**
+ * Liveness of both halves of a relayed connection (src/vnet/relay.ts): keepalive after 15 s idle, every 5 s,
+ * 3 unanswered probes, and TCP_USER_TIMEOUT 30 s on unacknowledged data. A half whose NAT forgot the flow
+ * (restart, `conntrack -F`) is found dead within 30 s (idle: 15 + 3 x 5 s) and the other half is reset,
+ * instead of retransmitting for about 15 minutes; below every NAT idle timeout we know (30 s and up), so the
+ * relay's side of a live idle connection keeps its mapping, and cheap (one probe per 15 s per idle half).
+ */
+export const RELAY_KEEPALIVE_IDLE_S = 15;
+export const RELAY_KEEPALIVE_INTVL_S = 5;
+export const RELAY_KEEPALIVE_COUNT = 3;
+export const RELAY_USER_TIMEOUT_MS = 30_000;
 /** Most relayed connections being set up at once (each holds a listening port); more are refused. */
 export const MAX_PENDING_RELAYS = 256;
 /** The far agent's token that opens its half of a relayed connection: 128 random bits, not guessable. */

@@ -11,6 +11,7 @@ import { uniquePath, writeFileAtomic } from '../util/paths';
 import fs from 'node:fs';
 import { logger } from '../util/log';
 import { MEMBER_FILE_RETRY_MS } from '../constants';
+import { LatestFile, type AsyncWrite } from '../util/file-writer';
 
 const log = logger('member');
 
@@ -44,60 +45,55 @@ export function nodesFileText(members: MemberInfo[]): string {
 export interface MemberServicesOptions {
   /** More `boxer status` fields (the virtual network's counters). */
   extra?: () => Record<string, unknown>;
-  /** How the member file is written (tests: a failing disk). */
-  write?: (file: string, text: string) => void;
+  /** How the member file is written (tests: a failing disk); default an asynchronous atomic replace. */
+  write?: AsyncWrite;
 }
 
 export class MemberServices {
   readonly nodesFile = uniquePath('nodes', '.txt');
   readonly control: ControlServer;
-
-  /** A failed write of the member file (disk full) is retried on this timer, and on the next change. */
-  private retry: NodeJS.Timeout | null = null;
-  private lastError: string | null = null;
-
-  private readonly write: (file: string, text: string) => void;
+  /**
+   * The member file: written at once here (it exists when the command starts), then on changes at most every
+   * FILE_WRITE_INTERVAL_MS, off the event loop (util/file-writer.ts). A failed write (ENOSPC in $TMPDIR,
+   * EDQUOT, ...) leaves the last good file in place (the write is atomic), is logged once per cause, and is
+   * retried until a write succeeds.
+   */
+  private readonly file: LatestFile;
 
   constructor(
     private readonly view: MemberSource,
     private readonly seedAddr: string,
     private readonly opts: MemberServicesOptions = {},
   ) {
-    this.write = opts.write ?? writeFileAtomic;
     this.control = new ControlServer(uniquePath('agent', '.sock'), (req) => this.onRequest(req));
-    this.writeNodes();
-    view.on('change', () => this.writeNodes());
+    this.file = new LatestFile(this.nodesFile, () => nodesFileText(this.view.list()), {
+      write: opts.write,
+      onError: (cause) => {
+        if (cause) log.warn('cannot write the member file; it keeps the last good list, retrying', { file: this.nodesFile, reason: cause, retryMs: MEMBER_FILE_RETRY_MS });
+        else log.warn('the member file is up to date again', { file: this.nodesFile });
+      },
+    });
+    try {
+      const first = (opts.write ?? writeFileAtomic)(this.nodesFile, nodesFileText(view.list())) as Promise<void> | undefined;
+      first?.catch(() => this.file.changed());
+    } catch {
+      this.file.changed(); // retried (and reported) by the writer
+    }
+    view.on('change', () => this.file.changed());
   }
 
   async start(): Promise<void> {
     await this.control.start();
   }
 
-  /**
-   * Replaces the member file. A failure (ENOSPC in $TMPDIR, EDQUOT, ...) leaves the last good file in place
-   * (the write is atomic), is logged once per cause, and is retried until a write succeeds.
-   */
-  private writeNodes(): void {
-    if (this.retry) clearTimeout(this.retry);
-    this.retry = null;
-    try {
-      this.write(this.nodesFile, nodesFileText(this.view.list()));
-      if (this.lastError) log.warn('the member file is up to date again', { file: this.nodesFile });
-      this.lastError = null;
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-      if (code !== this.lastError) {
-        log.warn('cannot write the member file; it keeps the last good list, retrying', { file: this.nodesFile, reason: code, retryMs: MEMBER_FILE_RETRY_MS });
-      }
-      this.lastError = code;
-      this.retry = setTimeout(() => this.writeNodes(), MEMBER_FILE_RETRY_MS);
-      this.retry.unref();
-    }
+  /** Resolves once the member file shows the current membership (before the command starts). */
+  flush(): Promise<void> {
+    return this.file.flush();
   }
 
   /** The cause of the last failed write of the member file, or null when it is current. */
   get nodesFileError(): string | null {
-    return this.lastError;
+    return this.file.error;
   }
 
   status(): Record<string, unknown> {
@@ -108,7 +104,7 @@ export class MemberServices {
       self: this.view.self,
       seed: this.seedAddr,
       nodesFile: this.nodesFile,
-      nodesFileError: this.lastError,
+      nodesFileError: this.file.error,
       members: this.view.list().map((m) => {
         const l = links.get(m.id);
         return {
@@ -151,8 +147,7 @@ export class MemberServices {
   }
 
   async close(): Promise<void> {
-    if (this.retry) clearTimeout(this.retry);
-    this.retry = null;
+    this.file.close();
     await this.control.close();
     try {
       fs.unlinkSync(this.nodesFile);

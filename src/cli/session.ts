@@ -182,7 +182,7 @@ export class MemberSession {
     }
     // The same composition as the seed's own member (cli/commands/seed.ts): the virtual network and the local
     // services over the LocalMember, here the Agent.
-    const vnet = o.shim === false ? null : new VirtualNetwork(agent);
+    const vnet = o.shim === false ? null : new VirtualNetwork(agent, keys);
     this.vnet = vnet;
     this.member = new MemberServices(agent, `${this.host}:${this.port}`, { extra: () => ({ vnet: vnet?.status() ?? null }) });
     await this.member.start();
@@ -218,6 +218,8 @@ export class MemberSession {
     const self = this.self!;
     const o = this.opts;
     if (this.stopReason) throw new SessionStopped(this.stopReason);
+    // The member file and the route table are written in batches: the command starts with both current.
+    await Promise.all([this.member!.flush(), this.vnet?.flush()]);
     log.info('starting the command', { id: self.id, name: self.name, addr: self.addr, cmd: o.cmd.join(' ') });
     const command = await startMemberCommand(o.cmd, this.member!.env(o.env), this.vnet, o.intercept, { cwd: o.cwd, forwardSignals: !!o.forwardSignals });
     this.command = command;

@@ -22,6 +22,8 @@ export interface LocalMember {
   vnetEndpoint(localPort: number): Endpoint | null;
   /** The open peer links. */
   links(): LinkStatus[];
+  /** The path of the open link to member `id` (optional: a look-up; without it, a search of links()). */
+  linkPath?(id: number): PathKind | undefined;
   /** Opens (or uses) the link to a member and measures its round-trip time. */
   ping(id: number): Promise<{ path: PathKind; endpoint: string; rttMs: number }>;
   /** Sends an opaque `vnet` payload to a member over whatever path reaches it. */

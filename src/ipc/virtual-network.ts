@@ -6,11 +6,14 @@
 import fs from 'node:fs';
 import { Broker } from '../vnet/broker';
 import { SEED, type VnetNetwork } from '../vnet/network';
-import { encodeVnet, receiveVnet } from '../vnet/messages';
+import { encodeVnet, receiveVnet, type VnetMessage } from '../vnet/messages';
+import { openFrom, sealFor } from '../crypto/origin';
+import type { KeyPair } from '../crypto/keys';
 import { ShimServer } from './shim-server';
 import type { LocalMember } from '../control/local-member';
-import type { PathKind } from '../wire/messages';
-import { uniquePath, writeFileAtomic } from '../util/paths';
+import type { MemberInfo, PathKind } from '../wire/messages';
+import { uniquePath } from '../util/paths';
+import { LatestFile } from '../util/file-writer';
 import { logger } from '../util/log';
 import { native, type NativeApi } from '../util/native';
 import { PREWARM_CONCURRENCY, ROUTES_REFRESH_MS, SHIM_REPORT_POLL_MS, SHIM_REPORT_WAIT_MS } from '../constants';
@@ -18,44 +21,39 @@ import { PREWARM_CONCURRENCY, ROUTES_REFRESH_MS, SHIM_REPORT_POLL_MS, SHIM_REPOR
 const log = logger('vnet');
 
 
-const linkPath = (m: LocalMember, id: number): PathKind | undefined => m.links().find((l) => l.id === id)?.path;
+const linkPath = (m: LocalMember, id: number): PathKind | undefined => (m.linkPath ? m.linkPath(id) : m.links().find((l) => l.id === id)?.path);
 
 /**
- * `get()` once per synchronous job, and again after every change of the member list (the member emits
- * `change`): one connection's handling asks for the member list and the links several times (each a sorted
- * copy); the next job reads them afresh.
+ * The broker's view of the network, over the member. The member list and its indexes are built once per
+ * change: rendering the route table asks for the route to every member,
+ * each of which looks up members, so a fresh sorted list per look-up made a change O(members² log members).
+ * The cache holds the list as the member gave it (references to its entries, so that an entry updated in
+ * place is seen): dropped at every 'change', which both members emit whenever one is added or removed.
  */
-function perJob<T>(member: LocalMember, get: () => T): () => T {
-  let v: T | undefined;
-  let held = false;
-  member.on('change', () => {
-    held = false;
-    v = undefined;
-  });
-  return () => {
-    if (!held) {
-      v = get();
-      held = true;
-      queueMicrotask(() => {
-        held = false;
-        v = undefined;
-      });
+/**
+ * `keys`: the member's static key pair (seals of relay requests, src/crypto/origin.ts); `local`: delivers a
+ * message this member's broker sends to itself (an `open` member relaying its own connection).
+ */
+function brokerNetwork(member: LocalMember, keys: KeyPair, local: (msg: VnetMessage) => void): VnetNetwork {
+  let view: { list: MemberInfo[]; byId: Map<number, MemberInfo>; byAddr: Map<string, MemberInfo> } | null = null;
+  const now = () => {
+    if (!view) {
+      const list = member.list();
+      view = { list, byId: new Map(list.map((m) => [m.id, m])), byAddr: new Map(list.map((m) => [m.addr, m])) };
     }
-    return v as T;
+    return view;
   };
-}
-
-/** The broker's view of the network, over the member. */
-function brokerNetwork(member: LocalMember): VnetNetwork {
-  const members = perJob(member, () => member.list());
-  const links = perJob(member, () => new Map(member.links().map((l) => [l.id, l.path])));
+  member.on('change', () => (view = null));
   return {
     self: () => member.self,
-    members,
+    members: () => now().list,
+    member: (id) => now().byId.get(id),
+    memberAt: (addr) => now().byAddr.get(addr),
     predictOwn: (p) => member.vnetEndpoint(p),
-    linkPath: (id) => links().get(id),
+    linkPath: (id) => linkPath(member, id),
     ensureLink: async (id) => (await member.ping(id)).path,
     send: (to, msg) => {
+      if (to === member.self?.id) return local(msg);
       if (to === SEED) {
         if (!member.sendToSeed(encodeVnet(msg))) log.info('the seed is not reachable for a relayed connection');
         return;
@@ -63,6 +61,14 @@ function brokerNetwork(member: LocalMember): VnetNetwork {
       member.sendTo(to, encodeVnet(msg)).catch((e: Error) => log.info('cannot reach a member for a connection', { to, reason: e.message }));
     },
     seedIp: () => member.seedAddressNow(),
+    seal: (to, data) => {
+      const far = now().byId.get(to);
+      return far ? sealFor(data, far.key, keys) : null;
+    },
+    unseal: (from, sealed) => {
+      const origin = now().byId.get(from);
+      return origin ? openFrom(sealed, origin.key, keys) : null;
+    },
   };
 }
 
@@ -70,15 +76,24 @@ export class VirtualNetwork {
   readonly broker: Broker;
   readonly shim: ShimServer;
   readonly routesFile = uniquePath('routes', '.txt');
-  private lastRoutes = '';
+  /** The route table: rewritten at most every FILE_WRITE_INTERVAL_MS, asynchronously (util/file-writer.ts). */
+  private readonly routes: LatestFile;
   private timer: NodeJS.Timeout | null = null;
   private readonly nat: NativeApi;
 
-  constructor(private readonly host: LocalMember) {
+  constructor(
+    private readonly host: LocalMember,
+    keys: KeyPair,
+  ) {
     this.nat = native();
-    this.broker = new Broker(brokerNetwork(host), this.nat);
+    const local = (msg: VnetMessage) => setImmediate(() => host.self && this.broker.onMessage(host.self.id, msg));
+    this.broker = new Broker(brokerNetwork(host, keys, local), this.nat);
     this.shim = new ShimServer(uniquePath('shim', '.sock'), this.broker, this.nat);
-    this.broker.onRoutesChanged = () => this.writeRoutes();
+    this.routes = new LatestFile(this.routesFile, () => this.broker.routes(), {
+      onError: (cause) => cause && log.warn('cannot write the route table', { file: this.routesFile, reason: cause }),
+    });
+    // A service address handed out to a program: in the table before RESOLVE answers.
+    this.broker.onRoutesChanged = () => this.writeRoutesNow();
     host.on('vnet', (from: number, payload: Uint8Array) => receiveVnet(from, payload, (f, m) => this.broker.onMessage(f, m), log));
     host.on('change', () => {
       this.broker.membersChanged();
@@ -114,20 +129,27 @@ export class VirtualNetwork {
   async start(): Promise<void> {
     await this.shim.start();
     this.prewarm(this.host);
-    this.writeRoutes();
+    this.writeRoutesNow();
     this.timer = setInterval(() => this.writeRoutes(), ROUTES_REFRESH_MS);
     this.timer.unref();
   }
 
+  /** Something the route table shows changed (members, links): rewritten soon. */
   private writeRoutes(): void {
-    const text = this.broker.routes();
-    if (text === this.lastRoutes) return;
-    this.lastRoutes = text;
+    this.routes.changed();
+  }
+
+  private writeRoutesNow(): void {
     try {
-      writeFileAtomic(this.routesFile, text);
+      this.routes.writeSync();
     } catch (e) {
       log.warn('cannot write the route table', { file: this.routesFile, reason: (e as Error).message });
     }
+  }
+
+  /** Resolves once the route table shows the current membership (before the command starts). */
+  flush(): Promise<void> {
+    return this.routes.flush();
   }
 
   /**
@@ -165,6 +187,7 @@ export class VirtualNetwork {
 
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    this.routes.close();
     this.broker.close();
     await this.shim.close();
     try {

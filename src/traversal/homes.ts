@@ -2,10 +2,11 @@
  * Homes: every member keeps one link to an `open` member, its home, chosen by rendezvous hashing over the
  * open members, so that set-up messages reach it while the seed is down (signal.ts) and so that its death is
  * noticed then: a home whose member's link is gone for HOME_DEATH_GRACE_MS, with the seed down, declares it
- * dead and tells everyone.
+ * dead and tells everyone. An open member is the home of at most MAX_HOMES_SERVED members (assignHomes), so
+ * that its links stay within MAX_LINKS however many members the network has.
  */
 import type { MemberInfo } from '../wire/messages';
-import { HOME_DEATH_GRACE_MS, HOME_RETRY_MS } from '../constants';
+import { HOME_DEATH_GRACE_MS, HOME_RETRY_MS, MAX_HOMES_SERVED } from '../constants';
 import type { Logger } from '../util/log';
 import type { Link, LinkTable } from './links';
 
@@ -19,19 +20,52 @@ function score(a: number, b: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
-/** The `open` member with a listener that is `id`'s home (the highest score of the pair), or null. */
-export function homeOf(members: Iterable<MemberInfo>, id: number): number | null {
-  let best: number | null = null;
-  let bestScore = -1;
-  for (const m of members) {
-    if (m.nat !== 'open' || !m.lport || m.id === id) continue;
-    const s = score(id, m.id);
-    if (s > bestScore) {
-      best = m.id;
-      bestScore = s;
+/** Whether a member can be a home: `open`, with a peer-link listener. */
+const canHost = (m: MemberInfo) => m.nat === 'open' && !!m.lport;
+
+/**
+ * Every member's home, the same from every member that has the same list: members in id order each take the
+ * open member (with a listener, not themselves) of the highest score for the pair that serves fewer than
+ * `cap` members yet. An open member thus holds at most `cap` home links of others (MAX_HOMES_SERVED, within
+ * the link bound MAX_LINKS); members beyond `cap` x the open members have no home (null): their death while
+ * the seed is down is noticed when the seed comes back. O(members x open members).
+ */
+export function assignHomes(members: Iterable<MemberInfo>, cap = MAX_HOMES_SERVED): Map<number, number | null> {
+  const all = [...members].sort((a, b) => a.id - b.id);
+  const hosts = all.filter(canHost).map((m) => m.id);
+  const load = new Map<number, number>();
+  const out = new Map<number, number | null>();
+  for (const m of all) {
+    let best: number | null = null;
+    let bestScore = -1;
+    for (const h of hosts) {
+      if (h === m.id || (load.get(h) ?? 0) >= cap) continue;
+      const s = score(m.id, h);
+      if (s > bestScore) {
+        best = h;
+        bestScore = s;
+      }
     }
+    if (best !== null) load.set(best, (load.get(best) ?? 0) + 1);
+    out.set(m.id, best);
   }
-  return best;
+  return out;
+}
+
+/** `id`'s home (assignHomes), or null. */
+export function homeOf(members: Iterable<MemberInfo>, id: number, cap = MAX_HOMES_SERVED): number | null {
+  return assignHomes(members, cap).get(id) ?? null;
+}
+
+/** A number that changes when the ids or the home-capable members change (the cache key of the assignment). */
+function signature(members: Iterable<MemberInfo>): string {
+  let h = 0;
+  let n = 0;
+  for (const m of members) {
+    n++;
+    h = (h + score(m.id, canHost(m) ? 1 : 2)) >>> 0;
+  }
+  return `${n}/${h}`;
 }
 
 export interface HomesDeps {
@@ -59,8 +93,18 @@ export class Homes {
 
   constructor(private readonly d: HomesDeps) {}
 
+  /** The assignment and the member list it was made from (recomputed when the ids or open members change). */
+  private cache: { sig: string; homes: Map<number, number | null> } | null = null;
+
   of(id: number): number | null {
-    return homeOf(this.d.members(), id);
+    const sig = signature(this.d.members());
+    if (this.cache?.sig !== sig) this.cache = { sig, homes: assignHomes(this.d.members()) };
+    return this.cache.homes.get(id) ?? null;
+  }
+
+  /** Whether we are member `id`'s home (a link it opens as its home is kept as one only then). */
+  serves(id: number): boolean {
+    return this.of(id) === this.d.selfId();
   }
 
   /** Keeps our home link open (called every keepalive tick). */

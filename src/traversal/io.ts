@@ -23,10 +23,21 @@ export interface Listener {
   close(): Promise<void>;
 }
 
+/**
+ * `dial(to, ms, OWN_PORT)`: bind a port no other socket holds before connecting (bind(0): the kernel skips
+ * every port in use, and connect() of any process skips a port bound so), so that the discovery probe can
+ * share it by SO_REUSEPORT. The control connection to the seed dials so: a port picked by connect() itself
+ * may be shared with another process's socket to another destination, and the probe's bind would fail.
+ */
+export const OWN_PORT = -1;
+
 export interface PeerIo {
   /** Listens for peer links on all addresses, port chosen by the system. */
   listen(onStream: (s: Duplex, remote: Endpoint) => void): Promise<Listener>;
-  /** Connects from a fresh local port (or `fromPort`, shared with SO_REUSEPORT); rejects on failure or timeout. */
+  /**
+   * Connects from a fresh local port (or `fromPort`, shared with SO_REUSEPORT; OWN_PORT: a port of its own
+   * that a later `fromPort` dial may share); rejects on failure or timeout.
+   */
   dial(to: Endpoint, timeoutMs: number, fromPort?: number): Promise<{ stream: Duplex; local: Endpoint }>;
   /** Binds a fresh socket (kernel-chosen port, or `port` shared with SO_REUSEPORT), for a simultaneous open. */
   bindFresh(port?: number): BoundSocket;
@@ -96,7 +107,8 @@ export const nativeIo: PeerIo = {
     try {
       // Without a chosen port, let connect() pick it: bind(0) draws from the half of the ephemeral range that
       // listen(0) uses, where client sockets would take ports that servers (and tests) are about to listen on.
-      if (fromPort) n.bind(fd, '0.0.0.0', fromPort);
+      // OWN_PORT: bind(0) before connect, for a port no other socket holds (see OWN_PORT).
+      if (fromPort) n.bind(fd, '0.0.0.0', fromPort === OWN_PORT ? 0 : fromPort);
       if (!n.connectStart(fd, to.ip, to.port)) await n.connectWait(fd, timeoutMs);
       const la = n.localAddress(fd);
       return { stream: wrap(fd), local: { ip: la.address, port: la.port } };

@@ -20,6 +20,8 @@ export interface LinkSetupDeps {
   register(l: Link): Link;
   /** Every message on the link once registered. */
   onMessage(l: Link, m: Message): void;
+  /** Whether we are member `id`'s home: an inbound link is kept as its home link only then (homes.ts). */
+  servesHome?(id: number): boolean;
 }
 
 export interface SetupSpec {
@@ -71,7 +73,8 @@ export async function setUpLink(deps: LinkSetupDeps, stream: Duplex, spec: Setup
   }
   let { path, home } = spec;
   if (role === 'resp') {
-    home = m.home;
+    // A home link is never closed for the bound: only the members we are the home of may have one.
+    home = m.home && (deps.servesHome?.(m.id) ?? true);
     path = m.path;
     ch.sendMessage({ t: 'hello', id: self, path, home });
   }

@@ -302,7 +302,7 @@ export class Peers extends EventEmitter<PeersEvents> {
       }
       return this.links.register(l);
     };
-    const deps = { psk: this.opts.psk, keys: this.opts.keys, selfId: () => this.host.selfId(), member: (id: number) => this.host.member(id), register, onMessage: (l: Link, m: Message) => this.onLinkMessage(l, m) };
+    const deps = { psk: this.opts.psk, keys: this.opts.keys, selfId: () => this.host.selfId(), member: (id: number) => this.host.member(id), register, onMessage: (l: Link, m: Message) => this.onLinkMessage(l, m), servesHome: (id: number) => this.homes.serves(id) };
     return setUpLink(deps, stream, spec);
   }
 

@@ -12,6 +12,10 @@ export interface VnetNetwork {
   /** This member (`network`: the virtual network's CIDR, once known). */
   self(): { id: number; addr: string; network?: string } | null;
   members(): MemberInfo[];
+  /** Member `id` (optional: an index; without it, a search of members()). */
+  member?(id: number): MemberInfo | undefined;
+  /** The member at virtual address `vaddr` (optional, as `member`). */
+  memberAt?(vaddr: string): MemberInfo | undefined;
   /** This member's predicted external endpoint for its local port (null: unpredictable). */
   predictOwn(localPort: number): Endpoint | null;
   /** The path of the open peer link to member `id`, if there is one. */
@@ -22,6 +26,13 @@ export interface VnetNetwork {
   send(to: number, msg: VnetMessage): void;
   /** The seed's address as this member reaches it, when the seed can relay (null: not connected). */
   seedIp(): string | null;
+  /**
+   * `data` sealed by this member for member `to` (src/crypto/origin.ts), null when `to` is unknown. Absent only
+   * in memory tests of other parts; the agent's network always has both.
+   */
+  seal?(to: number, data: Uint8Array): Uint8Array | null;
+  /** What member `from` sealed for us, or null when it did not (forged, altered, unknown member). */
+  unseal?(from: number, sealed: Uint8Array): Uint8Array | null;
 }
 
 /** The id that stands for the seed in broker messages (member ids start at 1). */
@@ -33,6 +44,7 @@ export interface SocketOps extends WakeOps {
   splice?: KernelSplice['splice'];
   spliceActive?: KernelSplice['spliceActive'];
   spliceAbortAll?: KernelSplice['spliceAbortAll'];
+  tcpLiveness?: KernelSplice['tcpLiveness'];
 }
 
 /** Member look-ups over a VnetNetwork. */
@@ -40,11 +52,11 @@ export class Members {
   constructor(private readonly netw: VnetNetwork) {}
 
   byAddr(vaddr: string): MemberInfo | undefined {
-    return this.netw.members().find((m) => m.addr === vaddr);
+    return this.netw.memberAt ? this.netw.memberAt(vaddr) : this.netw.members().find((m) => m.addr === vaddr);
   }
 
   byId(id: number): MemberInfo | undefined {
-    return this.netw.members().find((m) => m.id === id);
+    return this.netw.member ? this.netw.member(id) : this.netw.members().find((m) => m.id === id);
   }
 
   /** This member's own entry. */

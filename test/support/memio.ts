@@ -38,7 +38,7 @@ export class MemNet {
             return;
           }
           const [a, b] = duplexPair();
-          const local = { ip, port: fromPort || this.port() };
+          const local = { ip, port: fromPort && fromPort > 0 ? fromPort : this.port() };
           l(b, local);
           resolve({ stream: a, local });
         }),

@@ -90,6 +90,13 @@ test('SVG writer: well-formed, one polyline per series, names escaped', (t) => {
   const flat = lineChart([{ name: 'one', points: [[1, 5]] }], { title: 't', xLabel: 'x', yLabel: 'y', markers: true });
   t.true(wellFormed(flat));
   t.false(/NaN|Infinity/.test(flat));
+  // Vertical marks widen the x range to include them (the paper's 39 s beside a 25 s run) and are labelled.
+  const marked = lineChart([{ name: 'rps', points: [[0, 10], [25, 50]] }], { title: 't', xLabel: 's', yLabel: 'r', vlines: [{ x: 5, label: 'start' }, { x: 44, label: 'paper <39 s>' }, { x: NaN, label: 'none' }] });
+  t.true(wellFormed(marked));
+  t.is((marked.match(/class="vline"/g) ?? []).length, 2);
+  t.true(marked.includes('paper &lt;39 s&gt;'));
+  t.true(marked.includes('>40<'), 'the x axis reaches the last mark');
+  t.false(/NaN|Infinity/.test(marked));
   t.is(escapeXml(`'&`), '&apos;&amp;');
   t.deepEqual(niceTicks(0, 1, 5), [0, 0.2, 0.4, 0.6, 0.8, 1]);
 });

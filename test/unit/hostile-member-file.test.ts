@@ -52,6 +52,7 @@ test('ENOSPC on the member file write is logged once, the last good file stays, 
     members.push(member(i));
     t.notThrows(() => events.emit('change'));
   }
+  await local.flush(); // the writer's attempt (writes are batched and asynchronous)
   t.is(fs.readFileSync(local.nodesFile, 'utf8'), '1 100.96.0.1 node-1\n', 'the last good file stays');
   t.is(local.nodesFileError, 'ENOSPC');
   t.is((local.status() as { nodesFileError: string }).nodesFileError, 'ENOSPC');

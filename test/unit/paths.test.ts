@@ -2,7 +2,7 @@
 // homes by rendezvous hashing (traversal/homes.ts), and the one relay hop (traversal/relayed-link.ts).
 import test from 'ava';
 import { planPaths } from '../../src/traversal/paths';
-import { homeOf } from '../../src/traversal/homes';
+import { assignHomes, homeOf } from '../../src/traversal/homes';
 import { relayHop } from '../../src/traversal/relayed-link';
 import { decideRoute } from '../../src/vnet/routes';
 import type { MemberInfo, Message, NatKind } from '../../src/wire/messages';
@@ -46,6 +46,18 @@ test('homeOf: an open member with a listener, the same from every member, spread
   t.true((homes.get(1) ?? 0) > 10 && (homes.get(2) ?? 0) > 10, `both homes used: ${[...homes.entries()].join(' ')}`);
   t.not(homeOf(members, 1), 1, 'an open member is not its own home');
   t.is(homeOf(members.slice(2), 20), null, 'no open member with a listener: no home');
+});
+
+test('assignHomes: an open member is the home of at most the cap; the rest have none; the same whatever the order', (t) => {
+  const members = [member(1, 'open', '198.51.100.1', { lport: 7001 }), member(2, 'open', '198.51.100.2', { lport: 7002 }), ...Array.from({ length: 100 }, (_, i) => member(10 + i, 'random', '203.0.113.9'))];
+  const homes = assignHomes(members, 32);
+  const load = new Map<number | null, number>();
+  for (const h of homes.values()) load.set(h, (load.get(h) ?? 0) + 1);
+  t.is(load.get(1), 32);
+  t.is(load.get(2), 32);
+  t.is(load.get(null), members.length - 64, 'members beyond the capacity have no home');
+  t.deepEqual([...assignHomes([...members].reverse(), 32)].sort((a, b) => a[0] - b[0]), [...homes].sort((a, b) => a[0] - b[0]));
+  t.is(homeOf(members, 1, 32), 2, 'an open member is homed on another');
 });
 
 test('relayHop: carried to the named member as from the sender; an unreachable one ends the stream back', (t) => {
