@@ -131,7 +131,7 @@ export const DISCOVERY_PORT_OFFSET = 1;
  * round trips (tens of ms) long.
  */
 export const CONNECT_BACK_TIMEOUT_MS = 700;
-/** One discovery probe (connect, handshake, reflect) must finish within this, else the NAT is `unknown`. */
+/** A discovery probe's connect, and its reflect after the handshake, must each come within this, else the NAT is `unknown`. */
 export const PROBE_TIMEOUT_MS = 3_000;
 /**
  * Most peer links an agent keeps open (documented bound; a Lambda function has 1024 descriptors). Beyond it

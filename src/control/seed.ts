@@ -252,6 +252,14 @@ export class Seed extends EventEmitter<SeedEvents> {
         else delete entry.info.standby;
         this.members.broadcast({ t: 'joined', m: entry.info }, -1);
         break;
+      case 'nat':
+        // NAT discovery ended after the join (the connect-back test came through): everyone, itself included, hears it.
+        if (entry.info.nat !== m.nat) {
+          entry.info = { ...entry.info, nat: m.nat };
+          this.members.broadcast({ t: 'joined', m: entry.info }, -1);
+          this.emit('change');
+        }
+        break;
       case 'svnet':
         this.emit('svnet', entry.info.id, m.payload);
         break;

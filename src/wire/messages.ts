@@ -101,6 +101,8 @@ export type Message =
   | { t: 'leave'; outcome?: Outcome }
   /** Agent -> seed: my services are now these (e.g. none, to drain before leaving); the seed re-announces me (`joined`). */
   | { t: 'services'; services: string[]; standby?: boolean }
+  /** Agent -> seed, after the welcome: NAT discovery concluded `nat` since the join (the connect-back came through: `open`); the seed re-announces me. */
+  | { t: 'nat'; nat: NatKind }
   | { t: 'error'; code: string; message: string }
   // ---- observers (src/control/watch.ts): `boxer lambda run` follows a run's members without joining ----
   /** Observer -> seed, instead of `join`: report members (of run `run`, or all) as they join and leave. */
@@ -330,6 +332,8 @@ export function decodeMessage(bytes: Uint8Array): Message {
     }
     case 'services':
       return { t, services: arr(v, 'services', MAX_SERVICES).map((s, i) => label(s, `services[${i}]`)), ...(v.standby === true ? { standby: true } : {}) };
+    case 'nat':
+      return { t, nat: natKind(v, 'nat') };
     case 'error':
       return { t, code: str(v, 'code', 64), message: str(v, 'message', 1024) };
     case 'probe':
