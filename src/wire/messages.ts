@@ -94,6 +94,8 @@ export type Message =
   | { t: 'join'; name?: string; services: string[]; priv: Endpoint[]; nat: NatKind; rejoin?: Rejoin; lport?: number; map?: PortMap; run?: RunKey; standby?: boolean }
   | { t: 'welcome'; id: number; addr: string; name: string; network: string; observed: Endpoint; members: MemberInfo[]; relearning: boolean }
   | { t: 'joined'; m: MemberInfo }
+  /** Seed -> members: several members joined (or changed) at once: `joined` for each, in one message. */
+  | { t: 'joins'; members: MemberInfo[] }
   | { t: 'left'; id: number; reason: 'leave' | 'dead' }
   | { t: 'members'; members: MemberInfo[] }
   | { t: 'ping'; n: number }
@@ -149,6 +151,27 @@ export class MessageError extends Error {
 
 export function encodeMessage(m: Message): Uint8Array {
   return cbor.encode(m);
+}
+
+type Welcome = Extract<Message, { t: 'welcome' }>;
+
+/** The CBOR of a member list, to share among the welcomes of one batch (encodeWelcome). */
+export function encodeMembers(members: MemberInfo[]): Uint8Array {
+  return cbor.encode(members);
+}
+
+/**
+ * A welcome whose member list is already encoded (encodeMembers): the same bytes as encodeMessage of the
+ * whole welcome, without encoding the list again for each newcomer. The map is encoded with `members` last,
+ * as null (one byte, 0xf6), which the list's bytes then replace.
+ */
+export function encodeWelcome(w: Omit<Welcome, 'members'>, members: Uint8Array): Uint8Array {
+  const head = cbor.encode({ ...w, members: null });
+  if (head[head.length - 1] !== 0xf6) throw new Error('encodeWelcome: the encoder did not put members last');
+  const out = new Uint8Array(head.length - 1 + members.length);
+  out.set(head.subarray(0, head.length - 1), 0);
+  out.set(members, head.length - 1);
+  return out;
 }
 
 // ---- validation -----------------------------------------------------------------------------------------
@@ -302,6 +325,8 @@ export function decodeMessage(bytes: Uint8Array): Message {
       };
     case 'joined':
       return { t, m: member(v.m) };
+    case 'joins':
+      return { t, members: arr(v, 'members', MAX_MEMBERS_PER_MESSAGE).map(member) };
     case 'left': {
       const reason = v.reason;
       if (reason !== 'leave' && reason !== 'dead') throw new MessageError('field reason: expected leave or dead');
