@@ -14,7 +14,7 @@ import path from 'node:path';
 import { checkLabPrerequisites, Lab, loadTopologyFile } from '../overlay';
 import { Bench, config } from './cases';
 import { charts, markdown } from './report';
-import { compareResults, formatComparison, type MachineInfo, type Results } from './results';
+import { checkGuards, compareResults, formatComparison, formatGuards, type MachineInfo, type Results } from './results';
 import { boxerDataPathAvailable, ROOT, Runner } from './runner';
 
 /** The committed results of a full run, and where quick and filtered runs write theirs instead. */
@@ -33,7 +33,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --docs            also write docs/benchmarks.md and docs/bench/*.svg (the default for a full run only;
                     not with --only, whose docs would lack every other case)
   --no-docs         never write docs/
-  --compare OLD     print the per-figure change from the results file OLD`;
+  --compare OLD     print the per-figure change from the results file OLD, and check the guards of the
+                    connection set-up figures (bench/results.ts GUARDS): exit status 3 if one is broken`;
 
 export interface Args {
   quick: boolean;
@@ -130,6 +131,14 @@ function writeResults(results: Results, args: Args): void {
   }
 }
 
+/** `--compare`: the change of every figure, and the guards of the set-up figures (a broken one: exit status 3). */
+function compareWith(old: Results, results: Results): number {
+  console.log(formatComparison(compareResults(old, results)));
+  const checks = checkGuards(results);
+  console.log(formatGuards(checks));
+  return checks.some((x) => x.ok === false) ? 3 : 0;
+}
+
 async function main(args: Args): Promise<number> {
   const old = args.compare ? (JSON.parse(fs.readFileSync(args.compare, 'utf8')) as Results) : undefined;
   const pre = checkLabPrerequisites();
@@ -177,8 +186,7 @@ async function main(args: Args): Promise<number> {
       cases: bench.finish(),
     };
     writeResults(results, args);
-    if (old) console.log(formatComparison(compareResults(old, results)));
-    return 0;
+    return old ? compareWith(old, results) : 0;
   } finally {
     await runner?.stopAll().catch(() => undefined);
     const prefix = lab?.prefix;

@@ -62,20 +62,22 @@ function failures(t: ExecutionContext, list: Attempt[], what: string): void {
   t.deepEqual(bad, [], bad.join('\n'));
 }
 
-lt.serial('kill -9 of the seed: members keep their connections and new ones still set up, first ones too', async (t, lab) => {
+lt.serial('kill -9 of the seed: members keep their connections and new ones still set up, first ones too (an open member to a random NAT: it relays itself)', async (t, lab) => {
   t.timeout(4 * 60_000);
   const net = new LabNet(lab);
   const start = path.join('/tmp', `${lab.prefix}-start-${net.port}`);
   try {
     await net.startSeed();
     const env = { BOXER_LOG: 'info', STOP: net.stopFile };
-    net.member('vm1', 'echo1', 5, ECHO(), { env });
-    net.member('fta', 'echot', 5, ECHO(), { env });
-    net.member('fr', 'echor', 5, ECHO(), { env });
+    net.member('vm1', 'echo1', 6, ECHO(), { env });
+    net.member('fta', 'echot', 6, ECHO(), { env });
+    net.member('fr', 'echor', 6, ECHO(), { env });
     // Before the kill: fp talks to all three (direct, punched, relayed through vm1) every 0.5 s.
-    const before = net.member('fp', 'cli', 5, CLIENT, { env: { ...env, TARGETS: 'echo1:7007 echot:7007 echor:7007', ROUNDS: '24', ROUND: '0.5', TIMEOUT: String(ATTEMPT_S) } });
+    const before = net.member('fp', 'cli', 6, CLIENT, { env: { ...env, TARGETS: 'echo1:7007 echot:7007 echor:7007', ROUNDS: '24', ROUND: '0.5', TIMEOUT: String(ATTEMPT_S) } });
     // After the kill only: ftb speaks for the first time to members it never linked to (no seed to signal through).
-    const fresh = net.member('ftb', 'fresh', 5, CLIENT, { env: { ...env, TARGETS: 'echo1:7007 echor:7007', ROUNDS: '4', ROUND: '0.5', HOLD: '0', START_FILE: start, TIMEOUT: String(ATTEMPT_S) } });
+    const fresh = net.member('ftb', 'fresh', 6, CLIENT, { env: { ...env, TARGETS: 'echo1:7007 echor:7007', ROUNDS: '4', ROUND: '0.5', HOLD: '0', START_FILE: start, TIMEOUT: String(ATTEMPT_S) } });
+    // vm2 is open, the only way to echor (random NAT) is a relay: itself (no seed to relay, docs/nat-traversal.md).
+    const open = net.member('vm2', 'open', 6, CLIENT, { env: { ...env, TARGETS: 'echor:7007 echot:7007', ROUNDS: '4', ROUND: '0.5', HOLD: '0', START_FILE: start, TIMEOUT: String(ATTEMPT_S) } });
     await net.waitFor(before, /^READY$/m);
     await until(() => attempts(before).length >= 12, 60_000, 'two rounds before the kill');
     const killedAt = Date.now();
@@ -84,12 +86,18 @@ lt.serial('kill -9 of the seed: members keep their connections and new ones stil
     fs.writeFileSync(start, '');
     await net.waitFor(before, /^DONE$/m);
     await net.waitFor(fresh, /^DONE$/m);
+    await net.waitFor(open, /^DONE$/m);
     const after = attempts(before).filter((a) => a.t * 1000 >= killedAt);
     t.true(after.length >= 12, `${after.length} attempts after the kill`);
     failures(t, attempts(before), 'cli');
     failures(t, attempts(fresh), 'fresh');
+    failures(t, attempts(open), 'open');
+    // Its connections to echor (one held from the start, 4 new) were relayed, by itself (self first).
+    const st = (await net.status('vm2')) as { vnet: { relay: { relayed: number }; connections: { relayed: number } } };
+    t.is(st.vnet.connections.relayed, 5, 'vm2 relayed its 5 connections to echor');
+    t.true(st.vnet.relay.relayed >= 5, `vm2's own relay carried them (${st.vnet.relay.relayed})`);
     t.log(`every member noticed the seed's death after ${noticed - killedAt} ms`);
-    t.log(`cli after the kill: ${summary(after)}; first connections after it (ftb): ${summary(attempts(fresh))}`);
+    t.log(`cli after the kill: ${summary(after)}; first connections after it (ftb): ${summary(attempts(fresh))}; open member to a random NAT, no seed (vm2): ${summary(attempts(open))}`);
   } finally {
     fs.rmSync(start, { force: true });
     await net.stop();

@@ -108,7 +108,7 @@ function printJoinHint(host: string, port: number, file: string | null | undefin
 async function runSeedMember(seed: Seed, cmd: string[], where: string, o: { psk: Uint8Array; keys: KeyPair; publicIp: string | null }): Promise<number> {
   const self = new SeedMember(seed, { psk: o.psk, keys: o.keys, io: nativeIo, publicIp: o.publicIp });
   await self.start();
-  const vnet = new VirtualNetwork(self);
+  const vnet = new VirtualNetwork(self, o.keys);
   const member = new MemberServices(self, where, { extra: () => ({ vnet: vnet.status() }) });
   await member.start();
   await vnet.start();
