@@ -43,6 +43,8 @@ const LIFE_MARGIN_S = 60;
 
 /** Burst: the logic tier's work per request (one at a time: 1000 / SERVICE_MS requests/s per instance). */
 export const BURST_SERVICE_MS = 100;
+/** Burst: PostgreSQL connections of each logic instance (it serves one request at a time: one is used). */
+const BURST_PG_POOL = 2;
 /** Burst: the functions that join the service (behind four different NATs). */
 export const BURST_FUNCTIONS = ['fp', 'fsa', 'fta', 'fla'];
 /**
@@ -58,6 +60,8 @@ const CLIENT_CLOSED = 499;
 const DRAIN_EXIT_MARGIN_S = 8;
 /** Share of the rise to the scaled-out plateau at which the burst counts as absorbed. */
 export const ABSORBED_SHARE = 0.9;
+/** Step of the 1 s window in which the absorption is looked for (finer than whole seconds of the load). */
+const ABSORBED_STEP_MS = 100;
 
 let serial = 0;
 
@@ -157,9 +161,15 @@ export async function runWrk(r: Runner, url: string, w: Workload, seconds: numbe
   return parseWrk(x.stdout);
 }
 
-/** One static measurement: deploy, warm up, load for `seconds`, stop. */
-export async function staticRun(r: Runner, d: Deployment, w: Workload, seconds: number): Promise<WrkResult> {
-  const dep = await deploy(r, d, seconds + 10);
+/** nginx's idle upstream connections per worker in the keep-alive variant (front.sh's KEEPALIVE). */
+export const STATIC_KEEPALIVE = STATIC_CONNECTIONS;
+
+/**
+ * One static measurement: deploy, warm up, load for `seconds`, stop. keepalive: nginx reuses its upstream
+ * connections (front.sh's KEEPALIVE); else a new one per request.
+ */
+export async function staticRun(r: Runner, d: Deployment, w: Workload, seconds: number, keepalive = false): Promise<WrkResult> {
+  const dep = await deploy(r, d, seconds + 10, {}, keepalive ? { KEEPALIVE: String(STATIC_KEEPALIVE) } : {});
   try {
     await runWrk(r, dep.url, w, 1); // warm-up: connections, Redis keys, nginx workers
     const res = await runWrk(r, dep.url, w, seconds);
@@ -175,7 +185,10 @@ export interface BurstResult {
   firstServedMs: number[];
   /** Per function: ms from its program listening (it joins the service then) to its first request served. */
   firstAfterReadyMs: number[];
-  /** ms from the functions' start until the throughput first reached ABSORBED_SHARE of the scaled-out plateau. */
+  /** Per function: ms from its start to its agent running the program (joined), and from then to listening. */
+  joinedMs: number[];
+  programMs: number[];
+  /** ms from the functions' start until the throughput over the last 1 s first reached ABSORBED_SHARE of the rise to the plateau. */
   absorbedMs: number;
   /** Requests per second, per second of the run: [t (s from load start), total]; and per member. */
   timeline: Array<[number, number]>;
@@ -199,8 +212,8 @@ export async function burstRun(r: Runner, phases: { before: number; during: numb
   // In vm1's own directory (nginx, as the lab's unprivileged user, creates it).
   const logFile = path.join(r.lab.node('vm1').tmpdir ?? os.tmpdir(), `burst-${process.pid}-${++serial}.log`);
   const life = total + 30;
-  const dep = await deploy(r, 'vm', life, { SERVICE_MS: String(BURST_SERVICE_MS) }, { ACCESS_LOG: logFile });
-  const fns: Array<{ g: Group; startedAt: number; name: string; readyAt: number }> = [];
+  const dep = await deploy(r, 'vm', life, { SERVICE_MS: String(BURST_SERVICE_MS), PG_POOL: String(BURST_PG_POOL) }, { ACCESS_LOG: logFile });
+  const fns: Array<{ g: Group; startedAt: number; name: string; readyAt: number; runAt: number }> = [];
   try {
     const loadStart = Date.now();
     const wrk = runWrk(r, dep.url, 'read', total, BURST_CONNECTIONS, 2);
@@ -209,12 +222,17 @@ export async function burstRun(r: Runner, phases: { before: number; during: numb
     for (const [i, node] of BURST_FUNCTIONS.entries()) {
       const name = `${dep.service}f${i}`;
       const startedAt = Date.now();
-      const g = r.group('boxer', node, `exec ${process.execPath} ${LOGIC}`, life, 'burst', {
+      // PROGRAM_START: the agent joined and started the command (`boxer run` runs it once joined).
+      const g = r.group('boxer', node, `echo PROGRAM_START; exec ${process.execPath} ${LOGIC}`, life, 'burst', {
         name,
         args: ['--service', dep.service, '--drain-grace', String(drainGraceS)],
-        env: { PORT: String(LOGIC_PORT), ...storeEnv(storesOf(dep)), MAX_S: String(life), SERVICE_MS: String(BURST_SERVICE_MS) },
+        env: { PORT: String(LOGIC_PORT), ...storeEnv(storesOf(dep)), PG_POOL: String(BURST_PG_POOL), MAX_S: String(life), SERVICE_MS: String(BURST_SERVICE_MS) },
       });
-      const f = { g, startedAt, name, readyAt: NaN };
+      const f = { g, startedAt, name, readyAt: NaN, runAt: NaN };
+      g.waitLine((l) => l === 'PROGRAM_START', life * 1000).then(
+        () => (f.runAt = Date.now()),
+        () => undefined,
+      );
       g.waitLine((l) => l.startsWith('LOGIC_READY'), life * 1000).then(
         () => (f.readyAt = Date.now()),
         () => undefined,
@@ -229,7 +247,10 @@ export async function burstRun(r: Runner, phases: { before: number; during: numb
     await Promise.race([Promise.all(fns.map((f) => f.g.exited)), sleep((drainGraceS + DRAIN_EXIT_MARGIN_S) * 1000)]);
     const w = await wrk;
     await sleep(500); // nginx flushes its log every 200 ms
-    return analyseBurst(fs.readFileSync(logFile, 'utf8'), { loadStart, joinAt, leaveAt, fns: fns.map((f) => ({ name: f.name, startedAt: f.startedAt, readyAt: f.readyAt })), wrkErrors: w.errors, end: loadStart + total * 1000 });
+    const res = analyseBurst(fs.readFileSync(logFile, 'utf8'), { loadStart, joinAt, leaveAt, fns: fns.map((f) => ({ name: f.name, startedAt: f.startedAt, readyAt: f.readyAt })), wrkErrors: w.errors, end: loadStart + total * 1000 });
+    res.joinedMs = fns.map((f) => f.runAt - f.startedAt);
+    res.programMs = fns.map((f) => f.readyAt - f.runAt);
+    return res;
   } finally {
     await Promise.all(fns.map((f) => f.g.stop()));
     await dep.stop();
@@ -291,18 +312,24 @@ export function analyseBurst(
   // The plateau: the last half of the scaled-out phase; before: the seconds before the functions started.
   const plateau = mean(totals.slice(Math.floor((joinS + leaveS) / 2), leaveS));
   const before = mean(totals.slice(1, Math.max(2, joinS)));
-  // Absorbed: the first second whose throughput covers ABSORBED_SHARE of the rise from `before` to the plateau
-  // (none when the throughput did not rise by half at least).
+  // Absorbed: the end of the first 1 s window (sliding in ABSORBED_STEP_MS steps from the functions' start)
+  // whose throughput covers ABSORBED_SHARE of the rise from `before` to the plateau (none when the
+  // throughput did not rise by half at least).
+  const served = lines.filter((l) => l.status === 200).map((l) => l.at).sort((a, b) => a - b);
   let absorbedMs = NaN;
-  for (let s = joinS; plateau > 1.5 * before && s < leaveS; s++) {
-    if (totals[s] >= before + ABSORBED_SHARE * (plateau - before)) {
-      absorbedMs = (s + 1) * 1000 - (t.joinAt - t.loadStart);
+  for (let end = t.joinAt, lo = 0, hi = 0; plateau > 1.5 * before && end <= t.leaveAt; end += ABSORBED_STEP_MS) {
+    while (hi < served.length && served[hi] <= end) hi++;
+    while (lo < hi && served[lo] <= end - 1000) lo++;
+    if (hi - lo >= before + ABSORBED_SHARE * (plateau - before)) {
+      absorbedMs = end - t.joinAt;
       break;
     }
   }
   return {
     firstServedMs,
     firstAfterReadyMs,
+    joinedMs: [],
+    programMs: [],
     absorbedMs,
     timeline: totals.map((v, i) => [i, v]),
     perMember: new Map([...perMember].map(([k, v]) => [k, v.map((x, i) => [i, x] as [number, number])])),

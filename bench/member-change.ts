@@ -64,12 +64,13 @@ export async function benchMemberChange(n: number): Promise<{ n: number; spacedM
   setSink(() => {});
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'boxer-change-'));
   process.env.TMPDIR = tmp;
-  const agent = new Agent({ seedHost: '127.0.0.1', seedPort: 1, psk: new Uint8Array(32), keys: generateKeyPair(), services: [] });
+  const keys = generateKeyPair();
+  const agent = new Agent({ seedHost: '127.0.0.1', seedPort: 1, psk: new Uint8Array(32), keys, services: [] });
   // As after a welcome: we are member 1 (behind the NAT of a few others) and know n members.
   const self = info(50);
   agent.self = { id: self.id, name: self.name, addr: self.addr, network: '100.96.0.0/16', observed: self.ext! };
   for (let id = 1; id <= n; id++) agent.members.set(id, info(id));
-  const vnet = new VirtualNetwork(agent);
+  const vnet = new VirtualNetwork(agent, keys);
   const member = new MemberServices(agent, '127.0.0.1:1');
   await vnet.start();
   const deliver = (m: Message) => (agent as unknown as { onMessage(m: Message): void }).onMessage(m);

@@ -21,6 +21,8 @@ export interface ChartOptions {
   markers?: boolean;
   /** Fix the y range (e.g. [0, 1] for an eCDF); otherwise from the data, starting at 0 when all y >= 0. */
   yRange?: [number, number];
+  /** Vertical marks (dashed, labelled at the top, stacked): events on the x axis, inside the x range. */
+  vlines?: Array<{ x: number; label: string }>;
   width?: number;
   height?: number;
 }
@@ -66,14 +68,30 @@ function logTicks(lo: number, hi: number): number[] {
   return out.length >= 2 ? out : [lo, hi];
 }
 
-export function lineChart(series: readonly Series[], opts: ChartOptions): string {
+/** Where things go on a line chart: its size, margins, plot area, and the data-to-pixel maps. */
+interface Scales {
+  W: number;
+  H: number;
+  m: { left: number; right: number; top: number; bottom: number };
+  pw: number;
+  ph: number;
+  x0: number;
+  x1: number;
+  y0: number;
+  y1: number;
+  X: (x: number) => number;
+  Y: (y: number) => number;
+}
+
+function scales(series: readonly Series[], opts: ChartOptions): Scales {
   const W = opts.width ?? 720;
   const H = opts.height ?? 420;
   const m = { left: 70, right: 20, top: 40, bottom: 55 + 18 * Math.ceil(series.length / 3) };
   const pw = W - m.left - m.right;
   const ph = H - m.top - m.bottom;
   const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!opts.logX || x > 0));
-  let [x0, x1] = all.length ? [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))] : [1, 10];
+  const xs = [...all.map((p) => p[0]), ...(opts.vlines ?? []).map((v) => v.x).filter(Number.isFinite)];
+  let [x0, x1] = xs.length ? [Math.min(...xs), Math.max(...xs)] : [1, 10];
   let [y0, y1] = opts.yRange ?? (all.length ? [Math.min(...all.map((p) => p[1])), Math.max(...all.map((p) => p[1]))] : [0, 1]);
   if (!opts.yRange && y0 >= 0) y0 = 0;
   if (!opts.yRange) y1 = y1 + (y1 - y0) * 0.05;
@@ -84,7 +102,16 @@ export function lineChart(series: readonly Series[], opts: ChartOptions): string
   const tx = (x: number) => (opts.logX ? (Math.log(x) - Math.log(x0)) / (Math.log(x1) - Math.log(x0)) : (x - x0) / (x1 - x0));
   const X = (x: number) => m.left + tx(x) * pw;
   const Y = (y: number) => m.top + ph - ((y - y0) / (y1 - y0)) * ph;
-  const p = (v: number) => v.toFixed(1);
+
+  return { W, H, m, pw, ph, x0, x1, y0, y1, X, Y };
+}
+
+const px = (v: number) => v.toFixed(1);
+
+export function lineChart(series: readonly Series[], opts: ChartOptions): string {
+  const sc = scales(series, opts);
+  const { W, H, m, pw, ph, x0, x1, y0, y1, X, Y } = sc;
+  const p = px;
 
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
@@ -104,7 +131,21 @@ export function lineChart(series: readonly Series[], opts: ChartOptions): string
   out.push(`<rect x="${m.left}" y="${m.top}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
   out.push(`<text x="${m.left + pw / 2}" y="${m.top + ph + 36}" text-anchor="middle">${escapeXml(opts.xLabel)}${opts.logX ? ' (log scale)' : ''}</text>`);
   out.push(`<text transform="translate(16 ${m.top + ph / 2}) rotate(-90)" text-anchor="middle">${escapeXml(opts.yLabel)}</text>`);
-  // series
+  (opts.vlines ?? []).forEach((v, i) => {
+    if (!Number.isFinite(v.x)) return;
+    const x = p(X(v.x));
+    out.push(`<line class="vline" x1="${x}" y1="${m.top}" x2="${x}" y2="${m.top + ph}" stroke="#555" stroke-dasharray="4 3"/>`);
+    out.push(`<text x="${p(X(v.x) + 4)}" y="${m.top + 14 + 14 * i}" fill="#333">${escapeXml(v.label)}</text>`);
+  });
+  drawSeries(out, series, opts, sc);
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}
+
+/** The series' lines (and markers), and their legend, three per row under the plot. */
+function drawSeries(out: string[], series: readonly Series[], opts: ChartOptions, sc: Scales): void {
+  const { m, pw, ph, X, Y } = sc;
+  const p = px;
   series.forEach((s, i) => {
     const color = PALETTE[i % PALETTE.length];
     const dash = DASHES[Math.floor(i / PALETTE.length) % DASHES.length];
@@ -123,6 +164,4 @@ export function lineChart(series: readonly Series[], opts: ChartOptions): string
     out.push(`<line x1="${p(lx)}" y1="${ly - 4}" x2="${p(lx + 24)}" y2="${ly - 4}" stroke="${color}" stroke-width="2.5"${dashAttr}/>`);
     out.push(`<text x="${p(lx + 30)}" y="${ly}">${escapeXml(s.name)}</text>`);
   });
-  out.push('</svg>');
-  return out.join('\n') + '\n';
 }

@@ -48,6 +48,12 @@ export function connectStart(fd: number, ip: string, port: number): boolean;
 export function connectWait(fd: number, timeoutMs: number): Promise<void>;
 /** SO_LINGER {on, 0}: a later close(fd) sends RST instead of FIN. */
 export function setLinger0(fd: number): void;
+/**
+ * SO_KEEPALIVE with TCP_KEEPIDLE `idleS`, TCP_KEEPINTVL `intvlS`, TCP_KEEPCNT `count`, and TCP_USER_TIMEOUT
+ * `userTimeoutMs`: the socket errors with ETIMEDOUT once its far end has been silent past them (idle, or with
+ * data unacknowledged). Every argument a positive integer.
+ */
+export function tcpLiveness(fd: number, idleS: number, intvlS: number, count: number, userTimeoutMs: number): void;
 /** Cancels a pending connectWait on fd (rejecting it with ECANCELED), then close(2). */
 export function close(fd: number): void;
 /**

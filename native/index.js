@@ -29,6 +29,7 @@ module.exports = {
   connectStart: addon.connectStart,
   connectWait: addon.connectWait,
   setLinger0: addon.setLinger0,
+  tcpLiveness: addon.tcpLiveness,
   close: addon.close,
   sendFd: addon.sendFd,
   recvFd: addon.recvFd,

@@ -6,7 +6,8 @@
 
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { cidrContains, cidrSize, cidrsOverlap, formatIPv4, parseCidr, parseIPv4, type Cidr } from './ipv4';
+import { formatIPv4, parseIPv4 } from '../src/util/ipv4';
+import { cidrContains, cidrSize, cidrsOverlap, parseCidr, type Cidr } from './cidr';
 import {
   CGNAT_RANGE,
   DEFAULT_INTERNET,

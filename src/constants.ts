@@ -173,6 +173,17 @@ export const PUNCH_TIMEOUT_MS = 2_500;
 export const SIGNAL_TIMEOUT_MS = 3_000;
 /** The whole opening of a link (every path tried in turn) is bounded by this; `boxer ping` waits for it. */
 export const LINK_OPEN_TIMEOUT_MS = 8_000;
+/**
+ * Members remembered as linking to us because their vnet messages came through the seed (signal.ts): while one
+ * is, our answers go through the seed too and we open no link of our own. One entry a member; a bound anyway.
+ */
+export const MAX_FORWARDED_FROM = 1024;
+/**
+ * A first vnet message to a member without a link goes through the seed at once; the link opens this much
+ * later (peers.ts), so that its handshakes (X25519 on both agents) do not take the CPU from the set-up of the
+ * connection that message is for (~1 ms of agent work on a quiet machine, more on a busy one).
+ */
+export const FIRST_LINK_DELAY_MS = 50;
 /** A relayed link retries its direct path this often (it is upgraded when the direct path works). */
 export const RELAY_UPGRADE_MS = 15_000;
 /** Relay payloads are cut into pieces of at most this size (below MAX_PAYLOAD, so a frame never overflows). */
@@ -352,6 +363,17 @@ export const HANDOFF_TTL_MS = 30_000;
 export const WAKE_CONNECT_TIMEOUT_MS = 5_000;
 /** Both halves of a relayed connection must arrive within this long (a connect's worth of patience). */
 export const RELAY_PAIR_TIMEOUT_MS = 10_000;
+/**
+ * Liveness of both halves of a relayed connection (src/vnet/relay.ts): keepalive after 15 s idle, every 5 s,
+ * 3 unanswered probes, and TCP_USER_TIMEOUT 30 s on unacknowledged data. A half whose NAT forgot the flow
+ * (restart, `conntrack -F`) is found dead within 30 s (idle: 15 + 3 x 5 s) and the other half is reset,
+ * instead of retransmitting for about 15 minutes; below every NAT idle timeout we know (30 s and up), so the
+ * relay's side of a live idle connection keeps its mapping, and cheap (one probe per 15 s per idle half).
+ */
+export const RELAY_KEEPALIVE_IDLE_S = 15;
+export const RELAY_KEEPALIVE_INTVL_S = 5;
+export const RELAY_KEEPALIVE_COUNT = 3;
+export const RELAY_USER_TIMEOUT_MS = 30_000;
 /** Most relayed connections being set up at once (each holds a listening port); more are refused. */
 export const MAX_PENDING_RELAYS = 256;
 /** The far agent's token that opens its half of a relayed connection: 128 random bits, not guessable. */

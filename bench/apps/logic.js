@@ -69,9 +69,9 @@ async function handle(req, res) {
 }
 
 async function main() {
-  await redis.connect();
-  // The pool's connections are opened before the first request (a failure is reported now, not per request).
-  const held = await Promise.all(Array.from({ length: PG_POOL }, () => pg.connect()));
+  // Redis and the pool's connections are opened at once, before the first request (a failure is reported
+  // now, not per request).
+  const [, held] = await Promise.all([redis.connect(), Promise.all(Array.from({ length: PG_POOL }, () => pg.connect()))]);
   for (const c of held) c.release();
   const server = http.createServer((req, res) => {
     handle(req, res).catch((e) => {

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -120,6 +121,33 @@ static Napi::Value SetLinger0(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// tcpLiveness(fd, idleS, intvlS, count, userTimeoutMs): void — SO_KEEPALIVE with TCP_KEEPIDLE/INTVL/CNT, and
+// TCP_USER_TIMEOUT: a socket whose far end vanished (a NAT forgot the flow) errors with ETIMEDOUT once it was
+// idle idleS + intvlS x count, or once data it sent stayed unacknowledged userTimeoutMs.
+static Napi::Value TcpLiveness(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  int fd;
+  if (!ArgFd(info, 0, "fd", &fd)) return env.Undefined();
+  int v[4];
+  for (int i = 0; i < 4; i++) {
+    if (info.Length() <= (size_t)(i + 1) || !info[i + 1].IsNumber() || info[i + 1].As<Napi::Number>().Int64Value() < 1 ||
+        info[i + 1].As<Napi::Number>().Int64Value() > 86400000) {
+      ThrowErrno(env, EINVAL, "tcpLiveness: argument " + std::to_string(i + 2) + " must be a positive integer");
+      return env.Undefined();
+    }
+    v[i] = (int)info[i + 1].As<Napi::Number>().Int64Value();
+  }
+  int one = 1;
+  unsigned int user = (unsigned int)v[3];
+  if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) < 0 ||
+      setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &v[0], sizeof v[0]) < 0 ||
+      setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &v[1], sizeof v[1]) < 0 ||
+      setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &v[2], sizeof v[2]) < 0 ||
+      setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user, sizeof user) < 0)
+    ThrowErrno(env, errno, "tcpLiveness: setsockopt(fd " + std::to_string(fd) + ", keepalive/TCP_USER_TIMEOUT)");
+  return env.Undefined();
+}
+
 // close(fd): void — cancels a pending connectWait on fd (it rejects with ECANCELED) and closes fd.
 static Napi::Value Close(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -136,6 +164,7 @@ void InitSockets(Napi::Env env, Napi::Object exports) {
   exports.Set("localAddress", Napi::Function::New(env, LocalAddress, "localAddress"));
   exports.Set("connectStart", Napi::Function::New(env, ConnectStart, "connectStart"));
   exports.Set("setLinger0", Napi::Function::New(env, SetLinger0, "setLinger0"));
+  exports.Set("tcpLiveness", Napi::Function::New(env, TcpLiveness, "tcpLiveness"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
 }
 

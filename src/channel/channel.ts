@@ -196,57 +196,81 @@ type Step = (
   queue: Buffer[],
 ) => Promise<Channel>;
 
-/** `framesIn`: how many handshake frames this side receives; frames after them may be transport-sized. */
-function runHandshake(stream: Duplex, opts: ChannelOptions, framesIn: number, step: Step): Promise<Channel> {
-  const reader = new FrameReader(MAX_HANDSHAKE_FRAME);
-  const queue: Buffer[] = [];
-  let waiter: { resolve: (b: Buffer) => void; reject: (e: Error) => void } | null = null;
-  let failure: Error | null = null;
+/**
+ * The handshake's incoming frames, read from the stream and handed out by next() in order (or the failure:
+ * a malformed frame, the connection closed or failed). `framesIn`: how many handshake frames this side
+ * receives; frames after them may be transport-sized.
+ */
+class HandshakeInbox {
+  readonly reader = new FrameReader(MAX_HANDSHAKE_FRAME);
+  /** Frames received and not yet taken (after the handshake: the first transport frames). */
+  readonly queue: Buffer[] = [];
+  private waiter: { resolve: (b: Buffer) => void; reject: (e: Error) => void } | null = null;
+  private failure: Error | null = null;
+  private received = 0;
 
-  const fail = (e: Error) => {
-    if (failure) return;
-    failure = e;
-    if (waiter) waiter.reject(e);
-  };
-  let received = 0;
-  const onData = (chunk: Buffer) => {
+  constructor(
+    private readonly stream: Duplex,
+    private readonly framesIn: number,
+  ) {
+    stream.on('data', this.onData);
+    stream.on('close', this.onClose);
+    stream.on('error', this.onError);
+  }
+
+  /** The next handshake frame. */
+  readonly next = (): Promise<Uint8Array> =>
+    new Promise<Uint8Array>((resolve, reject) => {
+      if (this.failure) return reject(this.failure);
+      const f = this.queue.shift();
+      if (f) return resolve(f);
+      this.waiter = { resolve, reject };
+    });
+
+  /** Stops listening to the stream (the channel takes it over, or it is closed). */
+  detach(): void {
+    this.stream.off('data', this.onData);
+    this.stream.off('close', this.onClose);
+    this.stream.off('error', this.onError);
+  }
+
+  private fail(e: Error): void {
+    if (this.failure) return;
+    this.failure = e;
+    if (this.waiter) this.waiter.reject(e);
+  }
+
+  private readonly onData = (chunk: Buffer) => {
     try {
-      reader.append(chunk);
-      for (let f = reader.next(); f; f = reader.next()) {
-        if (++received === framesIn) reader.limit = MAX_FRAME;
-        if (waiter) {
-          const w = waiter;
-          waiter = null;
+      this.reader.append(chunk);
+      for (let f = this.reader.next(); f; f = this.reader.next()) {
+        if (++this.received === this.framesIn) this.reader.limit = MAX_FRAME;
+        if (this.waiter) {
+          const w = this.waiter;
+          this.waiter = null;
           w.resolve(f);
-        } else queue.push(f);
+        } else this.queue.push(f);
       }
     } catch (e) {
-      fail(new HandshakeError('malformed', `bad handshake frame: ${(e as Error).message}`));
+      this.fail(new HandshakeError('malformed', `bad handshake frame: ${(e as Error).message}`));
     }
   };
-  const onClose = () => fail(new Error('connection closed during the handshake'));
-  const onError = (e: Error) => fail(new Error(`connection failed during the handshake: ${e.message}`));
-  stream.on('data', onData);
-  stream.on('close', onClose);
-  stream.on('error', onError);
+  private readonly onClose = () => this.fail(new Error('connection closed during the handshake'));
+  private readonly onError = (e: Error) => this.fail(new Error(`connection failed during the handshake: ${e.message}`));
+}
 
-  const next = () =>
-    new Promise<Uint8Array>((resolve, reject) => {
-      if (failure) return reject(failure);
-      const f = queue.shift();
-      if (f) return resolve(f);
-      waiter = { resolve, reject };
-    });
+/** Runs one side's handshake steps on the stream within the handshake timeout. */
+function runHandshake(stream: Duplex, opts: ChannelOptions, framesIn: number, step: Step): Promise<Channel> {
+  const inbox = new HandshakeInbox(stream, framesIn);
   const write = (b: Uint8Array) => {
     stream.write(encodeFrame(b));
   };
-
   const timeoutMs = opts.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`handshake with ${opts.peer} did not complete within ${timeoutMs} ms`)), timeoutMs);
   });
-  return Promise.race([step(reader, write, next, queue), timeout])
+  return Promise.race([step(inbox.reader, write, inbox.next, inbox.queue), timeout])
     .catch((e: Error) => {
       // Let a refusal reach the initiator before the connection goes away.
       if (e instanceof HandshakeError) stream.end();
@@ -255,8 +279,6 @@ function runHandshake(stream: Duplex, opts: ChannelOptions, framesIn: number, st
     })
     .finally(() => {
       clearTimeout(timer);
-      stream.off('data', onData);
-      stream.off('close', onClose);
-      stream.off('error', onError);
+      inbox.detach();
     });
 }

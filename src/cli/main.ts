@@ -39,6 +39,7 @@ export function splitDashDash(argv: string[]): [string[], string[]] {
   return i < 0 ? [argv, []] : [argv.slice(0, i), argv.slice(i + 1)];
 }
 
+/** The command table: one `.command()` a subcommand, long because it is a table (each entry's handler is in commands/). */
 export function buildCli(argv: string[], cmd: string[]): Argv {
   return yargs(argv)
     .scriptName('boxer')

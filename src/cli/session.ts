@@ -182,7 +182,7 @@ export class MemberSession {
     }
     // The same composition as the seed's own member (cli/commands/seed.ts): the virtual network and the local
     // services over the LocalMember, here the Agent.
-    const vnet = o.shim === false ? null : new VirtualNetwork(agent);
+    const vnet = o.shim === false ? null : new VirtualNetwork(agent, keys);
     this.vnet = vnet;
     this.member = new MemberServices(agent, `${this.host}:${this.port}`, { extra: () => ({ vnet: vnet?.status() ?? null }) });
     await this.member.start();

@@ -6,7 +6,9 @@
 import fs from 'node:fs';
 import { Broker } from '../vnet/broker';
 import { SEED, type VnetNetwork } from '../vnet/network';
-import { encodeVnet, receiveVnet } from '../vnet/messages';
+import { encodeVnet, receiveVnet, type VnetMessage } from '../vnet/messages';
+import { openFrom, sealFor } from '../crypto/origin';
+import type { KeyPair } from '../crypto/keys';
 import { ShimServer } from './shim-server';
 import type { LocalMember } from '../control/local-member';
 import type { MemberInfo, PathKind } from '../wire/messages';
@@ -28,7 +30,11 @@ const linkPath = (m: LocalMember, id: number): PathKind | undefined => (m.linkPa
  * The cache holds the list as the member gave it (references to its entries, so that an entry updated in
  * place is seen): dropped at every 'change', which both members emit whenever one is added or removed.
  */
-function brokerNetwork(member: LocalMember): VnetNetwork {
+/**
+ * `keys`: the member's static key pair (seals of relay requests, src/crypto/origin.ts); `local`: delivers a
+ * message this member's broker sends to itself (an `open` member relaying its own connection).
+ */
+export function brokerNetwork(member: LocalMember, keys: KeyPair, local: (msg: VnetMessage) => void): VnetNetwork {
   let view: { list: MemberInfo[]; byId: Map<number, MemberInfo>; byAddr: Map<string, MemberInfo> } | null = null;
   const now = () => {
     if (!view) {
@@ -37,16 +43,35 @@ function brokerNetwork(member: LocalMember): VnetNetwork {
     }
     return view;
   };
-  member.on('change', () => (view = null));
+  // The path of the last link to each member, kept after the link idles out (LINK_IDLE_MS): whether a member
+  // behind our NAT is reached over the LAN does not change while its addresses do not, and without it every
+  // CONNECT after an idle spell would open the link again first (0.4-2.4 s, past the shim's 2 s bound), and
+  // the route table would flip between the LAN route and the agent's. One entry per member of the list.
+  const known = new Map<number, { path: PathKind; where: string }>();
+  const where = (m: MemberInfo | undefined) => (m ? `${m.ext?.ip ?? ''} ${m.priv.map((p) => p.ip).join(',')}` : '');
+  member.on('change', () => {
+    view = null;
+    for (const id of known.keys()) if (!now().byId.has(id)) known.delete(id);
+  });
   return {
     self: () => member.self,
     members: () => now().list,
     member: (id) => now().byId.get(id),
     memberAt: (addr) => now().byAddr.get(addr),
     predictOwn: (p) => member.vnetEndpoint(p),
-    linkPath: (id) => linkPath(member, id),
+    linkPath: (id) => {
+      const p = linkPath(member, id);
+      const m = now().byId.get(id);
+      if (p) {
+        if (m) known.set(id, { path: p, where: where(m) });
+        return p;
+      }
+      const k = known.get(id);
+      return k && k.where === where(m) ? k.path : undefined;
+    },
     ensureLink: async (id) => (await member.ping(id)).path,
     send: (to, msg) => {
+      if (to === member.self?.id) return local(msg);
       if (to === SEED) {
         if (!member.sendToSeed(encodeVnet(msg))) log.info('the seed is not reachable for a relayed connection');
         return;
@@ -54,6 +79,14 @@ function brokerNetwork(member: LocalMember): VnetNetwork {
       member.sendTo(to, encodeVnet(msg)).catch((e: Error) => log.info('cannot reach a member for a connection', { to, reason: e.message }));
     },
     seedIp: () => member.seedAddressNow(),
+    seal: (to, data) => {
+      const far = now().byId.get(to);
+      return far ? sealFor(data, far.key, keys) : null;
+    },
+    unseal: (from, sealed) => {
+      const origin = now().byId.get(from);
+      return origin ? openFrom(sealed, origin.key, keys) : null;
+    },
   };
 }
 
@@ -66,9 +99,13 @@ export class VirtualNetwork {
   private timer: NodeJS.Timeout | null = null;
   private readonly nat: NativeApi;
 
-  constructor(private readonly host: LocalMember) {
+  constructor(
+    private readonly host: LocalMember,
+    keys: KeyPair,
+  ) {
     this.nat = native();
-    this.broker = new Broker(brokerNetwork(host), this.nat);
+    const local = (msg: VnetMessage) => setImmediate(() => host.self && this.broker.onMessage(host.self.id, msg));
+    this.broker = new Broker(brokerNetwork(host, keys, local), this.nat);
     this.shim = new ShimServer(uniquePath('shim', '.sock'), this.broker, this.nat);
     this.routes = new LatestFile(this.routesFile, () => this.broker.routes(), {
       onError: (cause) => cause && log.warn('cannot write the route table', { file: this.routesFile, reason: cause }),

@@ -33,6 +33,7 @@ import { DeleteParameterCommand, PutParameterCommand } from '@aws-sdk/client-ssm
 import { DeleteRolePolicyCommand, PutRolePolicyCommand } from '@aws-sdk/client-iam';
 import { call, callOrMissing, parseArn, roleName, type AwsClients } from './aws';
 import { BoxerError } from '../util/errors';
+import type { SecretSource } from './event';
 import {
   LAMBDA_HANDLER,
   LAMBDA_MAX_EVENT_AGE_S,
@@ -45,7 +46,6 @@ import {
 
 export type SecretStore = 'secretsmanager' | 'ssm';
 /** Where the function finds the network secret: the `secret` field of the event (src/lambda/event.ts). */
-export type SecretRef = { secretsManager: string } | { ssmParameter: string };
 
 /** Names of the function's environment variables that deploy sets (read back by run and destroy). */
 export const ENV_SECRET_REF = 'BOXER_SECRET_REF';
@@ -76,7 +76,7 @@ export function policyName(functionName: string): string {
 }
 
 /** The inline policy that lets the function read its one secret (docs/lambda.md shows it). */
-export function secretPolicy(ref: SecretRef, ssmArn: string | null): string {
+export function secretPolicy(ref: SecretSource, ssmArn: string | null): string {
   const statement =
     'secretsManager' in ref
       ? { Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: ref.secretsManager }
@@ -85,7 +85,7 @@ export function secretPolicy(ref: SecretRef, ssmArn: string | null): string {
 }
 
 /** Reads the secret reference that deploy stored in the function's environment. */
-export function secretRefOf(cfg: FunctionConfiguration | undefined): SecretRef | null {
+export function secretRefOf(cfg: FunctionConfiguration | undefined): SecretSource | null {
   const text = cfg?.Environment?.Variables?.[ENV_SECRET_REF];
   if (!text) return null;
   try {
@@ -100,58 +100,20 @@ export function secretRefOf(cfg: FunctionConfiguration | undefined): SecretRef |
 
 const TAGS = { 'boxer:managed': 'true' };
 
+/**
+ * Deploys the function: its secret (1), read access to it for the function's role (2), the function itself,
+ * created or updated (3), and its asynchronous invocations without retries (4). Says what it did on `say`.
+ */
 export async function deploy(aws: AwsClients, o: DeployOptions, say: (line: string) => void): Promise<FunctionConfiguration> {
   const fn = o.functionName;
-  let zip: Buffer;
-  try {
-    zip = fs.readFileSync(o.zipFile);
-  } catch (e) {
-    throw new BoxerError('USAGE', `cannot read the package ${o.zipFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (make one with boxer lambda package --out ${o.zipFile})`);
-  }
-  if (zip.length > LAMBDA_MAX_ZIP_BYTES) {
-    throw new BoxerError('USAGE', `the package ${o.zipFile} is ${(zip.length / 1048576).toFixed(1)} MB; Lambda takes at most 50 MB inline: leave large parts of --include out, or put them in a layer`);
-  }
+  const zip = readPackage(o.zipFile);
   const existing = await callOrMissing({ command: 'deploy', action: 'lambda:GetFunction', resource: fn }, () => aws.lambda.send(new GetFunctionCommand({ FunctionName: fn })));
   const role = o.role ?? existing?.Configuration?.Role;
   if (!role) throw new BoxerError('USAGE', `the function ${fn} does not exist yet: give its execution role with --role ARN (docs/lambda.md shows how to make one)`);
-  const roleArn = parseArn(role);
   const rname = roleName(role);
 
   // 1. The secret.
-  let ref: SecretRef;
-  let ssmArn: string | null = null;
-  const name = secretName(fn, o.secretStore);
-  if (o.secretStore === 'secretsmanager') {
-    const at = { command: 'deploy' as const, action: 'secretsmanager:DescribeSecret', resource: name };
-    const found = await callOrMissing(at, () => aws.secrets.send(new DescribeSecretCommand({ SecretId: name })));
-    if (found?.ARN) {
-      await call({ ...at, action: 'secretsmanager:PutSecretValue' }, () => aws.secrets.send(new PutSecretValueCommand({ SecretId: found.ARN, SecretString: o.secret })));
-      ref = { secretsManager: found.ARN };
-      say(`secret: updated ${found.ARN}`);
-    } else {
-      const made = await call({ ...at, action: 'secretsmanager:CreateSecret' }, () =>
-        aws.secrets.send(
-          new CreateSecretCommand({
-            Name: name,
-            SecretString: o.secret,
-            Description: `Boxer network secret of the Lambda function ${fn}`,
-            Tags: Object.entries(TAGS).map(([Key, Value]) => ({ Key, Value })),
-          }),
-        ),
-      );
-      if (!made.ARN) throw new BoxerError('AWS', `secretsmanager:CreateSecret on ${name} returned no ARN`);
-      ref = { secretsManager: made.ARN };
-      say(`secret: created ${made.ARN}`);
-    }
-  } else {
-    await call({ command: 'deploy', action: 'ssm:PutParameter', resource: name }, () =>
-      aws.ssm.send(new PutParameterCommand({ Name: name, Value: o.secret, Type: 'SecureString', Overwrite: true, Description: `Boxer network secret of the Lambda function ${fn}` })),
-    );
-    ref = { ssmParameter: name };
-    const region = await aws.region();
-    ssmArn = `arn:${roleArn?.partition ?? 'aws'}:ssm:${region}:${roleArn?.account ?? ''}:parameter${name}`;
-    say(`secret: stored as the SecureString parameter ${name}`);
-  }
+  const { ref, ssmArn } = await storeSecret(aws, o, parseArn(role), say);
 
   // 2. Read access for the function's role, to that secret only.
   const pname = policyName(fn);
@@ -161,35 +123,7 @@ export async function deploy(aws: AwsClients, o: DeployOptions, say: (line: stri
   say(`role ${rname}: inline policy ${pname} allows reading only that secret`);
 
   // 3. The function.
-  const settings = {
-    Role: role,
-    Runtime: LAMBDA_RUNTIME,
-    Handler: LAMBDA_HANDLER,
-    MemorySize: o.memoryMb,
-    Timeout: o.timeoutS,
-    EphemeralStorage: { Size: o.ephemeralMb },
-    Environment: { Variables: { ...(existing?.Configuration?.Environment?.Variables ?? {}), [ENV_SECRET_REF]: JSON.stringify(ref), [ENV_NETWORK_ID]: o.networkId } },
-    Description: 'Boxer member (boxer lambda deploy)',
-  } as const;
-  const waiter = { client: aws.lambda, maxWaitTime: LAMBDA_WAIT_READY_S, minDelay: 1, maxDelay: 5 };
-  const waitAt = (what: string) => ({ command: 'deploy' as const, action: `waiting for the function to be ${what}`, resource: fn });
-  if (!existing) {
-    await createFunction(aws, fn, { FunctionName: fn, ...settings, Code: { ZipFile: zip }, Architectures: [o.arch], Tags: TAGS }, o.roleRetryMs ?? LAMBDA_ROLE_RETRY_MS);
-    say(`function ${fn}: created (${LAMBDA_RUNTIME}, ${o.arch}, ${o.memoryMb} MB, timeout ${o.timeoutS} s, /tmp ${o.ephemeralMb} MB, package ${kb(zip.length)})`);
-    await call(waitAt('active'), () => waitUntilFunctionActiveV2(waiter, { FunctionName: fn }));
-  } else {
-    await call({ command: 'deploy', action: 'lambda:UpdateFunctionCode', resource: fn }, () =>
-      aws.lambda.send(new UpdateFunctionCodeCommand({ FunctionName: fn, ZipFile: zip, Architectures: [o.arch] })),
-    );
-    await call(waitAt('updated'), () => waitUntilFunctionUpdatedV2(waiter, { FunctionName: fn }));
-    await call({ command: 'deploy', action: 'lambda:UpdateFunctionConfiguration', resource: fn }, () =>
-      aws.lambda.send(new UpdateFunctionConfigurationCommand({ FunctionName: fn, ...settings })),
-    );
-    say(`function ${fn}: updated (${LAMBDA_RUNTIME}, ${o.arch}, ${o.memoryMb} MB, timeout ${o.timeoutS} s, /tmp ${o.ephemeralMb} MB, package ${kb(zip.length)})`);
-    await call(waitAt('updated'), () => waitUntilFunctionUpdatedV2(waiter, { FunctionName: fn }));
-  }
-  const cfg = await call({ command: 'deploy', action: 'lambda:GetFunctionConfiguration', resource: fn }, () => aws.lambda.send(new GetFunctionConfigurationCommand({ FunctionName: fn })));
-  if (cfg.State !== 'Active') throw new BoxerError('AWS', `function ${fn} is ${cfg.State}: ${cfg.StateReason ?? 'no reason given'}`);
+  const cfg = await putFunction(aws, o, { zip, role, ref, existingEnv: existing ? existing.Configuration?.Environment?.Variables ?? {} : null }, say);
 
   // 4. Asynchronous invocations: no retries, bounded age.
   await call({ command: 'deploy', action: 'lambda:PutFunctionEventInvokeConfig', resource: fn }, () =>
@@ -197,6 +131,98 @@ export async function deploy(aws: AwsClients, o: DeployOptions, say: (line: stri
   );
   say(`function ${fn}: asynchronous invocations are not retried; events older than ${LAMBDA_MAX_EVENT_AGE_S} s are dropped`);
   say(`ready: ${cfg.FunctionArn}`);
+  return cfg;
+}
+
+/** The package's bytes, refused when it cannot be read or is over Lambda's inline limit. */
+function readPackage(zipFile: string): Buffer {
+  let zip: Buffer;
+  try {
+    zip = fs.readFileSync(zipFile);
+  } catch (e) {
+    throw new BoxerError('USAGE', `cannot read the package ${zipFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (make one with boxer lambda package --out ${zipFile})`);
+  }
+  if (zip.length > LAMBDA_MAX_ZIP_BYTES) {
+    throw new BoxerError('USAGE', `the package ${zipFile} is ${(zip.length / 1048576).toFixed(1)} MB; Lambda takes at most 50 MB inline: leave large parts of --include out, or put them in a layer`);
+  }
+  return zip;
+}
+
+/** Stores the network secret (Secrets Manager: created or updated; SSM: a SecureString parameter). */
+async function storeSecret(aws: AwsClients, o: DeployOptions, roleArn: ReturnType<typeof parseArn>, say: (line: string) => void): Promise<{ ref: SecretSource; ssmArn: string | null }> {
+  const fn = o.functionName;
+  const name = secretName(fn, o.secretStore);
+  if (o.secretStore === 'secretsmanager') {
+    const at = { command: 'deploy' as const, action: 'secretsmanager:DescribeSecret', resource: name };
+    const found = await callOrMissing(at, () => aws.secrets.send(new DescribeSecretCommand({ SecretId: name })));
+    if (found?.ARN) {
+      await call({ ...at, action: 'secretsmanager:PutSecretValue' }, () => aws.secrets.send(new PutSecretValueCommand({ SecretId: found.ARN, SecretString: o.secret })));
+      say(`secret: updated ${found.ARN}`);
+      return { ref: { secretsManager: found.ARN }, ssmArn: null };
+    }
+    const made = await call({ ...at, action: 'secretsmanager:CreateSecret' }, () =>
+      aws.secrets.send(
+        new CreateSecretCommand({
+          Name: name,
+          SecretString: o.secret,
+          Description: `Boxer network secret of the Lambda function ${fn}`,
+          Tags: Object.entries(TAGS).map(([Key, Value]) => ({ Key, Value })),
+        }),
+      ),
+    );
+    if (!made.ARN) throw new BoxerError('AWS', `secretsmanager:CreateSecret on ${name} returned no ARN`);
+    say(`secret: created ${made.ARN}`);
+    return { ref: { secretsManager: made.ARN }, ssmArn: null };
+  }
+  await call({ command: 'deploy', action: 'ssm:PutParameter', resource: name }, () =>
+    aws.ssm.send(new PutParameterCommand({ Name: name, Value: o.secret, Type: 'SecureString', Overwrite: true, Description: `Boxer network secret of the Lambda function ${fn}` })),
+  );
+  const region = await aws.region();
+  say(`secret: stored as the SecureString parameter ${name}`);
+  return { ref: { ssmParameter: name }, ssmArn: `arn:${roleArn?.partition ?? 'aws'}:ssm:${region}:${roleArn?.account ?? ''}:parameter${name}` };
+}
+
+/**
+ * Creates the function (`existingEnv` null) or updates its code and configuration (keeping its other
+ * environment variables), waits until it is active, and returns its configuration.
+ */
+async function putFunction(
+  aws: AwsClients,
+  o: DeployOptions,
+  p: { zip: Buffer; role: string; ref: SecretSource; existingEnv: Record<string, string> | null },
+  say: (line: string) => void,
+): Promise<FunctionConfiguration> {
+  const fn = o.functionName;
+  const settings = {
+    Role: p.role,
+    Runtime: LAMBDA_RUNTIME,
+    Handler: LAMBDA_HANDLER,
+    MemorySize: o.memoryMb,
+    Timeout: o.timeoutS,
+    EphemeralStorage: { Size: o.ephemeralMb },
+    Environment: { Variables: { ...(p.existingEnv ?? {}), [ENV_SECRET_REF]: JSON.stringify(p.ref), [ENV_NETWORK_ID]: o.networkId } },
+    Description: 'Boxer member (boxer lambda deploy)',
+  } as const;
+  const waiter = { client: aws.lambda, maxWaitTime: LAMBDA_WAIT_READY_S, minDelay: 1, maxDelay: 5 };
+  const waitAt = (what: string) => ({ command: 'deploy' as const, action: `waiting for the function to be ${what}`, resource: fn });
+  const what = `(${LAMBDA_RUNTIME}, ${o.arch}, ${o.memoryMb} MB, timeout ${o.timeoutS} s, /tmp ${o.ephemeralMb} MB, package ${kb(p.zip.length)})`;
+  if (!p.existingEnv) {
+    await createFunction(aws, fn, { FunctionName: fn, ...settings, Code: { ZipFile: p.zip }, Architectures: [o.arch], Tags: TAGS }, o.roleRetryMs ?? LAMBDA_ROLE_RETRY_MS);
+    say(`function ${fn}: created ${what}`);
+    await call(waitAt('active'), () => waitUntilFunctionActiveV2(waiter, { FunctionName: fn }));
+  } else {
+    await call({ command: 'deploy', action: 'lambda:UpdateFunctionCode', resource: fn }, () =>
+      aws.lambda.send(new UpdateFunctionCodeCommand({ FunctionName: fn, ZipFile: p.zip, Architectures: [o.arch] })),
+    );
+    await call(waitAt('updated'), () => waitUntilFunctionUpdatedV2(waiter, { FunctionName: fn }));
+    await call({ command: 'deploy', action: 'lambda:UpdateFunctionConfiguration', resource: fn }, () =>
+      aws.lambda.send(new UpdateFunctionConfigurationCommand({ FunctionName: fn, ...settings })),
+    );
+    say(`function ${fn}: updated ${what}`);
+    await call(waitAt('updated'), () => waitUntilFunctionUpdatedV2(waiter, { FunctionName: fn }));
+  }
+  const cfg = await call({ command: 'deploy', action: 'lambda:GetFunctionConfiguration', resource: fn }, () => aws.lambda.send(new GetFunctionConfigurationCommand({ FunctionName: fn })));
+  if (cfg.State !== 'Active') throw new BoxerError('AWS', `function ${fn} is ${cfg.State}: ${cfg.StateReason ?? 'no reason given'}`);
   return cfg;
 }
 

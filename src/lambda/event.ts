@@ -16,6 +16,25 @@ import { MAX_RUN_INDEX, RUN_ID_RE, type RunKey } from '../wire/messages';
 /** Where the network secret comes from (never the secret itself: an event is logged and stored by Lambda). */
 export type SecretSource = { secretsManager: string } | { ssmParameter: string };
 
+/**
+ * An event as sent (`boxer lambda run` writes it, decodeEvent reads it): the JSON above, with the fields that
+ * decodeEvent fills in (services, env, leaveBeforeMs, awsCredentials) optional.
+ */
+export interface EventJson {
+  seed: string;
+  nodes: number;
+  command: string[];
+  name?: string;
+  service?: string | string[];
+  env?: Record<string, string>;
+  leaveBeforeMs?: number;
+  secret?: SecretSource;
+  run?: string;
+  index?: number;
+  awsCredentials?: boolean;
+}
+
+/** An event as decodeEvent returns it: checked, with its defaults. */
 export interface LambdaEvent {
   /** The seed, HOST:PORT. */
   seed: string;
@@ -83,6 +102,45 @@ function secretSource(v: unknown): SecretSource {
   throw new EventError(`secret: unknown source ${JSON.stringify(keys[0])}; expected secretsManager or ssmParameter`);
 }
 
+function commandOf(v: unknown): string[] {
+  if (!Array.isArray(v) || v.length === 0 || v.length > MAX_ARGS) throw new EventError(`command: expected a list ["program", "arg", ...] of 1 to ${MAX_ARGS} strings`);
+  return v.map((a, i) => {
+    if (typeof a !== 'string' || a.length > MAX_STRING || (i === 0 && a.length === 0)) throw new EventError(`command[${i}]: expected a string${i === 0 ? ' naming the program' : ''}`);
+    return a;
+  });
+}
+
+function envOf(v: unknown): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (v === undefined) return env;
+  if (!isObj(v)) throw new EventError('env: expected an object {"NAME": "value"}');
+  const entries = Object.entries(v);
+  if (entries.length > MAX_ENV) throw new EventError(`env: at most ${MAX_ENV} variables`);
+  for (const [k, val] of entries) {
+    if (!ENV_NAME_RE.test(k)) throw new EventError(`env: ${JSON.stringify(k)} is not a variable name`);
+    if (typeof val !== 'string' || val.length > MAX_STRING) throw new EventError(`env.${k}: expected a string`);
+    if (k === 'BOXER_SECRET') throw new EventError('env.BOXER_SECRET: the secret never goes in the event; use "secret": {"secretsManager": ARN} or {"ssmParameter": NAME}');
+    env[k] = val;
+  }
+  return env;
+}
+
+function leaveBeforeOf(v: unknown): number {
+  if (v === undefined) return DEFAULT_LEAVE_BEFORE_MS;
+  if (!Number.isInteger(v) || (v as number) < 0 || (v as number) > MAX_LEAVE_BEFORE_MS) {
+    throw new EventError(`leaveBeforeMs: expected whole milliseconds from 0 to ${MAX_LEAVE_BEFORE_MS}`);
+  }
+  return v as number;
+}
+
+function runOf(run: unknown, index: unknown): RunKey | undefined {
+  if (run === undefined && index === undefined) return undefined;
+  if (run === undefined || index === undefined) throw new EventError('run and index go together: give both (boxer lambda run sets them) or neither');
+  if (typeof run !== 'string' || !RUN_ID_RE.test(run)) throw new EventError('run: expected a run id of 1-64 characters A-Z a-z 0-9 . _ -');
+  if (!Number.isInteger(index) || (index as number) < 0 || (index as number) > MAX_RUN_INDEX) throw new EventError(`index: expected a member index from 0 to ${MAX_RUN_INDEX}`);
+  return { id: run, index: index as number };
+}
+
 /** Checks an event and fills in the defaults; throws EventError saying which field is wrong and why. */
 export function decodeEvent(v: unknown): LambdaEvent {
   if (typeof v === 'string') {
@@ -99,42 +157,13 @@ export function decodeEvent(v: unknown): LambdaEvent {
   const seed = text(v.seed, 'seed', 300);
   if (!/^\[?[^\]\s]+\]?:\d{1,5}$/.test(seed)) throw new EventError(`seed ${JSON.stringify(seed)}: expected HOST:PORT, e.g. seed.example.com:7070`);
   if (!Number.isInteger(v.nodes) || (v.nodes as number) < 1 || (v.nodes as number) > MAX_NODES) throw new EventError(`nodes: expected a whole number of members from 1 to ${MAX_NODES}`);
-  if (!Array.isArray(v.command) || v.command.length === 0 || v.command.length > MAX_ARGS) throw new EventError(`command: expected a list ["program", "arg", ...] of 1 to ${MAX_ARGS} strings`);
-  const command = v.command.map((a, i) => {
-    if (typeof a !== 'string' || a.length > MAX_STRING || (i === 0 && a.length === 0)) throw new EventError(`command[${i}]: expected a string${i === 0 ? ' naming the program' : ''}`);
-    return a;
-  });
+  const command = commandOf(v.command);
 
   const services = v.service === undefined ? [] : (Array.isArray(v.service) ? v.service : [v.service]).map((s, i) => dnsName(s, Array.isArray(v.service) ? `service[${i}]` : 'service'));
 
-  const env: Record<string, string> = {};
-  if (v.env !== undefined) {
-    if (!isObj(v.env)) throw new EventError('env: expected an object {"NAME": "value"}');
-    const entries = Object.entries(v.env);
-    if (entries.length > MAX_ENV) throw new EventError(`env: at most ${MAX_ENV} variables`);
-    for (const [k, val] of entries) {
-      if (!ENV_NAME_RE.test(k)) throw new EventError(`env: ${JSON.stringify(k)} is not a variable name`);
-      if (typeof val !== 'string' || val.length > MAX_STRING) throw new EventError(`env.${k}: expected a string`);
-      if (k === 'BOXER_SECRET') throw new EventError('env.BOXER_SECRET: the secret never goes in the event; use "secret": {"secretsManager": ARN} or {"ssmParameter": NAME}');
-      env[k] = val;
-    }
-  }
-
-  let leaveBeforeMs = DEFAULT_LEAVE_BEFORE_MS;
-  if (v.leaveBeforeMs !== undefined) {
-    if (!Number.isInteger(v.leaveBeforeMs) || (v.leaveBeforeMs as number) < 0 || (v.leaveBeforeMs as number) > MAX_LEAVE_BEFORE_MS) {
-      throw new EventError(`leaveBeforeMs: expected whole milliseconds from 0 to ${MAX_LEAVE_BEFORE_MS}`);
-    }
-    leaveBeforeMs = v.leaveBeforeMs as number;
-  }
-
-  let run: RunKey | undefined;
-  if (v.run !== undefined || v.index !== undefined) {
-    if (v.run === undefined || v.index === undefined) throw new EventError('run and index go together: give both (boxer lambda run sets them) or neither');
-    if (typeof v.run !== 'string' || !RUN_ID_RE.test(v.run)) throw new EventError('run: expected a run id of 1-64 characters A-Z a-z 0-9 . _ -');
-    if (!Number.isInteger(v.index) || (v.index as number) < 0 || (v.index as number) > MAX_RUN_INDEX) throw new EventError(`index: expected a member index from 0 to ${MAX_RUN_INDEX}`);
-    run = { id: v.run, index: v.index as number };
-  }
+  const env = envOf(v.env);
+  const leaveBeforeMs = leaveBeforeOf(v.leaveBeforeMs);
+  const run = runOf(v.run, v.index);
 
   if (v.awsCredentials !== undefined && typeof v.awsCredentials !== 'boolean') throw new EventError('awsCredentials: expected true or false');
 

@@ -14,7 +14,8 @@
 import crypto from 'node:crypto';
 import { GetFunctionConfigurationCommand, InvokeCommand } from '@aws-sdk/client-lambda';
 import { call, type AwsClients } from './aws';
-import { ENV_NETWORK_ID, secretRefOf, type SecretRef } from './deploy';
+import { ENV_NETWORK_ID, secretRefOf } from './deploy';
+import type { EventJson, SecretSource } from './event';
 import { watchSeed, type Watched, type Watcher } from '../control/watch';
 import type { Connector } from '../control/connectors';
 import type { KeyPair } from '../crypto/keys';
@@ -51,19 +52,6 @@ export interface MemberResult {
 }
 
 /** The event of one member (the handler's event, src/lambda/event.ts). */
-export interface MemberEvent {
-  seed: string;
-  nodes: number;
-  command: string[];
-  name?: string;
-  service?: string;
-  env?: Record<string, string>;
-  leaveBeforeMs?: number;
-  secret?: SecretRef;
-  run: string;
-  index: number;
-}
-
 export function describe(r: MemberResult): string {
   const who = r.member ? `member ${r.index} (${r.member.name}, ${r.member.addr})` : `member ${r.index}`;
   const o = r.outcome;
@@ -150,7 +138,7 @@ function follow(watcher: Watcher, nodes: number, joined: Map<number, Watched>, f
   });
 }
 
-export function memberEvent(o: RunOptions, run: string, index: number, ref: SecretRef | null, leaveBeforeMs: number | undefined): MemberEvent {
+export function memberEvent(o: RunOptions, run: string, index: number, ref: SecretSource | null, leaveBeforeMs: number | undefined): EventJson {
   return {
     seed: `${o.seedHost.includes(':') ? `[${o.seedHost}]` : o.seedHost}:${o.seedPort}`,
     nodes: o.nodes,
@@ -166,7 +154,7 @@ export function memberEvent(o: RunOptions, run: string, index: number, ref: Secr
 }
 
 /** Invokes every member asynchronously, at most LAMBDA_INVOKE_CONCURRENCY calls in flight; `failed` true: stop. */
-async function invokeAll(aws: AwsClients, fn: string, n: number, event: (i: number) => MemberEvent, failed: (i: number, e: unknown) => boolean): Promise<void> {
+async function invokeAll(aws: AwsClients, fn: string, n: number, event: (i: number) => EventJson, failed: (i: number, e: unknown) => boolean): Promise<void> {
   let next = 0;
   let stop = false;
   const worker = async () => {

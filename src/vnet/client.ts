@@ -9,7 +9,7 @@ import type { Endpoint, MemberInfo } from '../wire/messages';
 import { CONNECT_BUDGET_MS, MAX_PENDING_OUTCOMES, OPEN_RESEND_MS, OPEN_RESENDS, RELAY_REQUEST_TIMEOUT_MS, RELAYS_TRIED, VNET_STALE_MS } from '../constants';
 import { withTimeout } from '../util/async';
 import { logger } from '../util/log';
-import type { VnetMessage, VnetOf } from './messages';
+import { relayAsk, type VnetMessage, type VnetOf } from './messages';
 import { Members, SEED, type VnetNetwork } from './network';
 import { namedByAddress } from './names';
 import { decideRoute, mappedPort, pickPort, type Route } from './routes';
@@ -107,12 +107,16 @@ export class ConnectClient {
     }
   }
 
-  /** The relays to try for a connection to `far`: open members (linked ones first: they spread the load), then the seed. */
+  /**
+   * The relays to try for a connection to `far`: ourselves when we are `open` (the far member connects out to
+   * our own relay: no third member, and no seed needed), then other open members (linked ones first: they
+   * spread the load), then the seed.
+   */
   private relaysFor(far: MemberInfo, selfId: number): RelayChoice[] {
     const relays: RelayChoice[] = this.netw
       .members()
-      .filter((m) => m.nat === 'open' && m.ext && m.id !== selfId && m.id !== far.id)
-      .sort((a, b) => Number(!!this.netw.linkPath(b.id)) - Number(!!this.netw.linkPath(a.id)) || a.id - b.id)
+      .filter((m) => m.nat === 'open' && m.ext && m.id !== far.id)
+      .sort((a, b) => Number(b.id === selfId) - Number(a.id === selfId) || Number(!!this.netw.linkPath(b.id)) - Number(!!this.netw.linkPath(a.id)) || a.id - b.id)
       .slice(0, RELAYS_TRIED)
       .map((m) => ({ id: m.id, name: m.name, ip: m.ext!.ip }));
     const seedIp = this.netw.seedIp();
@@ -131,7 +135,8 @@ export class ConnectClient {
       // The relay says how the far side answered (it has connected to the relay, or refused) right after its
       // relay-ok, on the same link: be ready for that before asking.
       this.expectOutcome(cid, connId, far.id);
-      const ok = await this.askRelay(r.id, { k: 'relay-req', cid, to: far.id, vport, cport: localPort }, left());
+      const ask = this.netw.seal?.(far.id, relayAsk(cid, far.id, vport, localPort, r.id));
+      const ok = await this.askRelay(r.id, { k: 'relay-req', cid, to: far.id, vport, cport: localPort, ...(ask ? { ask } : {}) }, left());
       if (!ok || ok.errno) {
         log.info('a relay could not take the connection', { relay: r.name, reason: ok ? `errno ${ok.errno}` : 'no answer' });
         continue;

@@ -6,9 +6,9 @@
  * |---|---|---|
  * | `open` | `cid`, `vport`, `cport`, `cext` (endpoint or null), `punch` (port or null) | a program of the sender connects to the receiver's `vport` from its virtual port `cport`, its socket seen at `cext`; with `punch`, bind that port and connect to `cext` (simultaneous open) |
  * | `result` | `cid`, `errno` | the outcome of a connection (0, ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH): from the far member for a punched one, from the relay for a relayed one (0 once the far member's connection reached it) |
- * | `relay-req` | `cid`, `to`, `vport`, `cport` | to an `open` member: relay a connection from the sender to member `to` |
+ * | `relay-req` | `cid`, `to`, `vport`, `cport`, `ask` | to an `open` member: relay a connection from the sender to member `to`; `ask` is `relayAsk(...)` sealed by the sender for `to` (src/crypto/origin.ts) |
  * | `relay-ok` | `cid`, `port`, `ip`, `errno` | the relay's answer: where the client's program connects (`ip` empty: the address the client reaches the relay at) |
- * | `relay-open` | `cid`, `from`, `vport`, `cport`, `relay`, `token` (16 bytes) | to the far member: connect to the relay, send the token, hand the socket to the program on `vport` |
+ * | `relay-open` | `cid`, `from`, `vport`, `cport`, `relay`, `token` (16 bytes), `ask` | to the far member: connect to the relay, send the token, hand the socket to the program on `vport`; only when `ask` opens as `from`'s seal of this very request through this relay |
  * | `relay-cancel` | `cid`, `errno` (optional) | to the relay: the client gave up, or (with `errno`: ECONNREFUSED, EHOSTUNREACH) the far member refused or cannot reach it; the relay resets the client's half and passes `errno` on to the client as a `result` |
  */
 import { Encoder } from 'cbor-x';
@@ -19,9 +19,9 @@ import type { Logger } from '../util/log';
 export type VnetMessage =
   | { k: 'open'; cid: string; vport: number; cport: number; cext: Endpoint | null; punch: number | null }
   | { k: 'result'; cid: string; errno: number }
-  | { k: 'relay-req'; cid: string; to: number; vport: number; cport: number }
+  | { k: 'relay-req'; cid: string; to: number; vport: number; cport: number; ask?: Uint8Array }
   | { k: 'relay-ok'; cid: string; port: number; ip: string; errno: number }
-  | { k: 'relay-open'; cid: string; from: number; vport: number; cport: number; relay: Endpoint; token: Uint8Array }
+  | { k: 'relay-open'; cid: string; from: number; vport: number; cport: number; relay: Endpoint; token: Uint8Array; ask?: Uint8Array }
   | { k: 'relay-cancel'; cid: string; errno?: number };
 
 /** One kind of broker message. */
@@ -63,11 +63,16 @@ export function decodeVnet(bytes: Uint8Array): VnetMessage {
     if (typeof x !== 'number' || !Number.isInteger(x) || x < 1) throw new Error(`${what}: expected a member id`);
     return x;
   };
+  const ask = (x: unknown): { ask?: Uint8Array } => {
+    if (x === undefined || x === null) return {};
+    if (!(x instanceof Uint8Array) || x.length > MAX_ASK_BYTES) throw new Error('ask: expected at most 256 bytes');
+    return { ask: new Uint8Array(x) };
+  };
   switch (v.k) {
     case 'result':
       return { k: 'result', cid: v.cid, errno: errno() };
     case 'relay-req':
-      return { k: 'relay-req', cid: v.cid, to: member(v.to, 'to'), vport: port(v.vport, 'vport') as number, cport: port(v.cport, 'cport') as number };
+      return { k: 'relay-req', cid: v.cid, to: member(v.to, 'to'), vport: port(v.vport, 'vport') as number, cport: port(v.cport, 'cport') as number, ...ask(v.ask) };
     case 'relay-ok': {
       const ip = v.ip === undefined || v.ip === '' ? '' : (endpoint({ ip: v.ip, port: 0 }) as Endpoint).ip;
       return { k: 'relay-ok', cid: v.cid, port: port(v.port, 'port') as number, ip, errno: errno() };
@@ -76,12 +81,25 @@ export function decodeVnet(bytes: Uint8Array): VnetMessage {
       const relay = endpoint(v.relay);
       if (!relay) throw new Error('relay: expected an endpoint');
       if (!(v.token instanceof Uint8Array) || v.token.length !== 16) throw new Error('token: expected 16 bytes');
-      return { k: 'relay-open', cid: v.cid, from: member(v.from, 'from'), vport: port(v.vport, 'vport') as number, cport: port(v.cport, 'cport') as number, relay, token: new Uint8Array(v.token) };
+      return { k: 'relay-open', cid: v.cid, from: member(v.from, 'from'), vport: port(v.vport, 'vport') as number, cport: port(v.cport, 'cport') as number, relay, token: new Uint8Array(v.token), ...ask(v.ask) };
     }
     case 'relay-cancel':
       return v.errno === undefined || v.errno === null ? { k: 'relay-cancel', cid: v.cid } : { k: 'relay-cancel', cid: v.cid, errno: errno() };
   }
   throw new Error(`unknown kind ${JSON.stringify(v.k)}`);
+}
+
+/** Bound on a sealed relay ask (nonce 24 + MAC 16 + the text of relayAsk, well under 100 bytes). */
+const MAX_ASK_BYTES = 256;
+
+/**
+ * What the client of a relayed connection seals for the far member (crypto_box under the two static keys): the
+ * connection id, the far member, both ports and the relay it asked (SEED for the seed). The far member accepts a
+ * relay-open only if its `ask` opens as the client's seal of exactly these: a relay can carry a connection, not
+ * invent one from a member that did not ask for it, nor move it to another port.
+ */
+export function relayAsk(cid: string, to: number, vport: number, cport: number, relay: number): Uint8Array {
+  return new TextEncoder().encode(`relay-ask ${cid} ${to} ${vport} ${cport} ${relay}`);
 }
 
 /** Decodes a broker message from member `from` and hands it to `fn`; a malformed one is logged and dropped. */

@@ -26,6 +26,13 @@ export interface VnetNetwork {
   send(to: number, msg: VnetMessage): void;
   /** The seed's address as this member reaches it, when the seed can relay (null: not connected). */
   seedIp(): string | null;
+  /**
+   * `data` sealed by this member for member `to` (src/crypto/origin.ts), null when `to` is unknown. Absent only
+   * in memory tests of other parts; the agent's network always has both.
+   */
+  seal?(to: number, data: Uint8Array): Uint8Array | null;
+  /** What member `from` sealed for us, or null when it did not (forged, altered, unknown member). */
+  unseal?(from: number, sealed: Uint8Array): Uint8Array | null;
 }
 
 /** The id that stands for the seed in broker messages (member ids start at 1). */
@@ -37,6 +44,7 @@ export interface SocketOps extends WakeOps {
   splice?: KernelSplice['splice'];
   spliceActive?: KernelSplice['spliceActive'];
   spliceAbortAll?: KernelSplice['spliceAbortAll'];
+  tcpLiveness?: KernelSplice['tcpLiveness'];
 }
 
 /** Member look-ups over a VnetNetwork. */

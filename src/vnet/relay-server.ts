@@ -47,7 +47,7 @@ export class RelayServer {
     try {
       const { port, relayPort, token } = await this.relay.prepare(m.cid, client.ext.ip, (errno) => this.host.send(from, { k: 'result', cid: m.cid, errno }));
       this.host.send(from, { k: 'relay-ok', cid: m.cid, port, ip, errno: 0 });
-      this.host.send(far.id, { k: 'relay-open', cid: m.cid, from, vport: m.vport, cport: m.cport, relay: { ip: ip || '0.0.0.0', port: relayPort }, token });
+      this.host.send(far.id, { k: 'relay-open', cid: m.cid, from, vport: m.vport, cport: m.cport, relay: { ip: ip || '0.0.0.0', port: relayPort }, token, ...(m.ask ? { ask: m.ask } : {}) });
     } catch (e) {
       log.info('cannot relay a connection', { reason: (e as Error).message });
       no(E.EAGAIN);

@@ -18,11 +18,16 @@
  * addon's own: the bytes never enter JavaScript), at most MAX_KERNEL_SPLICES at once; otherwise, or beyond
  * that, the two streams are piped in Node (with its backpressure). Either way EOF half-closes and an error
  * resets the other side, as one TCP connection would.
+ *
+ * Both halves get keepalive and TCP_USER_TIMEOUT (RELAY_KEEPALIVE_*): when a NAT on one side forgets the flow
+ * (restarted, `conntrack -F`; a port-randomizing NAT then maps the member's next packet to a new port, and the
+ * half is dead for good), that half errors within a bound and the other is reset, so the programs get
+ * ECONNRESET instead of a connection that hangs until the kernel's 15 retransmissions (about 15 minutes).
  */
 import net from 'node:net';
 import crypto from 'node:crypto';
 import { logger } from '../util/log';
-import { MAX_KERNEL_SPLICES, MAX_PENDING_RELAYS, RELAY_PAIR_TIMEOUT_MS, TOKEN_BYTES } from '../constants';
+import { MAX_KERNEL_SPLICES, MAX_PENDING_RELAYS, RELAY_KEEPALIVE_COUNT, RELAY_KEEPALIVE_IDLE_S, RELAY_KEEPALIVE_INTVL_S, RELAY_PAIR_TIMEOUT_MS, RELAY_USER_TIMEOUT_MS, TOKEN_BYTES } from '../constants';
 
 const log = logger('relay');
 
@@ -31,6 +36,8 @@ export interface KernelSplice {
   splice(fdA: number, fdB: number, headToA?: Buffer, headToB?: Buffer): Promise<{ aToB: number; bToA: number; reset: boolean }>;
   spliceActive(): number;
   spliceAbortAll(): number;
+  /** Keepalive and TCP_USER_TIMEOUT on a socket (native/index.d.ts); absent in memory tests. */
+  tcpLiveness?(fd: number, idleS: number, intvlS: number, count: number, userTimeoutMs: number): void;
 }
 
 interface Pair {
@@ -152,6 +159,8 @@ export class DataRelay {
     this.forget(p);
     const { a, b } = p;
     this.stats.relayed++;
+    this.liveness(a);
+    this.liveness(b);
     // Bytes after the token that Node read already (the client's side was paused on connect: none there).
     const head = (b.read() as Buffer | null) ?? undefined;
     if (this.spliceInKernel(p, head)) return;
@@ -195,6 +204,17 @@ export class DataRelay {
       log.debug('relayed connection ended', { cid: p.cid, aToB: r.aToB, bToA: r.bToA, reset: r.reset });
     });
     return true;
+  }
+
+  /** Keepalive and a user timeout on one half (best effort: without the addon, Node's keepalive only). */
+  private liveness(s: net.Socket): void {
+    const fd = fdOf(s);
+    try {
+      if (this.kernel?.tcpLiveness && fd !== undefined) this.kernel.tcpLiveness(fd, RELAY_KEEPALIVE_IDLE_S, RELAY_KEEPALIVE_INTVL_S, RELAY_KEEPALIVE_COUNT, RELAY_USER_TIMEOUT_MS);
+      else s.setKeepAlive(true, RELAY_KEEPALIVE_IDLE_S * 1000);
+    } catch (e) {
+      log.info('cannot set keepalive on a relayed connection', { reason: (e as Error).message });
+    }
   }
 
   private drop(p: Pair, why: string): void {

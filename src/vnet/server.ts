@@ -12,7 +12,7 @@ import { sleep } from '../util/async';
 import { logger } from '../util/log';
 import { isMemberEndpoint } from '../traversal/endpoints';
 import { Handoffs } from './handoff';
-import type { VnetOf } from './messages';
+import { relayAsk, type VnetOf } from './messages';
 import { Members, SEED, type SocketOps, type VnetNetwork } from './network';
 
 const log = logger('vnet');
@@ -64,7 +64,11 @@ export class ConnectServer {
     const now = Date.now();
     if (this.handled.has(msg.cid)) return;
     this.handled.set(msg.cid, now);
-    for (const [cid, at] of this.handled) if (now - at > OPEN_HANDLED_TTL_MS) this.handled.delete(cid);
+    // Oldest first (insertion order): stop at the first one still kept, so each request costs O(1), not O(handled).
+    for (const [cid, at] of this.handled) {
+      if (now - at <= OPEN_HANDLED_TTL_MS) break;
+      this.handled.delete(cid);
+    }
     const reply = (errno: number) => this.netw.send(from, { k: 'result', cid: msg.cid, errno });
     if (!msg.cext || msg.punch === null) return reply(E.EHOSTUNREACH);
     if (!isMemberEndpoint(client, msg.cext)) {
@@ -130,8 +134,12 @@ export class ConnectServer {
     const relayIp = msg.relay.ip === '0.0.0.0' && relayId === SEED ? this.netw.seedIp() : msg.relay.ip;
     const relay = relayId === SEED ? null : this.members.byId(relayId);
     const relayOk = relayId === SEED || (!!relay && relay.nat === 'open' && relay.ext?.ip === msg.relay.ip);
-    if (!relayOk || msg.from === relayId) {
+    if (!relayOk) {
       log.warn('refused a relayed connection whose relay is not where the member list says', { relay: relayId, at: `${msg.relay.ip}:${msg.relay.port}`, from: msg.from });
+      return cancel(E.EHOSTUNREACH);
+    }
+    if (!this.askedFor(relayId, msg)) {
+      log.warn('refused a relayed connection its client did not ask for (no valid seal of the request)', { relay: relayId, from: msg.from, cid: msg.cid });
       return cancel(E.EHOSTUNREACH);
     }
     let fd = -1;
@@ -147,6 +155,26 @@ export class ConnectServer {
     }
     // The program stopped listening meanwhile: the socket is reset, and the relay resets the client's half.
     await this.handOver(fd, msg.vport, client, msg.cport, (errno) => errno && cancel(errno));
+  }
+
+  /**
+   * Whether the client named in a relay-open asked for exactly this connection through this relay: its seal of
+   * relayAsk(cid, us, vport, cport, relay) opens, the cid is the client's own, and it was not used before (a
+   * relay replaying an old request). Without seals (memory tests of other parts) a relay cannot speak for itself.
+   */
+  private askedFor(relayId: number, msg: VnetOf<'relay-open'>): boolean {
+    const self = this.netw.self();
+    if (!this.netw.unseal || !self) return msg.from !== relayId;
+    if (!msg.ask || !msg.cid.startsWith(`${msg.from}:`)) return false;
+    const opened = this.netw.unseal(msg.from, msg.ask);
+    const want = relayAsk(msg.cid, self.id, msg.vport, msg.cport, relayId);
+    if (!opened || Buffer.compare(Buffer.from(opened), Buffer.from(want)) !== 0) return false;
+    const key = `relay ${msg.cid}`;
+    const now = Date.now();
+    if (this.handled.has(key)) return false;
+    this.handled.set(key, now);
+    for (const [cid, at] of this.handled) if (now - at > OPEN_HANDLED_TTL_MS) this.handled.delete(cid);
+    return true;
   }
 
   /** Gives a connected socket to the program listening on `vport`, or resets it when nothing listens there. */

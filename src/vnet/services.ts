@@ -17,7 +17,8 @@
  *   `0 VIP svc 0.0.0.0 0 0 0 0`         a service without members now: connect() is refused
  */
 import type { MemberInfo } from '../wire/messages';
-import { intToIp, ipToInt, parseCidr } from '../control/addresses';
+import { parseCidr } from '../control/addresses';
+import { formatIPv4, parseIPv4 } from '../util/ipv4';
 
 /** The default virtual network (the seed's --network default), when the member has not said its own yet. */
 const DEFAULT_NETWORK = '100.96.0.0/16';
@@ -33,11 +34,11 @@ export class ServiceAddresses {
     if (known) return known;
     const cidr = parseCidr(network ?? DEFAULT_NETWORK);
     const taken = new Set(members.map((m) => m.addr));
-    const highestMember = Math.max(cidr.base, ...members.map((m) => ipToInt(m.addr)));
+    const highestMember = Math.max(cidr.base, ...members.map((m) => parseIPv4(m.addr)!));
     // From the block's last address below its broadcast address, downwards; .0 and .255 are skipped as the
     // seed skips them.
     for (let n = cidr.base + 2 ** (32 - cidr.bits) - 2; n > highestMember; n--) {
-      const ip = intToIp(n >>> 0);
+      const ip = formatIPv4(n >>> 0);
       if ((n & 255) === 0 || (n & 255) === 255 || taken.has(ip) || this.byAddr.has(ip)) continue;
       this.byName.set(name, ip);
       this.byAddr.set(ip, name);
@@ -57,7 +58,7 @@ export class ServiceAddresses {
 
   /** The members taking connections for service `name` now (not on standby), in address order (the shim's order). */
   static members(name: string, members: readonly MemberInfo[]): MemberInfo[] {
-    return members.filter((m) => m.services.includes(name) && !m.standby).sort((a, b) => ipToInt(a.addr) - ipToInt(b.addr));
+    return members.filter((m) => m.services.includes(name) && !m.standby).sort((a, b) => parseIPv4(a.addr)! - parseIPv4(b.addr)!);
   }
 
   /** The `svc` lines of the route table for every service address handed out. */

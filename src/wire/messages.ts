@@ -281,7 +281,10 @@ function outcome(v: unknown): Outcome {
   };
 }
 
-/** Decodes and validates one message. Throws MessageError saying what is wrong. */
+/**
+ * Decodes and validates one message. Throws MessageError saying what is wrong. Long because it is a table: one
+ * case a message type, each a few field checks (the field helpers above do the work).
+ */
 export function decodeMessage(bytes: Uint8Array): Message {
   let v: unknown;
   try {

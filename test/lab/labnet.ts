@@ -32,6 +32,8 @@ export class LabNet {
   private readonly children: ChildProcess[] = [];
   readonly members: Member[] = [];
   private seedErr = '';
+  /** The seed's process (for fault injection: kill -9 of the seed). */
+  seedProc: ChildProcess | null = null;
 
   constructor(private readonly lab: Lab) {
     this.seedAddr = `${lab.node('seed').address}:${this.port * 2}`;
@@ -41,6 +43,7 @@ export class LabNet {
   async startSeed(): Promise<void> {
     const seed = this.lab.spawn('seed', process.execPath, [BOXER, 'seed', '--listen', this.seedAddr], { env: { BOXER_SECRET: SECRET } });
     this.children.push(seed);
+    this.seedProc = seed;
     seed.stderr!.on('data', (d: Buffer) => (this.seedErr += d.toString()));
     let out = '';
     await new Promise<void>((resolve, reject) => {

@@ -6,7 +6,7 @@
 import test from 'ava';
 import { execFile, execFileSync } from 'child_process';
 import * as net from 'net';
-import { NATIVE_DIR, native } from '../support/native';
+import { NATIVE_DIR, connectedAddonSocket, native } from '../support/native';
 
 test.before(() => {
   native();
@@ -22,6 +22,7 @@ test('C unit tests of the shim cores pass (make -C native check)', async (t) => 
   t.regex(out, /test_fdtable: \d+ checks, 0 failed/);
   t.regex(out, /test_addr: \d+ checks, 0 failed/);
   t.regex(out, /test_nodes: \d+ checks, 0 failed/);
+  t.regex(out, /test_chanio: \d+ checks, 0 failed/);
 });
 
 function wrap(fd: number): net.Socket {
@@ -88,20 +89,12 @@ function canUseIptables(): boolean {
 });
 
 test('connectStart + connectWait to a listener; the fd works as a net.Socket', async (t) => {
-  const n = native();
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
-  const fd = n.tcpSocket();
-  n.connectStart(fd, '127.0.0.1', (server.address() as net.AddressInfo).port);
-  await n.connectWait(fd, 5000);
+  const { fd, peer } = await connectedAddonSocket();
   const s = wrap(fd);
-  const peer = await accepted;
   t.is(await exchange(s, peer, 'x'.repeat(100000)), 'x'.repeat(100000));
   t.is(await exchange(peer, s, 'reply'), 'reply');
   s.destroy();
   peer.destroy();
-  server.close();
 });
 
 test('errors carry the errno name: ECONNREFUSED, ENOTCONN, EADDRNOTAVAIL, ECANCELED, EINVAL, EBADF', async (t) => {
@@ -156,13 +149,7 @@ test('sendFd / recvFd pass a connected TCP socket; peerCred names this process',
   const [u1, u2] = n.socketPair();
   t.deepEqual(n.peerCred(u1), { pid: process.pid, uid: process.getuid!(), gid: process.getgid!() });
 
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
-  const fd = n.tcpSocket();
-  n.connectStart(fd, '127.0.0.1', (server.address() as net.AddressInfo).port);
-  await n.connectWait(fd, 5000);
-  const peer = await accepted;
+  const { fd, peer } = await connectedAddonSocket();
 
   t.is(n.sendFd(u1, fd, Buffer.from('hand-off')), 8);
   n.close(fd); // the receiver holds its own reference
@@ -183,5 +170,4 @@ test('sendFd / recvFd pass a connected TCP socket; peerCred names this process',
   n.close(u2);
   s.destroy();
   peer.destroy();
-  server.close();
 });

@@ -18,7 +18,7 @@ import * as fs from 'fs';
 import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
-import { native, tmpDir } from './native';
+import { connectedAddonSocket, native, tmpDir } from './native';
 import { MSG, FRAME_FLAG_FD, FrameReader, acceptedReply, connectReply, decodeRequest, encodeFrame, errnoReply, resolveReply, writeWithFd } from '../../src/ipc/shim-codec';
 import { WAKE_MARK_IP } from '../../src/vnet/handoff';
 
@@ -224,17 +224,9 @@ export class FakeAgent {
    * accept() with a loopback connection, and answers its ACCEPTED with the real socket as peer vaddr:vport.
    */
   async handOff(listenPort: number, vaddr: string, vport: number): Promise<net.Socket> {
-    const n = native();
     this.pendingHandoffs++;
     try {
-      const server = net.createServer();
-      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-      const remoteP = new Promise<net.Socket>((r) => server.once('connection', r));
-      const fd = n.tcpSocket();
-      n.connectStart(fd, '127.0.0.1', (server.address() as net.AddressInfo).port);
-      await n.connectWait(fd, 5000);
-      const remote = await remoteP;
-      server.close();
+      const { fd, peer: remote } = await connectedAddonSocket();
       this.sockets.add(remote);
       const wake = net.connect({ port: listenPort, host: '127.0.0.1', localAddress: WAKE_MARK_IP });
       wake.on('error', () => undefined);

@@ -4,6 +4,7 @@
  */
 import { execFile, spawn, ChildProcess } from 'child_process';
 import * as fs from 'fs';
+import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import type * as NativeApi from '../../native';
@@ -30,6 +31,23 @@ export function native(): typeof NativeApi {
     cached = require(NATIVE_DIR) as typeof NativeApi;
   }
   return cached;
+}
+
+/**
+ * An addon TCP socket (`fd`) connected to a loopback listener of this process, and the listener's side of the
+ * connection (`peer`); the listener is closed once it accepted.
+ */
+export async function connectedAddonSocket(): Promise<{ fd: number; peer: net.Socket }> {
+  const n = native();
+  const server = net.createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+  const fd = n.tcpSocket();
+  n.connectStart(fd, '127.0.0.1', (server.address() as net.AddressInfo).port);
+  await n.connectWait(fd, 5000);
+  const peer = await accepted;
+  server.close();
+  return { fd, peer };
 }
 
 export function tmpDir(prefix: string): string {

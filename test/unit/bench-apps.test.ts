@@ -47,7 +47,9 @@ test('analyseBurst: first request per function, absorbed, failures by phase', (t
   t.deepEqual(r.firstAfterReadyMs, [200]);
   t.is(r.rpsBefore, 10);
   t.is(r.rpsPlateau, 20);
-  t.is(r.absorbedMs, 2000, 'second 4 (3-4 s after the start) reached the plateau');
+  // The threshold is 19 requests in 1 s (10 + 0.9 x 10): the window (3.9 s, 4.9 s] holds 10 of a and 9 of f0
+  // (4.05 ... 4.85 s), the window ending at 4.8 s only 8 of f0.
+  t.is(r.absorbedMs, 1900, 'the 1 s window ending 1.9 s after the start reached 90% of the rise');
   t.is(r.failedOut, 1);
   t.is(r.failedIn, 1, 'a 499 at the end of the run is not counted');
   t.deepEqual(r.timeline.slice(2, 6), [[2, 10], [3, 11], [4, 20], [5, 20]]);

@@ -2,7 +2,7 @@
 import test from 'ava';
 import { ecdf, median, percentile, ratio, summarize } from '../../bench/stats';
 import { escapeXml, lineChart, niceTicks } from '../../bench/svg';
-import { compareResults, flattenFigures, formatComparison, type CaseResult } from '../../bench/results';
+import { checkGuards, compareResults, flattenFigures, formatComparison, formatGuards, type CaseResult, type Guard } from '../../bench/results';
 import { parseArgs } from '../../bench/index';
 import { parseIperf } from '../../bench/network';
 import { markdown, ratios } from '../../bench/report';
@@ -90,6 +90,13 @@ test('SVG writer: well-formed, one polyline per series, names escaped', (t) => {
   const flat = lineChart([{ name: 'one', points: [[1, 5]] }], { title: 't', xLabel: 'x', yLabel: 'y', markers: true });
   t.true(wellFormed(flat));
   t.false(/NaN|Infinity/.test(flat));
+  // Vertical marks widen the x range to include them (the paper's 39 s beside a 25 s run) and are labelled.
+  const marked = lineChart([{ name: 'rps', points: [[0, 10], [25, 50]] }], { title: 't', xLabel: 's', yLabel: 'r', vlines: [{ x: 5, label: 'start' }, { x: 44, label: 'paper <39 s>' }, { x: NaN, label: 'none' }] });
+  t.true(wellFormed(marked));
+  t.is((marked.match(/class="vline"/g) ?? []).length, 2);
+  t.true(marked.includes('paper &lt;39 s&gt;'));
+  t.true(marked.includes('>40<'), 'the x axis reaches the last mark');
+  t.false(/NaN|Infinity/.test(marked));
   t.is(escapeXml(`'&`), '&apos;&amp;');
   t.deepEqual(niceTicks(0, 1, 5), [0, 0.2, 0.4, 0.6, 0.8, 1]);
 });
@@ -123,6 +130,28 @@ test('--compare: per-figure change with better/worse by direction, added and rem
   const text = formatComparison(rows);
   t.regex(text, /throughput\/vm-to-vm\/forward native median\s+1000\s+1200\s+Mbit\/s\s+\+20\.0% better/);
   t.regex(text, /figures: 1 better, 0 worse/);
+});
+
+test('--compare guards: an absolute bound, a bound over the native variant, and figures not measured', (t) => {
+  const guards: Guard[] = [
+    { id: 'ttfb/a', stat: 'median', max: 800, target: 't' },
+    { id: 'ttfb/b', stat: 'median', max: 100, overNative: true, target: 't' },
+    { id: 'ttfb/c', stat: 'median', max: 1, target: 't' },
+  ];
+  const ttfb = (id: string, boxer: number, native?: number): CaseResult => ({ id, group: 'ttfb', title: 'x', unit: 'us', better: 'lower', boxer: measured(boxer), ...(native ? { native: measured(native) } : {}) });
+  const ok = checkGuards({ cases: [ttfb('ttfb/a', 700), ttfb('ttfb/b', 240, 150)] }, guards);
+  t.deepEqual(
+    ok.map((x) => x.ok),
+    [true, true, undefined],
+  );
+  t.is(ok[1].limit, 250);
+  const bad = checkGuards({ cases: [ttfb('ttfb/a', 900), ttfb('ttfb/b', 260, 150), ttfb('ttfb/c', 5)] }, guards);
+  t.deepEqual(
+    bad.map((x) => x.ok),
+    [false, false, false],
+  );
+  t.regex(formatGuards(bad), /3 guard\(s\) broken/);
+  t.regex(formatGuards(ok), /ttfb\/c boxer median\s+not measured/);
 });
 
 test('ratios: against the own native variant, else each baseline; never from an unmeasured figure', (t) => {

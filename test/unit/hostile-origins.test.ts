@@ -153,3 +153,42 @@ test('vnet: a punched connection request or a relay-open toward another address 
   t.is(sent.length, 300);
   server.close();
 });
+
+test('vnet: a relay-open is taken only when its client sealed exactly this request through this relay, once', async (t) => {
+  const sent: Array<[number, VnetMessage]> = [];
+  const connects: string[] = [];
+  // We are member 2 (keys B); member 1 (A) is the client; member 3 (EVIL, open, at 192.0.2.3) is the relay.
+  const netw = {
+    self: () => ({ id: 2, addr: '100.96.0.2' }),
+    members: () => members,
+    send: (to: number, m: VnetMessage) => sent.push([to, m]),
+    seedIp: () => '198.18.0.1',
+    unseal: (from: number, sealed: Uint8Array) => openFrom(sealed, members.find((m) => m.id === from)!.key, B),
+  } as unknown as VnetNetwork;
+  const ops = new Proxy({}, { get: (_o, k) => (...args: unknown[]) => { connects.push(`${String(k)} ${args.join(' ')}`); if (k === 'tcpSocket') throw new Error('stop here'); return 0; } }) as unknown as SocketOps;
+  const server = new ConnectServer(netw, ops);
+  server.listen(80);
+  const relay = { ip: '192.0.2.3', port: 7070 };
+  const open = (cid: string, ask?: Uint8Array, vport = 80) => server.acceptRelayed(3, { k: 'relay-open', cid, from: 1, vport, cport: 5000, relay, token: new Uint8Array(16), ...(ask ? { ask } : {}) });
+  const { relayAsk } = await import('../../src/vnet/messages');
+  let forged = 0;
+  for (let i = 0; i < ATTEMPTS; i++) {
+    const cid = `1:f${i}`;
+    await open(cid); // no seal: the relay speaks for the client
+    await open(cid, sealFor(relayAsk(cid, 2, 80, 5000, 3), B.publicKey, EVIL)); // sealed by the relay itself
+    await open(cid, sealFor(relayAsk(cid, 2, 22, 5000, 3), B.publicKey, A), 80); // the client asked for port 22, not 80
+    await open(cid, sealFor(relayAsk(cid, 2, 80, 5000, 0), B.publicKey, A)); // the client asked the seed, not this relay
+    await open(`3:f${i}`, sealFor(relayAsk(`3:f${i}`, 2, 80, 5000, 3), B.publicKey, A)); // a cid that is not the client's
+    forged += 5;
+  }
+  t.deepEqual(connects, [], 'no socket was opened for a forged relay-open');
+  t.is(sent.filter(([, m]) => m.k === 'relay-cancel' && m.errno === E.EHOSTUNREACH).length, forged);
+  // The real thing connects to the relay (the fake stops it there); the same request replayed does not.
+  const ask = sealFor(relayAsk('1:ok', 2, 80, 5000, 3), B.publicKey, A);
+  await open('1:ok', ask);
+  t.is(connects.filter((c) => c.startsWith('tcpSocket')).length, 1, 'a sealed request is taken');
+  await open('1:ok', ask);
+  t.is(connects.filter((c) => c.startsWith('tcpSocket')).length, 1, 'its replay is not');
+  t.log(`${forged + 1} forged or replayed relay-opens refused, 1 genuine taken`);
+  server.close();
+});

@@ -6,10 +6,13 @@
 #include "fdtable.h"
 
 /* TCP keepalive on overlay connections, so that NATs that drop idle flows keep them: AWS NAT gateways drop
- * TCP flows idle for 350 s; the first probe goes out after 60 s idle, well inside that, and a dead peer is
- * detected after 60 + 3 x 20 = 120 s. Not applied when the program set SO_KEEPALIVE itself. */
-#define SHIM_KEEPALIVE_IDLE_S 60
-#define SHIM_KEEPALIVE_INTVL_S 20
+ * TCP flows idle for 350 s, some home routers after 30-60 s; the first probe goes out after 20 s idle, inside
+ * those. A NAT that restarted (forgot every mapping) passes the far end's packets again once our next probe
+ * has gone out: so a connection idle on our side stalls at most about twice this (the far end's retransmit
+ * backoff) instead of minutes (docs/security.md, the conntrack -F test). A dead peer is detected after
+ * 20 + 3 x 5 = 35 s. One probe per 20 s per idle connection. Not applied when the program set SO_KEEPALIVE. */
+#define SHIM_KEEPALIVE_IDLE_S 20
+#define SHIM_KEEPALIVE_INTVL_S 5
 #define SHIM_KEEPALIVE_CNT 3
 
 /* How long a blocking connect() lets the agent take to report the outcome (CONNECT_RESULT wait_ms) once the

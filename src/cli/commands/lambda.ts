@@ -19,6 +19,32 @@ function aws(a: { region?: string; profile?: string; 'endpoint-url'?: string }):
   return { region: a.region, profile: a.profile, endpointUrl: a['endpoint-url'] };
 }
 
+/** `boxer lambda deploy`'s options. */
+function deployOptions<T>(y: Argv<T>) {
+  return awsOptions(y)
+    .option('zip', { type: 'string', demandOption: true, description: 'the package (boxer lambda package --out FILE)' })
+    .option('role', { type: 'string', description: "the function's execution role ARN (needed to create; docs/lambda.md shows how to make one)" })
+    .option('arch', { choices: ['x86_64', 'arm64'] as const, default: 'x86_64' as const, description: 'the architecture the package was built for' })
+    .option('memory', { type: 'number', default: LAMBDA_DEFAULT_MEMORY_MB, description: 'memory in MB (1769 = one vCPU)' })
+    .option('timeout', { type: 'number', default: LAMBDA_DEFAULT_TIMEOUT_S, description: 'function timeout in seconds (at most 900): the longest a member can run' })
+    .option('ephemeral-storage', { type: 'number', default: LAMBDA_DEFAULT_EPHEMERAL_MB, description: '/tmp size in MB (512 to 10240)' })
+    .option('secret-file', { type: 'string', description: 'file holding the network secret (else $BOXER_SECRET)' })
+    .option('secret-store', { choices: ['secretsmanager', 'ssm'] as const, default: 'secretsmanager' as const, description: 'where the secret is kept: Secrets Manager, or an SSM SecureString parameter' });
+}
+
+/** `boxer lambda run`'s options. */
+function runOptions<T>(y: Argv<T>) {
+  return awsOptions(y)
+    .option('seed', { type: 'string', demandOption: true, description: 'the seed, HOST:PORT, reachable from the functions and from here' })
+    .option('nodes', { type: 'number', demandOption: true, description: 'how many functions to start (each waits until all have joined)' })
+    .option('secret-file', { type: 'string', description: 'file holding the network secret (else $BOXER_SECRET); the functions read theirs from where deploy stored it' })
+    .option('name', { type: 'string', description: 'member names: NAME-0, NAME-1, ... (default node-ID)' })
+    .option('service', { type: 'string', description: 'a service name every member provides' })
+    .option('env', { type: 'string', array: true, default: [] as string[], description: 'K=V added to CMD\'s environment (repeatable)' })
+    .option('leave-before', { type: 'number', description: 'seconds before the function\'s deadline at which CMD is stopped and the member leaves (default: the handler\'s)' })
+    .option('join-timeout', { type: 'number', default: LAMBDA_RUN_JOIN_TIMEOUT_S, description: 'seconds to wait for every function to join' });
+}
+
 export function lambdaCommands(y: Argv, cmd: string[]): Argv {
   return y
     .command(
@@ -36,15 +62,7 @@ export function lambdaCommands(y: Argv, cmd: string[]): Argv {
       'deploy',
       'create or update the function, store the network secret, give the function read access to it',
       (c) =>
-        awsOptions(c)
-          .option('zip', { type: 'string', demandOption: true, description: 'the package (boxer lambda package --out FILE)' })
-          .option('role', { type: 'string', description: "the function's execution role ARN (needed to create; docs/lambda.md shows how to make one)" })
-          .option('arch', { choices: ['x86_64', 'arm64'] as const, default: 'x86_64' as const, description: 'the architecture the package was built for' })
-          .option('memory', { type: 'number', default: LAMBDA_DEFAULT_MEMORY_MB, description: 'memory in MB (1769 = one vCPU)' })
-          .option('timeout', { type: 'number', default: LAMBDA_DEFAULT_TIMEOUT_S, description: 'function timeout in seconds (at most 900): the longest a member can run' })
-          .option('ephemeral-storage', { type: 'number', default: LAMBDA_DEFAULT_EPHEMERAL_MB, description: '/tmp size in MB (512 to 10240)' })
-          .option('secret-file', { type: 'string', description: 'file holding the network secret (else $BOXER_SECRET)' })
-          .option('secret-store', { choices: ['secretsmanager', 'ssm'] as const, default: 'secretsmanager' as const, description: 'where the secret is kept: Secrets Manager, or an SSM SecureString parameter' }),
+        deployOptions(c),
       async (a) =>
         (await import('./lambda-deploy')).lambdaDeployCommand({
           aws: aws(a),
@@ -63,15 +81,7 @@ export function lambdaCommands(y: Argv, cmd: string[]): Argv {
       'run',
       'invoke --nodes functions that join the network and run CMD; show them join and end',
       (c) =>
-        awsOptions(c)
-          .option('seed', { type: 'string', demandOption: true, description: 'the seed, HOST:PORT, reachable from the functions and from here' })
-          .option('nodes', { type: 'number', demandOption: true, description: 'how many functions to start (each waits until all have joined)' })
-          .option('secret-file', { type: 'string', description: 'file holding the network secret (else $BOXER_SECRET); the functions read theirs from where deploy stored it' })
-          .option('name', { type: 'string', description: 'member names: NAME-0, NAME-1, ... (default node-ID)' })
-          .option('service', { type: 'string', description: 'a service name every member provides' })
-          .option('env', { type: 'string', array: true, default: [] as string[], description: 'K=V added to CMD\'s environment (repeatable)' })
-          .option('leave-before', { type: 'number', description: 'seconds before the function\'s deadline at which CMD is stopped and the member leaves (default: the handler\'s)' })
-          .option('join-timeout', { type: 'number', default: LAMBDA_RUN_JOIN_TIMEOUT_S, description: 'seconds to wait for every function to join' }),
+        runOptions(c),
       async (a) =>
         (await import('./lambda-run')).lambdaRunCommand({
           aws: aws(a),

@@ -18,6 +18,7 @@ import { DISCOVERY_PORT_OFFSET } from '../../constants';
 import { BoxerError } from '../../util/errors';
 import { SeedMember } from '../../control/seed-member';
 import { nativeIo } from '../../traversal/io';
+import type { KeyPair } from '../../crypto/keys';
 
 export interface SeedArgs {
   listen: string;
@@ -50,26 +51,10 @@ export async function seedCommand(a: SeedArgs): Promise<void> {
   // The relay of last resort for program connections (no open member to relay through).
   const relayServer = seedRelay(seed, host === '0.0.0.0' ? null : host, kernelSplice());
   const discovery = new DiscoveryServer({ psk, keys });
-  let dport: number;
-  if (a.discoveryPort !== undefined) {
-    if (!(Number.isInteger(a.discoveryPort) && a.discoveryPort > 0 && a.discoveryPort < 65536)) throw new BoxerError('USAGE', `--discovery-port ${a.discoveryPort}: expected a port number`);
-    dport = (await discovery.listen(host, a.discoveryPort)).port;
-  } else {
-    // The default (listen port + 1) may be taken: then any free port; agents learn it from the seed.
-    dport = await discovery
-      .listen(host, bound.port + DISCOVERY_PORT_OFFSET)
-      .catch(() => discovery.listen(host, 0))
-      .then((x) => x.port);
-  }
+  const dport = await listenDiscovery(discovery, host, bound.port, a.discoveryPort);
   seed.discoveryPort = dport;
   console.log(`boxer seed listening on ${where} (virtual network ${cidr.text}; NAT discovery on port ${dport})`);
-  const seedArg = `--seed ${host === '0.0.0.0' ? 'THIS_HOST' : host}:${bound.port}`;
-  if (generated) console.log(`network secret written to ${file} (readable only by you); copy it to the members`);
-  console.log(
-    file
-      ? `join with: boxer run ${seedArg} --secret-file ${file} -- CMD`
-      : `join with: BOXER_SECRET=<the same secret> boxer run ${seedArg} -- CMD`,
-  );
+  printJoinHint(host, bound.port, file, generated);
 
   if (!runsCmd) {
     await new Promise<void>((resolve) => {
@@ -83,18 +68,7 @@ export async function seedCommand(a: SeedArgs): Promise<void> {
     return;
   }
 
-  // The same composition as an agent's (cli/session.ts): the virtual network and the local services over the
-  // LocalMember, here the seed's own member.
-  const self = new SeedMember(seed, { psk, keys, io: nativeIo, publicIp: host === '0.0.0.0' ? null : host });
-  await self.start();
-  const vnet = new VirtualNetwork(self);
-  const member = new MemberServices(self, where, { extra: () => ({ vnet: vnet.status() }) });
-  await member.start();
-  await vnet.start();
-  const code = await runMemberCommand(a.cmd, member.env(process.env), vnet);
-  await vnet.close();
-  await member.close();
-  await self.close();
+  const code = await runSeedMember(seed, a.cmd, where, { psk, keys, publicIp: host === '0.0.0.0' ? null : host });
   relayServer.close();
   await discovery.close();
   await seed.close();
@@ -102,6 +76,48 @@ export async function seedCommand(a: SeedArgs): Promise<void> {
 }
 
 const log = logger('seed');
+
+/** The NAT discovery server's port: --discovery-port, else the listen port + 1, else (taken) any free port. */
+async function listenDiscovery(discovery: DiscoveryServer, host: string, boundPort: number, asked: number | undefined): Promise<number> {
+  if (asked !== undefined) {
+    if (!(Number.isInteger(asked) && asked > 0 && asked < 65536)) throw new BoxerError('USAGE', `--discovery-port ${asked}: expected a port number`);
+    return (await discovery.listen(host, asked)).port;
+  }
+  // The default (listen port + 1) may be taken: then any free port; agents learn it from the seed.
+  return discovery
+    .listen(host, boundPort + DISCOVERY_PORT_OFFSET)
+    .catch(() => discovery.listen(host, 0))
+    .then((x) => x.port);
+}
+
+/** Tells the user how members join (where the secret is). */
+function printJoinHint(host: string, port: number, file: string | null | undefined, generated: boolean): void {
+  const seedArg = `--seed ${host === '0.0.0.0' ? 'THIS_HOST' : host}:${port}`;
+  if (generated) console.log(`network secret written to ${file} (readable only by you); copy it to the members`);
+  console.log(
+    file
+      ? `join with: boxer run ${seedArg} --secret-file ${file} -- CMD`
+      : `join with: BOXER_SECRET=<the same secret> boxer run ${seedArg} -- CMD`,
+  );
+}
+
+/**
+ * Runs CMD as the seed's own member: the same composition as an agent's (cli/session.ts), the virtual network
+ * and the local services over the LocalMember, here the seed's own member. Returns CMD's exit status.
+ */
+async function runSeedMember(seed: Seed, cmd: string[], where: string, o: { psk: Uint8Array; keys: KeyPair; publicIp: string | null }): Promise<number> {
+  const self = new SeedMember(seed, { psk: o.psk, keys: o.keys, io: nativeIo, publicIp: o.publicIp });
+  await self.start();
+  const vnet = new VirtualNetwork(self, o.keys);
+  const member = new MemberServices(self, where, { extra: () => ({ vnet: vnet.status() }) });
+  await member.start();
+  await vnet.start();
+  const code = await runMemberCommand(cmd, member.env(process.env), vnet);
+  await vnet.close();
+  await member.close();
+  await self.close();
+  return code;
+}
 
 /** The addon's kernel relay, if the addon loads (a seed also runs without it: the relay then pipes in Node). */
 function kernelSplice(): KernelSplice | undefined {

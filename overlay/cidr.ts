@@ -1,16 +1,5 @@
-/** IPv4 addresses and networks as numbers: what the lab's plan computes with. */
-
-export function parseIPv4(s: string): number | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
-  if (!m) return undefined;
-  const parts = m.slice(1).map(Number);
-  if (parts.some((p) => p > 255)) return undefined;
-  return ((parts[0] << 24) | (parts[1] << 16) | (parts[2] << 8) | parts[3]) >>> 0;
-}
-
-export function formatIPv4(n: number): string {
-  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
-}
+/** IPv4 networks (CIDR blocks) as numbers: what the lab's plan computes with (addresses: src/util/ipv4.ts). */
+import { parseIPv4 } from '../src/util/ipv4';
 
 export interface Cidr {
   network: number;
