@@ -18,6 +18,7 @@ import { planApps } from './apps-plan';
 import { AGG_BOXER_SENDERS, AGG_NATIVE_SENDERS, measureAggregate } from './aggregate';
 import { planIdle, planPackage, planSetupCpu } from './costs';
 import { connectLatency, connectLatencyBinary, iperf, latency } from './network';
+import { planSetup } from './setup';
 
 export interface Config {
   quick: boolean;
@@ -161,6 +162,7 @@ export class Bench {
     this.planOutside();
     this.planAggregate();
     this.planConnect();
+    planSetup(this);
     this.planMembership();
     planPackage(this);
     planLambda(this);

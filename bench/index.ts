@@ -14,7 +14,7 @@ import path from 'node:path';
 import { checkLabPrerequisites, Lab, loadTopologyFile } from '../overlay';
 import { Bench, config } from './cases';
 import { charts, markdown } from './report';
-import { compareResults, formatComparison, type MachineInfo, type Results } from './results';
+import { checkGuards, compareResults, formatComparison, formatGuards, type MachineInfo, type Results } from './results';
 import { boxerDataPathAvailable, ROOT, Runner } from './runner';
 
 /** The committed results of a full run, and where quick and filtered runs write theirs instead. */
@@ -33,7 +33,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --docs            also write docs/benchmarks.md and docs/bench/*.svg (the default for a full run only;
                     not with --only, whose docs would lack every other case)
   --no-docs         never write docs/
-  --compare OLD     print the per-figure change from the results file OLD`;
+  --compare OLD     print the per-figure change from the results file OLD, and check the guards of the
+                    connection set-up figures (bench/results.ts GUARDS): exit status 3 if one is broken`;
 
 export interface Args {
   quick: boolean;
@@ -170,7 +171,13 @@ async function main(args: Args): Promise<number> {
       const f = (v?: (typeof c)['native']) => (v ? (v.status === 'measured' ? `${v.summary.median.toPrecision(4)} ${c.unit}` : 'not measured') : '-');
       log(`  ${c.id.padEnd(34)} native ${f(c.native).padEnd(18)} boxer ${f(c.boxer)}`);
     }
-    if (old) console.log(formatComparison(compareResults(old, results)));
+    if (old) {
+      console.log(formatComparison(compareResults(old, results)));
+      // The guards of the set-up figures: a broken one fails the comparison (exit status 3).
+      const checks = checkGuards(results);
+      console.log(formatGuards(checks));
+      if (checks.some((x) => x.ok === false)) return 3;
+    }
     return 0;
   } finally {
     await runner?.stopAll().catch(() => undefined);

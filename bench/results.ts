@@ -126,3 +126,65 @@ export function formatComparison(rows: readonly ComparisonRow[]): string {
   lines.push(`${rows.length} figures: ${better} better, ${worse} worse (beyond 5%), ${rows.length - better - worse} same/added/removed`);
   return lines.join('\n');
 }
+
+/**
+ * A bound on one figure that `--compare` checks (the connection set-up figures of issue 15): `max` in the
+ * case's unit, or, with `overNative`, the native variant's value plus `max`. Where a target of the issue is
+ * met the bound is the target; where not yet, it is the level reached with room for a busy machine, so that
+ * it does not slip back unnoticed (`target` says where it should get to).
+ */
+export interface Guard {
+  id: string;
+  stat: 'median' | 'p99';
+  max: number;
+  overNative?: boolean;
+  target: string;
+}
+
+export const GUARDS: Guard[] = [
+  { id: 'ttfb/vm-to-fn', stat: 'median', max: 800, target: '<= 800 us (then native + 100 us)' },
+  { id: 'ttfb/fn-to-fn', stat: 'median', max: 800, target: '<= 800 us (then native + 100 us)' },
+  { id: 'ttfb/fn-to-vm', stat: 'median', max: 500, overNative: true, target: '<= native + 100 us' },
+  { id: 'ttfb/first/fn-to-fn', stat: 'median', max: 30_000, target: '<= 5 ms' },
+  { id: 'connect/vm-to-vm', stat: 'p99', max: 200, target: 'p99 < 200 us' },
+  { id: 'connect/vm-to-fn', stat: 'p99', max: 200, target: 'p99 < 200 us' },
+  { id: 'connect/fn-to-fn-relay', stat: 'p99', max: 60_000, target: 'p99 < 200 us' },
+  { id: 'cost/setup-cpu/fn-to-fn/client', stat: 'median', max: 900, target: '<= 200 ms per 1000 set-ups' },
+  { id: 'cost/setup-cpu/fn-to-fn/server', stat: 'median', max: 1100, target: '<= 300 ms per 1000 set-ups' },
+];
+
+export interface GuardCheck {
+  guard: Guard;
+  value?: number;
+  limit?: number;
+  /** undefined: the figure (or its native baseline) was not measured in this run. */
+  ok?: boolean;
+}
+
+export function checkGuards(r: Pick<Results, 'cases'>, guards: readonly Guard[] = GUARDS): GuardCheck[] {
+  return guards.map((guard) => {
+    const c = r.cases.find((x) => x.id === guard.id);
+    const b = c?.boxer;
+    if (!b || b.status !== 'measured') return { guard };
+    const value = b.summary[guard.stat];
+    let limit = guard.max;
+    if (guard.overNative) {
+      const n = c.native;
+      if (!n || n.status !== 'measured') return { guard, value };
+      limit += n.summary[guard.stat];
+    }
+    return { guard, value, limit, ok: value <= limit };
+  });
+}
+
+export function formatGuards(checks: readonly GuardCheck[]): string {
+  const lines = ['guards (bench/results.ts GUARDS):'];
+  for (const x of checks) {
+    const what = `${x.guard.id} boxer ${x.guard.stat}`.padEnd(44);
+    if (x.ok === undefined) lines.push(`  ${what} not measured in this run`);
+    else lines.push(`  ${what} ${num(x.value).padStart(8)} <= ${num(x.limit).padStart(8)}  ${x.ok ? 'ok' : 'BROKEN'}  (target ${x.guard.target})`);
+  }
+  const broken = checks.filter((x) => x.ok === false).length;
+  lines.push(broken ? `${broken} guard(s) broken` : 'no guard broken');
+  return lines.join('\n');
+}

@@ -165,6 +165,17 @@ export const PUNCH_TIMEOUT_MS = 2_500;
 export const SIGNAL_TIMEOUT_MS = 3_000;
 /** The whole opening of a link (every path tried in turn) is bounded by this; `boxer ping` waits for it. */
 export const LINK_OPEN_TIMEOUT_MS = 8_000;
+/**
+ * Members remembered as linking to us because their vnet messages came through the seed (signal.ts): while one
+ * is, our answers go through the seed too and we open no link of our own. One entry a member; a bound anyway.
+ */
+export const MAX_FORWARDED_FROM = 1024;
+/**
+ * A first vnet message to a member without a link goes through the seed at once; the link opens this much
+ * later (peers.ts), so that its handshakes (X25519 on both agents) do not take the CPU from the set-up of the
+ * connection that message is for (~1 ms of agent work on a quiet machine, more on a busy one).
+ */
+export const FIRST_LINK_DELAY_MS = 50;
 /** A relayed link retries its direct path this often (it is upgraded when the direct path works). */
 export const RELAY_UPGRADE_MS = 15_000;
 /** Relay payloads are cut into pieces of at most this size (below MAX_PAYLOAD, so a frame never overflows). */

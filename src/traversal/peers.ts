@@ -181,8 +181,15 @@ export class Peers extends EventEmitter<PeersEvents> {
     }
   }
 
-  /** Sends an opaque vnet payload to member `id`: over a link when one can be had, else through the seed/home. */
+  /**
+   * Sends an opaque vnet payload to member `id`: over its link; without one, through the seed at once while the
+   * link opens for the next messages (a first connection to a member costs one hop through the seed, not a link
+   * set-up; a member that is linking to us already gets our answers the same way and opens nothing); without
+   * the seed, over the link once open, else through its home.
+   */
   async sendTo(id: number, payload: Uint8Array): Promise<void> {
+    const msg: Message = { t: 'vnet', payload };
+    if (!this.links.live(id) && this.signals.firstContact(id, msg, this.opening.has(id))) return;
     try {
       const l = await this.ensure(id);
       l.lastUsed = Date.now();
@@ -191,7 +198,7 @@ export class Peers extends EventEmitter<PeersEvents> {
     } catch (e) {
       this.log.debug('no link for a vnet message; forwarding it', { to: id, reason: (e as Error).message });
     }
-    await this.signals.send(id, { t: 'vnet', payload });
+    await this.signals.send(id, msg);
   }
 
   /** The link to `id`, opened if needed (bounded by LINK_OPEN_TIMEOUT_MS). */
@@ -366,6 +373,7 @@ export class Peers extends EventEmitter<PeersEvents> {
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
+    this.signals.close();
     this.homes.close();
     this.links.closeAll();
     this.relayed.close();

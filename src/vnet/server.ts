@@ -64,7 +64,11 @@ export class ConnectServer {
     const now = Date.now();
     if (this.handled.has(msg.cid)) return;
     this.handled.set(msg.cid, now);
-    for (const [cid, at] of this.handled) if (now - at > OPEN_HANDLED_TTL_MS) this.handled.delete(cid);
+    // Oldest first (insertion order): stop at the first one still kept, so each request costs O(1), not O(handled).
+    for (const [cid, at] of this.handled) {
+      if (now - at <= OPEN_HANDLED_TTL_MS) break;
+      this.handled.delete(cid);
+    }
     const reply = (errno: number) => this.netw.send(from, { k: 'result', cid: msg.cid, errno });
     if (!msg.cext || msg.punch === null) return reply(E.EHOSTUNREACH);
     if (!isMemberEndpoint(client, msg.cext)) {

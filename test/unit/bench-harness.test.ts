@@ -2,7 +2,7 @@
 import test from 'ava';
 import { ecdf, median, percentile, ratio, summarize } from '../../bench/stats';
 import { escapeXml, lineChart, niceTicks } from '../../bench/svg';
-import { compareResults, flattenFigures, formatComparison, type CaseResult } from '../../bench/results';
+import { checkGuards, compareResults, flattenFigures, formatComparison, formatGuards, type CaseResult, type Guard } from '../../bench/results';
 import { parseArgs } from '../../bench/index';
 import { parseIperf } from '../../bench/network';
 import { markdown, ratios } from '../../bench/report';
@@ -130,6 +130,28 @@ test('--compare: per-figure change with better/worse by direction, added and rem
   const text = formatComparison(rows);
   t.regex(text, /throughput\/vm-to-vm\/forward native median\s+1000\s+1200\s+Mbit\/s\s+\+20\.0% better/);
   t.regex(text, /figures: 1 better, 0 worse/);
+});
+
+test('--compare guards: an absolute bound, a bound over the native variant, and figures not measured', (t) => {
+  const guards: Guard[] = [
+    { id: 'ttfb/a', stat: 'median', max: 800, target: 't' },
+    { id: 'ttfb/b', stat: 'median', max: 100, overNative: true, target: 't' },
+    { id: 'ttfb/c', stat: 'median', max: 1, target: 't' },
+  ];
+  const ttfb = (id: string, boxer: number, native?: number): CaseResult => ({ id, group: 'ttfb', title: 'x', unit: 'us', better: 'lower', boxer: measured(boxer), ...(native ? { native: measured(native) } : {}) });
+  const ok = checkGuards({ cases: [ttfb('ttfb/a', 700), ttfb('ttfb/b', 240, 150)] }, guards);
+  t.deepEqual(
+    ok.map((x) => x.ok),
+    [true, true, undefined],
+  );
+  t.is(ok[1].limit, 250);
+  const bad = checkGuards({ cases: [ttfb('ttfb/a', 900), ttfb('ttfb/b', 260, 150), ttfb('ttfb/c', 5)] }, guards);
+  t.deepEqual(
+    bad.map((x) => x.ok),
+    [false, false, false],
+  );
+  t.regex(formatGuards(bad), /3 guard\(s\) broken/);
+  t.regex(formatGuards(ok), /ttfb\/c boxer median\s+not measured/);
 });
 
 test('ratios: against the own native variant, else each baseline; never from an unmeasured figure', (t) => {

@@ -28,6 +28,14 @@
 int ipc_request(uint16_t type, const uint8_t *body, size_t body_len, uint8_t *reply, size_t cap,
 		size_t *reply_len, int *rfd);
 
+/* Sends one request on a channel of its own, opened for it and closed after (no HELLO: the agent answers any
+ * request on any connection of the member's user), and waits for its reply (a descriptor passed with it is
+ * closed). For requests that may wait on the network (CONNECT on the agent route: a relay opening a port, a
+ * first link): the shared channel's lock is never held across such a wait, so other threads' requests
+ * (CONNECT_RESULT, ACCEPTED) go on meanwhile. Bounded like ipc_request. Returns 0, or -1 with errno. */
+int ipc_request_alone(uint16_t type, const uint8_t *body, size_t body_len, uint8_t *reply, size_t cap,
+		      size_t *reply_len);
+
 /* Sends one message that has no reply (CONNECTING): one write on the channel (opened first if needed: one
  * HELLO round trip, after a fork); no wait for the agent. Returns 0, or -1 with errno (the channel is then closed). */
 int ipc_send(uint16_t type, const uint8_t *body, size_t body_len);

@@ -211,7 +211,8 @@ int vconnect_prepare(int fd, struct vsock *v, uint32_t ip, uint16_t port, int no
 		uint8_t body[16], reply[64];
 		size_t n = body_connect(body, ip, port, local, nonblock ? CONNECT_FLAG_NONBLOCK : 0);
 		struct connect_reply r;
-		if (ipc_request(MSG_CONNECT, body, n, reply, sizeof reply, &n, NULL) < 0 ||
+		/* On a channel of its own: the agent route may wait on the network (a relay, a first link). */
+		if (ipc_request_alone(MSG_CONNECT, body, n, reply, sizeof reply, &n) < 0 ||
 		    parse_connect_reply(reply, n, &r) < 0) {
 			shim_debug("CONNECT failed: %s", strerror(errno));
 			errno = ENETUNREACH;
