@@ -101,6 +101,44 @@ function log(s: string): void {
   process.stderr.write(`${s}\n`);
 }
 
+/** With --only: whether it selects any task (a dry plan: plan() only builds closures, nothing touches the lab). */
+function selectsSomething(args: Args): boolean {
+  if (!args.only.length) return true;
+  const dry = new Bench(config(args.quick), new Runner({} as Lab), { available: true, reason: '' }, args.only);
+  dry.plan();
+  if (dry.tasks.length) return true;
+  log(`bench: --only ${args.only.join(',')} selects nothing (groups: ${dry.groups().join(', ')})`);
+  return false;
+}
+
+/** Writes the results file, and (unless --no-docs) docs/benchmarks.md and its charts; lists the figures on stderr. */
+function writeResults(results: Results, args: Args): void {
+  fs.mkdirSync(path.dirname(args.out), { recursive: true });
+  fs.writeFileSync(args.out, JSON.stringify(results, null, 1) + '\n');
+  log(`bench: wrote ${path.relative(process.cwd(), args.out) || args.out}`);
+  if (args.docs) {
+    const dir = path.join(ROOT, 'docs', 'bench');
+    fs.mkdirSync(dir, { recursive: true });
+    const cs = charts(results);
+    for (const c of cs) fs.writeFileSync(path.join(dir, c.file), c.svg);
+    const docsDir = path.join(ROOT, 'docs');
+    fs.writeFileSync(path.join(docsDir, 'benchmarks.md'), markdown(results, cs.map((c) => c.file), path.relative(docsDir, args.out)));
+    log(`bench: wrote docs/benchmarks.md and ${cs.map((c) => `docs/bench/${c.file}`).join(', ')}`);
+  }
+  for (const c of results.cases) {
+    const f = (v?: (typeof c)['native']) => (v ? (v.status === 'measured' ? `${v.summary.median.toPrecision(4)} ${c.unit}` : 'not measured') : '-');
+    log(`  ${c.id.padEnd(34)} native ${f(c.native).padEnd(18)} boxer ${f(c.boxer)}`);
+  }
+}
+
+/** `--compare`: the change of every figure, and the guards of the set-up figures (a broken one: exit status 3). */
+function compareWith(old: Results, results: Results): number {
+  console.log(formatComparison(compareResults(old, results)));
+  const checks = checkGuards(results);
+  console.log(formatGuards(checks));
+  return checks.some((x) => x.ok === false) ? 3 : 0;
+}
+
 async function main(args: Args): Promise<number> {
   const old = args.compare ? (JSON.parse(fs.readFileSync(args.compare, 'utf8')) as Results) : undefined;
   const pre = checkLabPrerequisites();
@@ -108,15 +146,7 @@ async function main(args: Args): Promise<number> {
     log(`bench: cannot build the lab: ${pre.reason}`);
     return 80;
   }
-  if (args.only.length) {
-    // A dry plan (plan() only builds closures; nothing touches the lab) says whether --only selects anything.
-    const dry = new Bench(config(args.quick), new Runner({} as Lab), { available: true, reason: '' }, args.only);
-    dry.plan();
-    if (!dry.tasks.length) {
-      log(`bench: --only ${args.only.join(',')} selects nothing (groups: ${dry.groups().join(', ')})`);
-      return 2;
-    }
-  }
+  if (!selectsSomething(args)) return 2;
   const t0 = Date.now();
   log(`bench: building the lab (${args.quick ? 'quick' : 'full'} run${args.only.length ? `, only ${args.only.join(', ')}` : ''}) ...`);
   let lab: Lab | undefined;
@@ -155,30 +185,8 @@ async function main(args: Args): Promise<number> {
       boxerDataPath: boxer,
       cases: bench.finish(),
     };
-    fs.mkdirSync(path.dirname(args.out), { recursive: true });
-    fs.writeFileSync(args.out, JSON.stringify(results, null, 1) + '\n');
-    log(`bench: wrote ${path.relative(process.cwd(), args.out) || args.out}`);
-    if (args.docs) {
-      const dir = path.join(ROOT, 'docs', 'bench');
-      fs.mkdirSync(dir, { recursive: true });
-      const cs = charts(results);
-      for (const c of cs) fs.writeFileSync(path.join(dir, c.file), c.svg);
-      const docsDir = path.join(ROOT, 'docs');
-      fs.writeFileSync(path.join(docsDir, 'benchmarks.md'), markdown(results, cs.map((c) => c.file), path.relative(docsDir, args.out)));
-      log(`bench: wrote docs/benchmarks.md and ${cs.map((c) => `docs/bench/${c.file}`).join(', ')}`);
-    }
-    for (const c of results.cases) {
-      const f = (v?: (typeof c)['native']) => (v ? (v.status === 'measured' ? `${v.summary.median.toPrecision(4)} ${c.unit}` : 'not measured') : '-');
-      log(`  ${c.id.padEnd(34)} native ${f(c.native).padEnd(18)} boxer ${f(c.boxer)}`);
-    }
-    if (old) {
-      console.log(formatComparison(compareResults(old, results)));
-      // The guards of the set-up figures: a broken one fails the comparison (exit status 3).
-      const checks = checkGuards(results);
-      console.log(formatGuards(checks));
-      if (checks.some((x) => x.ok === false)) return 3;
-    }
-    return 0;
+    writeResults(results, args);
+    return old ? compareWith(old, results) : 0;
   } finally {
     await runner?.stopAll().catch(() => undefined);
     const prefix = lab?.prefix;

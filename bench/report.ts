@@ -127,10 +127,6 @@ function burstMarks(r: Results, note: string | undefined): Array<{ x: number; la
   ];
 }
 
-/**
- * The page. `resultsLink`: the results file relative to docs/ (the full run's bench/results.json unless the
- * page was asked for from a quick run's file).
- */
 /** What a new connection costs on each path (docs/virtual-network.md), to read the TTFB figures by. */
 const TTFB_PATHS = [
   'Where the time goes, by path (docs/virtual-network.md):',
@@ -144,12 +140,44 @@ const TTFB_PATHS = [
   '  connection and SCM_RIGHTS: a few turns of two agents\' event loops, on the same two cores as the programs.',
 ];
 
+/**
+ * The page. `resultsLink`: the results file relative to docs/ (the full run's bench/results.json unless the
+ * page was asked for from a quick run's file).
+ */
 export function markdown(r: Results, chartFiles: string[], resultsLink = '../bench/results.json'): string {
   REASONS = new Map();
   const byId = new Map(r.cases.map((c) => [c.id, c]));
   const group = (g: string) => r.cases.filter((c) => c.group === g);
   const L: string[] = [];
-  const m = r.machine;
+  const page: Page = { r, L, byId, group, chartFiles, resultsLink };
+  intro(page);
+  machineSection(page);
+  throughputSection(page);
+  latencySections(page);
+  aggregateSection(page);
+  connectSection(page);
+  appsSection(page);
+  membershipSection(page);
+  costSection(page);
+  lambdaSection(page);
+  seccompSection(page);
+  notMeasuredSection(page);
+  rerunSection(page);
+  return L.join('\n');
+}
+
+/** The page's parts, written in order into `L` (the order also numbers the not-measured reasons). */
+interface Page {
+  r: Results;
+  L: string[];
+  byId: Map<string, CaseResult>;
+  group: (g: string) => CaseResult[];
+  chartFiles: string[];
+  resultsLink: string;
+}
+
+function intro(p: Page): void {
+  const { r, L, resultsLink } = p;
   L.push('# Benchmarks');
   L.push('');
   const flags = [r.quick ? '--quick' : '', r.only?.length ? `--only ${r.only.join(',')}` : ''].filter(Boolean).join(' ');
@@ -163,6 +191,11 @@ export function markdown(r: Results, chartFiles: string[], resultsLink = '../ben
   L.push(`**Boxer data path**: ${r.boxerDataPath.available ? 'available' : 'not available'} — ${r.boxerDataPath.reason}.`);
   if (!r.boxerDataPath.available) L.push('Every Boxer variant of a connection is therefore "not measured"; the native baselines are.');
   L.push('');
+}
+
+function machineSection(p: Page): void {
+  const { r, L } = p;
+  const m = r.machine;
   L.push('## Machine');
   L.push('');
   L.push('| cpu | cores | memory | kernel | node | mode |');
@@ -172,7 +205,10 @@ export function markdown(r: Results, chartFiles: string[], resultsLink = '../ben
   L.push('Nodes: VMs are the lab\'s public hosts `vm1`, `vm2`; functions are behind NAT gateways (`fp` preserving, `fsa`/`fsb`');
   L.push('sharing a preserving NAT with hairpinning, `fr` random, `fta`/`ftb` translating, `fla`/`flb` on a shared LAN).');
   L.push('');
+}
 
+function throughputSection(p: Page): void {
+  const { L, byId, group } = p;
   L.push('## Throughput (paper Tables 1 and 2)');
   L.push('');
   L.push('Unmodified iperf3; median of the runs with (min–max). Forward: the client sends; reverse (`-R`): the server sends.');
@@ -185,7 +221,10 @@ export function markdown(r: Results, chartFiles: string[], resultsLink = '../ben
     L.push(`| ${c.title} | ${cell(c.native)} | ${cell(c.boxer)} | ${ratios(c, byId)} | ${paperCell(p?.native)} | ${paperCell(p?.boxer)} | ${paperRatio(c.id)} |`);
   }
   L.push('');
+}
 
+function latencySections(p: Page): void {
+  const { L, byId, group, chartFiles } = p;
   for (const [g, title, what] of [
     ['rtt', 'Round-trip time of 1 KiB messages (paper Table 3, Figure 7)', 'TCP_NODELAY on both ends, one connection per repetition (bench/netbench.py, Python, so a few tens of microseconds of interpreter time are in every figure, native and Boxer alike).'],
     ['ttfb', 'Time to first byte of a new connection (paper Table 3, Figure 6)', 'Client: start a timer, connect, read the 1 byte the server sends on accept, stop, close (bench/netbench.py).'],
@@ -205,7 +244,10 @@ export function markdown(r: Results, chartFiles: string[], resultsLink = '../ben
     L.push('');
     if (chartFiles.includes(`${g}-ecdf.svg`)) L.push(`![${g} eCDF](bench/${g}-ecdf.svg)`, '');
   }
+}
 
+function aggregateSection(p: Page): void {
+  const { L, byId, group, chartFiles } = p;
   L.push('## Aggregate throughput into one node (paper Figure 5)');
   L.push('');
   L.push('N senders are N iperf3 clients, each with one TCP stream to its own iperf3 server on the receiving node,');
@@ -229,7 +271,10 @@ export function markdown(r: Results, chartFiles: string[], resultsLink = '../ben
   }
   L.push('');
   if (chartFiles.includes('aggregate.svg')) L.push('![aggregate throughput](bench/aggregate.svg)', '');
+}
 
+function connectSection(p: Page): void {
+  const { L, byId, group } = p;
   L.push('## Time inside a non-blocking connect()');
   L.push('');
   L.push('native/bench/connect_latency: socket(SOCK_NONBLOCK), time the connect() call only, close; per route (direct vm1 →');
@@ -243,7 +288,10 @@ export function markdown(r: Results, chartFiles: string[], resultsLink = '../ben
     L.push(`| ${c.title} | ${cell(c.native)} | ${p99(c.native)} | ${cell(c.boxer)} | ${p99(c.boxer)} | ${ratios(c, byId)} |`);
   }
   L.push('');
+}
 
+function appsSection(p: Page): void {
+  const { L, byId, group, chartFiles } = p;
   const apps = group('apps');
   if (apps.length) {
     L.push('## Applications: a microservice chain under load (paper section 7, Fig. 8)');
@@ -264,7 +312,10 @@ export function markdown(r: Results, chartFiles: string[], resultsLink = '../ben
     L.push('');
     if (chartFiles.includes('burst.svg')) L.push('![burst](bench/burst.svg)', '');
   }
+}
 
+function membershipSection(p: Page): void {
+  const { L, group } = p;
   L.push('## Membership (control plane)');
   L.push('');
   L.push('bench/join.ts: N agents in one process join one seed on loopback; median (min–max) over the runs.');
@@ -273,7 +324,10 @@ export function markdown(r: Results, chartFiles: string[], resultsLink = '../ben
   L.push('|---|---|---|');
   for (const c of group('membership')) L.push(`| ${c.title} | ${cell(c.boxer)} | ${c.unit} |`);
   L.push('');
+}
 
+function costSection(p: Page): void {
+  const { L, group } = p;
   L.push('## Cost of the agent');
   L.push('');
   L.push('| figure | value | unit | paper | notes |');
@@ -297,7 +351,10 @@ export function markdown(r: Results, chartFiles: string[], resultsLink = '../ben
   L.push('those sockets, charged to the agents (a CPU profile of the server\'s agent shows little JavaScript). See');
   L.push('docs/virtual-network.md. The figures include the agents\' idle CPU over the same time (see the idle CPU).');
   L.push('');
+}
 
+function lambdaSection(p: Page): void {
+  const { L, group } = p;
   L.push('## Boxer on Lambda (in the lab)');
   L.push('');
   L.push('bench/lambda.ts: `boxer lambda package`, `deploy` and `run --nodes 5 -- true` (on vm2, the AWS SDK against the');
@@ -313,7 +370,10 @@ export function markdown(r: Results, chartFiles: string[], resultsLink = '../ben
   L.push('|---|---|---|---|');
   for (const c of group('lambda')) L.push(`| ${c.title} | ${cell(c.boxer)} | ${c.unit} | ${measured(c.boxer) ? (c.boxer.note ?? '') : ''} |`);
   L.push('');
+}
 
+function seccompSection(p: Page): void {
+  const { L } = p;
   L.push('## Programs under the seccomp supervisor');
   L.push('');
   L.push('Go and statically linked programs get the virtual network through the seccomp supervisor (docs/seccomp.md).');
@@ -321,7 +381,10 @@ export function markdown(r: Results, chartFiles: string[], resultsLink = '../ben
   L.push('throughput; on loopback, so only the interception is measured) is measured by `npm run bench:seccomp`, which');
   L.push('writes [bench/seccomp.md](bench/seccomp.md).');
   L.push('');
+}
 
+function notMeasuredSection(p: Page): void {
+  const { r, L } = p;
   L.push('## Not measured yet');
   L.push('');
   const nm = r.cases.flatMap((c) => (['native', 'boxer'] as const).filter((k) => c[k] && !measured(c[k])).map((k) => `${c.id} ${k}`));
@@ -335,7 +398,10 @@ export function markdown(r: Results, chartFiles: string[], resultsLink = '../ben
     for (const [reason, ids] of reasons) L.push(`- [${REASONS.get(reason) ?? '-'}] ${ids.length} figure(s): ${reason}\n  (${ids.join(', ')})`);
   } else L.push('Everything above was measured.');
   L.push('');
+}
 
+function rerunSection(p: Page): void {
+  const { L } = p;
   L.push('## How to rerun');
   L.push('');
   L.push('As root (the lab needs network namespaces), with iperf3 and python3 installed (`apt-get install iperf3`):');
@@ -350,5 +416,4 @@ export function markdown(r: Results, chartFiles: string[], resultsLink = '../ben
   L.push('npm run bench -- --out /tmp/new.json --no-docs                                  # results elsewhere, docs untouched');
   L.push('```');
   L.push('');
-  return L.join('\n');
 }

@@ -162,27 +162,8 @@ export class Runner {
         ? this.lab.spawn(node, bounded[0], bounded.slice(1), { env, stdio: ['ignore', 'pipe', 'pipe'] })
         : this.lab.spawn(node, process.execPath, [BOXER, 'run', '--seed', this.seedAddr(), '--name', name, ...(opts.args ?? []), '--', ...bounded], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.track(child);
-    const lines: string[] = [];
-    const waiters = new Set<() => void>();
-    let partial = '';
-    let stderr = '';
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-      const parts = (partial + d).split('\n');
-      partial = parts.pop() ?? '';
-      lines.push(...parts);
-      if (lines.length > GROUP_MAX_LINES) lines.splice(0, lines.length - GROUP_MAX_LINES);
-      for (const w of [...waiters]) w();
-    });
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-GROUP_STDERR_TAIL)));
-    const exited = new Promise<void>((resolve) => {
-      const done = () => {
-        for (const w of [...waiters]) w();
-        resolve();
-      };
-      child.once('exit', done);
-      child.once('error', done);
-    });
-    const g: Group = {
+    const out = watchOutput(child, `${name} on ${node}`);
+    return {
       name,
       node,
       child,
@@ -190,40 +171,13 @@ export class Runner {
         return child.pid;
       },
       get running() {
-        return child.exitCode === null && child.signalCode === null;
+        return running(child);
       },
-      stderr: () => stderr.trim(),
-      exited,
+      stderr: out.stderr,
+      exited: out.exited,
       stop: () => stop(child),
-      waitLine: (pred, timeoutMs) =>
-        new Promise<string>((resolve, reject) => {
-          let seen = 0;
-          const check = () => {
-            for (; seen < lines.length; seen++) {
-              if (pred(lines[seen])) {
-                finish();
-                resolve(lines[seen]);
-                return;
-              }
-            }
-            if (!g.running) {
-              finish();
-              reject(new Error(`${name} on ${node} exited (${child.exitCode ?? child.signalCode}) before the expected line: ${stderr.trim().slice(-500)}`));
-            }
-          };
-          const timer = setTimeout(() => {
-            finish();
-            reject(new Error(`${name} on ${node}: no expected line within ${timeoutMs} ms: ${stderr.trim().slice(-500)}`));
-          }, timeoutMs);
-          const finish = () => {
-            clearTimeout(timer);
-            waiters.delete(check);
-          };
-          waiters.add(check);
-          check();
-        }),
+      waitLine: out.waitLine,
     };
-    return g;
   }
 
   /** The pid of a Boxer group's agent (`boxer run --name NAME`), checked against its command line. */
@@ -271,6 +225,65 @@ export interface Group {
   /** The first stdout line (counting lines already printed) that pred accepts; rejects on exit or timeout. */
   waitLine(pred: (line: string) => boolean, timeoutMs: number): Promise<string>;
   stop(): Promise<void>;
+}
+
+function running(child: ChildProcess): boolean {
+  return child.exitCode === null && child.signalCode === null;
+}
+
+/**
+ * A group's output: its stdout lines (the last GROUP_MAX_LINES), the tail of its stderr, waitLine() for a line
+ * that `pred` accepts (failing when the process exits first or at the timeout), and its exit.
+ */
+function watchOutput(child: ChildProcess, what: string): Pick<Group, 'stderr' | 'exited' | 'waitLine'> {
+  const lines: string[] = [];
+  const waiters = new Set<() => void>();
+  let partial = '';
+  let stderr = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    const parts = (partial + d).split('\n');
+    partial = parts.pop() ?? '';
+    lines.push(...parts);
+    if (lines.length > GROUP_MAX_LINES) lines.splice(0, lines.length - GROUP_MAX_LINES);
+    for (const w of [...waiters]) w();
+  });
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-GROUP_STDERR_TAIL)));
+  const exited = new Promise<void>((resolve) => {
+    const done = () => {
+      for (const w of [...waiters]) w();
+      resolve();
+    };
+    child.once('exit', done);
+    child.once('error', done);
+  });
+  const waitLine = (pred: (line: string) => boolean, timeoutMs: number) =>
+    new Promise<string>((resolve, reject) => {
+      let seen = 0;
+      const check = () => {
+        for (; seen < lines.length; seen++) {
+          if (pred(lines[seen])) {
+            finish();
+            resolve(lines[seen]);
+            return;
+          }
+        }
+        if (!running(child)) {
+          finish();
+          reject(new Error(`${what} exited (${child.exitCode ?? child.signalCode}) before the expected line: ${stderr.trim().slice(-500)}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new Error(`${what}: no expected line within ${timeoutMs} ms: ${stderr.trim().slice(-500)}`));
+      }, timeoutMs);
+      const finish = () => {
+        clearTimeout(timer);
+        waiters.delete(check);
+      };
+      waiters.add(check);
+      check();
+    });
+  return { stderr: () => stderr.trim(), exited, waitLine };
 }
 
 export function sleep(ms: number): Promise<void> {

@@ -68,7 +68,22 @@ function logTicks(lo: number, hi: number): number[] {
   return out.length >= 2 ? out : [lo, hi];
 }
 
-export function lineChart(series: readonly Series[], opts: ChartOptions): string {
+/** Where things go on a line chart: its size, margins, plot area, and the data-to-pixel maps. */
+interface Scales {
+  W: number;
+  H: number;
+  m: { left: number; right: number; top: number; bottom: number };
+  pw: number;
+  ph: number;
+  x0: number;
+  x1: number;
+  y0: number;
+  y1: number;
+  X: (x: number) => number;
+  Y: (y: number) => number;
+}
+
+function scales(series: readonly Series[], opts: ChartOptions): Scales {
   const W = opts.width ?? 720;
   const H = opts.height ?? 420;
   const m = { left: 70, right: 20, top: 40, bottom: 55 + 18 * Math.ceil(series.length / 3) };
@@ -87,7 +102,16 @@ export function lineChart(series: readonly Series[], opts: ChartOptions): string
   const tx = (x: number) => (opts.logX ? (Math.log(x) - Math.log(x0)) / (Math.log(x1) - Math.log(x0)) : (x - x0) / (x1 - x0));
   const X = (x: number) => m.left + tx(x) * pw;
   const Y = (y: number) => m.top + ph - ((y - y0) / (y1 - y0)) * ph;
-  const p = (v: number) => v.toFixed(1);
+
+  return { W, H, m, pw, ph, x0, x1, y0, y1, X, Y };
+}
+
+const px = (v: number) => v.toFixed(1);
+
+export function lineChart(series: readonly Series[], opts: ChartOptions): string {
+  const sc = scales(series, opts);
+  const { W, H, m, pw, ph, x0, x1, y0, y1, X, Y } = sc;
+  const p = px;
 
   const out: string[] = [];
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`);
@@ -113,7 +137,15 @@ export function lineChart(series: readonly Series[], opts: ChartOptions): string
     out.push(`<line class="vline" x1="${x}" y1="${m.top}" x2="${x}" y2="${m.top + ph}" stroke="#555" stroke-dasharray="4 3"/>`);
     out.push(`<text x="${p(X(v.x) + 4)}" y="${m.top + 14 + 14 * i}" fill="#333">${escapeXml(v.label)}</text>`);
   });
-  // series
+  drawSeries(out, series, opts, sc);
+  out.push('</svg>');
+  return out.join('\n') + '\n';
+}
+
+/** The series' lines (and markers), and their legend, three per row under the plot. */
+function drawSeries(out: string[], series: readonly Series[], opts: ChartOptions, sc: Scales): void {
+  const { m, pw, ph, X, Y } = sc;
+  const p = px;
   series.forEach((s, i) => {
     const color = PALETTE[i % PALETTE.length];
     const dash = DASHES[Math.floor(i / PALETTE.length) % DASHES.length];
@@ -132,6 +164,4 @@ export function lineChart(series: readonly Series[], opts: ChartOptions): string
     out.push(`<line x1="${p(lx)}" y1="${ly - 4}" x2="${p(lx + 24)}" y2="${ly - 4}" stroke="${color}" stroke-width="2.5"${dashAttr}/>`);
     out.push(`<text x="${p(lx + 30)}" y="${ly}">${escapeXml(s.name)}</text>`);
   });
-  out.push('</svg>');
-  return out.join('\n') + '\n';
 }

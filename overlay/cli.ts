@@ -44,18 +44,7 @@ export function labCommand(y: Argv): Argv {
         c
           .option('stale', { type: 'boolean', default: false, description: 'instead, remove every lab whose owner process is gone' })
           .option('prefix', { type: 'string', description: 'remove this lab (whoever built it)' }),
-      (a) => {
-        let removed: string[];
-        if (a.stale) removed = Lab.sweepStale();
-        else if (a.prefix) {
-          Lab.destroy(a.prefix);
-          removed = [a.prefix];
-        } else {
-          removed = Lab.list().filter((s) => s.owner === null).map((s) => s.prefix);
-          for (const p of removed) Lab.destroy(p);
-        }
-        console.log(removed.length ? `removed lab ${removed.join(', ')}` : 'no lab to remove');
-      },
+      (a) => labDown(a),
     )
     .command(
       'exec <node> [cmd..]',
@@ -66,39 +55,13 @@ export function labCommand(y: Argv): Argv {
           .positional('cmd', { type: 'string', array: true })
           .option('prefix', { type: 'string', description: 'which lab (default: the one left running by `up`)' })
           .option('root', { type: 'boolean', description: 'run as root (default: root on gateways only)' }),
-      async (a) => {
-        const tail = afterDashDash(process.argv);
-        const cmd = tail.length ? tail : (a.cmd ?? []).map(String);
-        if (cmd.length === 0) throw new BoxerError('USAGE', 'say what to run: boxer lab exec NODE -- CMD [ARGS...]');
-        const lab = Lab.attach(pickLab(a.prefix).prefix);
-        const child = lab.spawn(String(a.node), cmd[0], cmd.slice(1), { stdio: 'inherit', asRoot: a.root });
-        const status = await new Promise<number>((resolve, reject) => {
-          child.once('error', reject);
-          child.once('exit', (code, signal) => resolve(code ?? SIGNAL_EXIT_BASE + signalNumber(signal)));
-        });
-        process.exitCode = status;
-      },
+      (a) => labExec(a),
     )
     .command(
       'status',
       'say whether a lab can be built here, and list the labs and their nodes',
       (c) => c.option('json', { type: 'boolean', default: false, description: 'machine-readable output' }),
-      (a) => {
-        const pre = checkLabPrerequisites();
-        const labs = Lab.list();
-        if (a.json) {
-          const out = labs.map((s) => ({ ...summary(s), nodes: nodesOf(s) }));
-          console.log(JSON.stringify({ prerequisites: pre, labs: out }, null, 2));
-          return;
-        }
-        console.log(pre.ok ? 'prerequisites: ok' : `prerequisites: missing: ${pre.reason}`);
-        if (labs.length === 0) console.log('no lab');
-        for (const s of labs) {
-          const sm = summary(s);
-          console.log(`\nlab ${s.prefix} (created ${s.createdAt}, ${sm.owner})`);
-          printLab(nodesOf(s), s);
-        }
-      },
+      (a) => labStatus(a),
     )
     .command(
       'set <gateway>',
@@ -110,16 +73,65 @@ export function labCommand(y: Argv): Argv {
           .option('loss', { type: 'number', description: 'percent of packets dropped, 0-100' })
           .option('rate', { type: 'string', description: 'rate limit like 10mbit, or off' })
           .option('idle', { type: 'string', description: 'TCP idle timeout in seconds, or off (kernel default)' }),
-      async (a) => {
-        const lab = Lab.attach(pickLab(a.prefix).prefix);
-        const gw = String(a.gateway);
-        if (a.loss !== undefined) await lab.setLoss(gw, a.loss);
-        if (a.rate !== undefined) await lab.setRate(gw, a.rate === 'off' ? null : a.rate);
-        if (a.idle !== undefined) await lab.setIdleTimeout(gw, a.idle === 'off' ? null : Number(a.idle));
-        console.log(`${gw}: ${JSON.stringify(lab.knobs(gw))}`);
-      },
+      (a) => labSet(a),
     )
     .demandCommand(1, 'say which lab command to run: up, down, exec, status, set');
+}
+
+/** `boxer lab down`. */
+function labDown(a: { stale: boolean; prefix?: string }): void {
+  let removed: string[];
+  if (a.stale) removed = Lab.sweepStale();
+  else if (a.prefix) {
+    Lab.destroy(a.prefix);
+    removed = [a.prefix];
+  } else {
+    removed = Lab.list().filter((s) => s.owner === null).map((s) => s.prefix);
+    for (const p of removed) Lab.destroy(p);
+  }
+  console.log(removed.length ? `removed lab ${removed.join(', ')}` : 'no lab to remove');
+}
+
+/** `boxer lab exec NODE -- CMD`: exits with CMD's status. */
+async function labExec(a: { node: unknown; cmd?: unknown[]; prefix?: string; root?: boolean }): Promise<void> {
+  const tail = afterDashDash(process.argv);
+  const cmd = tail.length ? tail : (a.cmd ?? []).map(String);
+  if (cmd.length === 0) throw new BoxerError('USAGE', 'say what to run: boxer lab exec NODE -- CMD [ARGS...]');
+  const lab = Lab.attach(pickLab(a.prefix).prefix);
+  const child = lab.spawn(String(a.node), cmd[0], cmd.slice(1), { stdio: 'inherit', asRoot: a.root });
+  const status = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code, signal) => resolve(code ?? SIGNAL_EXIT_BASE + signalNumber(signal)));
+  });
+  process.exitCode = status;
+}
+
+/** `boxer lab status`. */
+function labStatus(a: { json: boolean }): void {
+  const pre = checkLabPrerequisites();
+  const labs = Lab.list();
+  if (a.json) {
+    const out = labs.map((s) => ({ ...summary(s), nodes: nodesOf(s) }));
+    console.log(JSON.stringify({ prerequisites: pre, labs: out }, null, 2));
+    return;
+  }
+  console.log(pre.ok ? 'prerequisites: ok' : `prerequisites: missing: ${pre.reason}`);
+  if (labs.length === 0) console.log('no lab');
+  for (const s of labs) {
+    const sm = summary(s);
+    console.log(`\nlab ${s.prefix} (created ${s.createdAt}, ${sm.owner})`);
+    printLab(nodesOf(s), s);
+  }
+}
+
+/** `boxer lab set GATEWAY`. */
+async function labSet(a: { gateway: unknown; prefix?: string; loss?: number; rate?: string; idle?: string }): Promise<void> {
+  const lab = Lab.attach(pickLab(a.prefix).prefix);
+  const gw = String(a.gateway);
+  if (a.loss !== undefined) await lab.setLoss(gw, a.loss);
+  if (a.rate !== undefined) await lab.setRate(gw, a.rate === 'off' ? null : a.rate);
+  if (a.idle !== undefined) await lab.setIdleTimeout(gw, a.idle === 'off' ? null : Number(a.idle));
+  console.log(`${gw}: ${JSON.stringify(lab.knobs(gw))}`);
 }
 
 function withTopologyErrors<T>(f: () => T): T {

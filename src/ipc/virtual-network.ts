@@ -35,7 +35,7 @@ const linkPath = (m: LocalMember, id: number): PathKind | undefined => (m.linkPa
  * `keys`: the member's static key pair (seals of relay requests, src/crypto/origin.ts); `local`: delivers a
  * message this member's broker sends to itself (an `open` member relaying its own connection).
  */
-function brokerNetwork(member: LocalMember, keys: KeyPair, local: (msg: VnetMessage) => void): VnetNetwork {
+export function brokerNetwork(member: LocalMember, keys: KeyPair, local: (msg: VnetMessage) => void): VnetNetwork {
   let view: { list: MemberInfo[]; byId: Map<number, MemberInfo>; byAddr: Map<string, MemberInfo> } | null = null;
   const now = () => {
     if (!view) {
@@ -44,14 +44,32 @@ function brokerNetwork(member: LocalMember, keys: KeyPair, local: (msg: VnetMess
     }
     return view;
   };
-  member.on('change', () => (view = null));
+  // The path of the last link to each member, kept after the link idles out (LINK_IDLE_MS): whether a member
+  // behind our NAT is reached over the LAN does not change while its addresses do not, and without it every
+  // CONNECT after an idle spell would open the link again first (0.4-2.4 s, past the shim's 2 s bound), and
+  // the route table would flip between the LAN route and the agent's. One entry per member of the list.
+  const known = new Map<number, { path: PathKind; where: string }>();
+  const where = (m: MemberInfo | undefined) => (m ? `${m.ext?.ip ?? ''} ${m.priv.map((p) => p.ip).join(',')}` : '');
+  member.on('change', () => {
+    view = null;
+    for (const id of known.keys()) if (!now().byId.has(id)) known.delete(id);
+  });
   return {
     self: () => member.self,
     members: () => now().list,
     member: (id) => now().byId.get(id),
     memberAt: (addr) => now().byAddr.get(addr),
     predictOwn: (p) => member.vnetEndpoint(p),
-    linkPath: (id) => linkPath(member, id),
+    linkPath: (id) => {
+      const p = linkPath(member, id);
+      const m = now().byId.get(id);
+      if (p) {
+        if (m) known.set(id, { path: p, where: where(m) });
+        return p;
+      }
+      const k = known.get(id);
+      return k && k.where === where(m) ? k.path : undefined;
+    },
     ensureLink: async (id) => (await member.ping(id)).path,
     send: (to, msg) => {
       if (to === member.self?.id) return local(msg);

@@ -221,3 +221,47 @@ lt.serial('disk full under the agent ($TMPDIR a 4 MiB tmpfs, filled): it keeps t
     fs.rmSync(mnt, { recursive: true, force: true });
   }
 });
+
+/** Asks the node's only agent to close its peer links (a test-only control request), as LINK_IDLE_MS would. */
+async function closeLinks(lab: Lab, node: string): Promise<void> {
+  const script = `const { controlRequest, findAgent } = require(${JSON.stringify(path.join(__dirname, '../../src/ipc/control.js'))});
+findAgent().then((p) => controlRequest(p, { op: 'close-links' })).then((r) => { if (!r.ok) process.exit(1); }, (e) => { console.error(e.message); process.exit(1); });`;
+  const r = await lab.exec(node, process.execPath, ['-e', script], { timeoutMs: 10_000 });
+  if (r.code !== 0) throw new Error(`close-links on ${node}: ${r.stderr}`);
+}
+
+lt.serial('members behind one NAT after their peer link idled out: connections set up at once, without the link', async (t, lab) => {
+  t.timeout(3 * 60_000);
+  const net = new LabNet(lab);
+  const start = path.join('/tmp', `${lab.prefix}-start-${net.port}`);
+  try {
+    await net.startSeed();
+    net.member('vm1', 'relay', 5, ['sleep', '300']);
+    net.member('flb', 'lanb', 5, ECHO());
+    net.member('fsb', 'hairb', 5, ECHO());
+    // One connection each (the link opens and tells the path), then every link closes, then 4 more rounds.
+    const lan = net.member('fla', 'lana', 5, CLIENT, { env: { TARGETS: 'lanb:7007', ROUNDS: '4', ROUND: '0.3', HOLD: '0', START_FILE: start } });
+    const hair = net.member('fsa', 'haira', 5, CLIENT, { env: { TARGETS: 'hairb:7007', ROUNDS: '4', ROUND: '0.3', HOLD: '0', START_FILE: start } });
+    await net.waitFor(lan, /^READY$/m);
+    await net.waitFor(hair, /^READY$/m);
+    for (const n of ['fla', 'flb', 'fsa', 'fsb']) await closeLinks(lab, n);
+    fs.writeFileSync(start, '');
+    await net.waitFor(lan, /^DONE$/m);
+    await net.waitFor(hair, /^DONE$/m);
+    failures(t, attempts(lan), 'lan');
+    failures(t, attempts(hair), 'hairpin (relayed)');
+    const links = async (node: string, peer: string) => {
+      const st = (await net.status(node)) as { members: { id: number; name: string }[]; links: { id: number }[] };
+      const id = st.members.find((m) => m.name === peer)!.id;
+      return st.links.filter((l) => l.id === id).length;
+    };
+    // The relayed connections needed no link to the far member (CONNECT used to open it first: 2.4 s hairpin);
+    // the LAN ones' announcement reopens it in the background, after CONNECT was answered.
+    const hairLinks = await links('fsa', 'hairb');
+    t.is(hairLinks, 0, 'no link reopened to the member behind the same NAT for relayed connections');
+    t.log(`after the links closed: lan ${summary(attempts(lan))}; hairpin/relayed ${summary(attempts(hair))}; links now: lan ${await links('fla', 'lanb')}, hairpin ${hairLinks}`);
+  } finally {
+    fs.rmSync(start, { force: true });
+    await net.stop();
+  }
+});

@@ -1,5 +1,6 @@
-// Fuzzing every parser a peer or a program can reach, in process, 100,000 inputs each (random bytes and
-// mutations of valid inputs): the handshake responder (the seed's and every agent's port), the frame reader,
+// Fuzzing every parser a peer or a program can reach, in process, BOXER_FUZZ_N inputs each (10,000 inside
+// `npm test`; `npm run test:hostile` runs 100,000), random bytes and mutations of valid inputs: the handshake
+// responder (the seed's and every agent's port), the frame reader,
 // the control-plane message decoder, the brokers' message decoder, and the shim's channel over a real Unix
 // socket. Each input ends in a value or the parser's own error: no other exception (a crash), no hang, and
 // the shim channel still answers afterwards.
@@ -20,7 +21,8 @@ import { encodeFrame as frame } from '../../src/ipc/shim-codec';
 import { setSink } from '../../src/util/log';
 import { MAX_FRAME } from '../../src/constants';
 
-const N = 100_000;
+const N = Number(process.env.BOXER_FUZZ_N ?? 10_000);
+const n = N.toLocaleString('en');
 /** A deterministic stream of bytes, so that a failure can be replayed. */
 let seed = 0x5eed;
 function rnd(n: number): number {
@@ -50,7 +52,7 @@ test.before(async () => {
   setSink(() => undefined);
 });
 
-test('handshake responder: 100,000 forged first messages, all refused with a HandshakeError', (t) => {
+test(`handshake responder: ${n} forged first messages, all refused with a HandshakeError`, (t) => {
   const psk = deriveNetworkKey('the fuzzed network secret');
   const keys = generateKeyPair();
   const valid = new Initiator(psk, generateKeyPair()).message1();
@@ -69,7 +71,7 @@ test('handshake responder: 100,000 forged first messages, all refused with a Han
   t.is(refused, N, 'admitted 0');
 });
 
-test('frame reader: 100,000 random chunks end in frames or a FrameError, never beyond the limit', (t) => {
+test(`frame reader: ${n} random chunks end in frames or a FrameError, never beyond the limit`, (t) => {
   let frames = 0;
   let errors = 0;
   for (let i = 0; i < N / 100; i++) {
@@ -91,7 +93,7 @@ test('frame reader: 100,000 random chunks end in frames or a FrameError, never b
   t.throws(() => new FrameReader(MAX_FRAME).push(Buffer.from([0xff, 0xff, 0xff, 0xff])), { instanceOf: FrameError });
 });
 
-test('control-plane decoder: 100,000 random and mutated messages decode or throw MessageError', (t) => {
+test(`control-plane decoder: ${n} random and mutated messages decode or throw MessageError`, (t) => {
   const valid: Message[] = [
     { t: 'ping', n: 1 },
     { t: 'leave' },
@@ -117,7 +119,7 @@ test('control-plane decoder: 100,000 random and mutated messages decode or throw
   t.log(`decoded ${ok}, refused ${refused}`);
 });
 
-test('brokers decoder: 100,000 random and mutated vnet messages decode or throw', (t) => {
+test(`brokers decoder: ${n} random and mutated vnet messages decode or throw`, (t) => {
   const encoded = [
     encodeVnet({ k: 'open', cid: '1:2', vport: 80, cport: 5000, cext: { ip: '198.51.100.1', port: 4000 }, punch: 41000 }),
     encodeVnet({ k: 'result', cid: '1:2', errno: 111 }),
@@ -134,7 +136,7 @@ test('brokers decoder: 100,000 random and mutated vnet messages decode or throw'
   t.is(crashes, 0);
 });
 
-test('shim channel: 100,000 random frames over a real Unix socket; the agent stays up and answers', async (t) => {
+test(`shim channel: ${n} random frames over a real Unix socket; the agent stays up and answers`, async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'boxer-fuzz-'));
   const netw: VnetNetwork = { self: () => null, members: () => [], predictOwn: () => null, linkPath: () => undefined, ensureLink: async () => 'direct', seedIp: () => null, send: () => undefined };
   const ops = new Proxy({}, { get: () => () => 0 }) as unknown as SocketOps;
