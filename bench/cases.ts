@@ -16,7 +16,7 @@ import { ecdf, median, summarize, type Summary } from './stats';
 import type { Series } from './svg';
 import { planApps } from './apps-plan';
 import { AGG_BOXER_SENDERS, AGG_NATIVE_SENDERS, measureAggregate } from './aggregate';
-import { planIdle, planPackage, planSetupCpu } from './costs';
+import { planIdle, planJoinLab, planPackage, planSetupCpu } from './costs';
 import { connectLatency, connectLatencyBinary, iperf, latency } from './network';
 import { planSetup } from './setup';
 
@@ -164,6 +164,7 @@ export class Bench {
     this.planConnect();
     planSetup(this);
     this.planMembership();
+    planJoinLab(this);
     planPackage(this);
     planLambda(this);
     planIdle(this);

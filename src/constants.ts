@@ -56,6 +56,14 @@ export const MEMBER_FILE_RETRY_MS = 1_000;
  * route table, and a program reading the member file sees every change within this.
  */
 export const FILE_WRITE_INTERVAL_MS = 25;
+/**
+ * The seed tells the members of joins (and welcomes the newcomers) at most this often (seed-roster.ts): a join
+ * after a quiet spell at the end of its turn, a join wave in one message per member per interval instead of
+ * one per join (N² messages and syscalls at 1000 members). A join waits at most this long for its welcome.
+ */
+export const BROADCAST_BATCH_MS = 10;
+/** Longest gap between two batches when sending them is slow (seed-roster.ts): a newcomer's longest wait for its welcome. */
+export const BROADCAST_BATCH_MAX_MS = 100;
 /** Longest `--join-timeout` taken: a day; more is a typo (a function lives at most 15 minutes). */
 export const MAX_JOIN_TIMEOUT_S = 86_400;
 /**
@@ -131,7 +139,7 @@ export const DISCOVERY_PORT_OFFSET = 1;
  * round trips (tens of ms) long.
  */
 export const CONNECT_BACK_TIMEOUT_MS = 700;
-/** One discovery probe (connect, handshake, reflect) must finish within this, else the NAT is `unknown`. */
+/** A discovery probe's connect, and its reflect after the handshake, must each come within this, else the NAT is `unknown`. */
 export const PROBE_TIMEOUT_MS = 3_000;
 /**
  * Most peer links an agent keeps open (documented bound; a Lambda function has 1024 descriptors). Beyond it
