@@ -299,3 +299,32 @@ async function joinOnce(r: Runner, node: string): Promise<number> {
     await g.stop();
   }
 }
+
+/** Members known when the agent's CPU per membership change is measured (bench/member-change.ts). */
+const CHANGE_N = 1000;
+
+/** The agent's CPU per membership change at CHANGE_N members, in a child process (bench/member-change.ts). */
+export function planMemberChange(b: Bench): void {
+  const reps = b.cfg.quick ? 1 : 3;
+  const over = `${reps} runs of bench/member-change.ts`;
+  const burst = b.define({ id: `cost/member-change-cpu/${CHANGE_N}`, group: 'cost', title: `agent CPU per membership change at ${CHANGE_N} members (a join wave: files written once per interval)`, unit: 'ms', better: 'lower' }, ['boxer'], { boxer: over }, false, '');
+  const spaced = b.define({ id: `cost/member-change-cpu/${CHANGE_N}/alone`, group: 'cost', title: `agent CPU per membership change at ${CHANGE_N} members, one at a time (each writes the member file and the route table)`, unit: 'ms', better: 'lower' }, ['boxer'], { boxer: over }, false, '');
+  b.tasks.push({
+    label: `agent CPU per membership change at ${CHANGE_N} members (${reps} runs)`,
+    group: 'cost',
+    ids: [burst.c.id, spaced.c.id],
+    run: async () => {
+      try {
+        for (let i = 0; i < reps; i++) {
+          const out = execFileSync(process.execPath, [path.join(__dirname, 'member-change.js'), String(CHANGE_N)], { encoding: 'utf8', timeout: 120_000 });
+          const r = JSON.parse(out.trim().split('\n').pop()!) as { burstMs: number; spacedMs: number };
+          burst.modes.boxer!.values.push(r.burstMs);
+          spaced.modes.boxer!.values.push(r.spacedMs);
+        }
+        burst.modes.boxer!.note = spaced.modes.boxer!.note = `load average ${os.loadavg()[0].toFixed(1)}`;
+      } catch (e) {
+        for (const a of [burst, spaced]) a.modes.boxer!.errors.push((e as Error).message.slice(0, 300));
+      }
+    },
+  });
+}
