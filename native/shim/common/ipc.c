@@ -74,8 +74,35 @@ static int send_frame(uint16_t type, const uint8_t *body, size_t body_len, uint3
 	return chan_send_all(ch_fd, out, len, deadline);
 }
 
-static void log_dropped(const struct frame_hdr *h)
+/* Outcomes of this process's connections the agent told unasked (MSG_OUTCOME: a refusal), by conn_id, in a
+ * ring (ipc_lock held): SO_ERROR and a blocking connect read them here without a round trip. */
+#define OUTCOMES 1024
+static struct {
+	uint64_t conn_id;
+	int32_t err;
+} outcomes[OUTCOMES];
+static unsigned outcomes_next;
+
+static uint64_t outcome_u64(const uint8_t *p)
 {
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/* A frame that is no reply to the transaction at hand: an outcome is kept, a late reply dropped. */
+static void log_dropped(const struct frame_hdr *h, const uint8_t *body)
+{
+	if (h->type == MSG_OUTCOME) {
+		if (h->len - FRAME_HDR >= 12) {
+			unsigned i = outcomes_next++ % OUTCOMES;
+			outcomes[i].conn_id = outcome_u64(body);
+			outcomes[i].err = (int32_t)((uint32_t)body[8] | (uint32_t)body[9] << 8 | (uint32_t)body[10] << 16 |
+						    (uint32_t)body[11] << 24);
+		}
+		return;
+	}
 	shim_debug("dropping a reply (type %u) to earlier request %u", h->type, h->id);
 }
 
@@ -285,6 +312,28 @@ int ipc_request_alone(uint16_t type, const uint8_t *body, size_t body_len, uint8
 		*reply_len = n;
 	errno = saved;
 	return 0;
+}
+
+int ipc_outcome(uint64_t conn_id, int32_t *err)
+{
+	int saved = errno, found = 0;
+	if (!shim_enabled())
+		return 0;
+	pthread_mutex_lock(&ipc_lock);
+	if (channel_usable()) {
+		uint8_t in[FRAME_MAX];
+		if (chan_read_ready(ch_fd, in, log_dropped, chan_now_ms() + SHIM_IPC_TIMEOUT_MS) < 0)
+			channel_drop();
+	}
+	for (unsigned i = 0; i < OUTCOMES && !found; i++)
+		if (outcomes[i].conn_id == conn_id && conn_id) {
+			*err = outcomes[i].err;
+			outcomes[i].conn_id = 0;
+			found = 1;
+		}
+	pthread_mutex_unlock(&ipc_lock);
+	errno = saved;
+	return found;
 }
 
 int ipc_send(uint16_t type, const uint8_t *body, size_t body_len)
