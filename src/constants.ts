@@ -35,6 +35,14 @@ export const MAX_GATE_SOURCES = 10_000;
 export const REFUSAL_SUMMARY_MS = 10_000;
 /** A handshake that has not completed by then is abandoned: loopback and LAN round trips are well under it. */
 export const HANDSHAKE_TIMEOUT_MS = 5_000;
+/**
+ * The handshake of a control connection (agent and seed): a join wave is CPU-bound at the seed (a thousand
+ * key exchanges, ~1.5 ms each in WebAssembly, in one event loop), so the last of a thousand may take seconds
+ * on a busy host; abandoning it at HANDSHAKE_TIMEOUT_MS made the agent retry, which cost the seed another
+ * handshake each: measured, 1824 retries and 35 s for a 1000-member barrier. Per source, the rate limit
+ * (HANDSHAKE_BURST) still bounds how many a stranger can hold open.
+ */
+export const CONTROL_HANDSHAKE_TIMEOUT_MS = 20_000;
 /** How long `boxer run` tries to reach the seed before it gives up with "seed unreachable". */
 export const JOIN_TIMEOUT_MS = 15_000;
 /**
