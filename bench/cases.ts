@@ -8,7 +8,7 @@
  * The measurements live beside it: network.ts (throughput, latency, connect()), aggregate.ts (k senders),
  * costs.ts (agent CPU per setup, idle agent, package size; with their cases), lambda.ts, apps-plan.ts/apps.ts.
  */
-import { benchJoin } from './join';
+import { benchJoin, JOIN_WORKERS } from './join';
 import { planLambda } from './lambda';
 import type { CaseResult, Variant } from './results';
 import type { Mode, Runner } from './runner';
@@ -16,7 +16,7 @@ import { ecdf, median, summarize, type Summary } from './stats';
 import type { Series } from './svg';
 import { planApps } from './apps-plan';
 import { AGG_BOXER_SENDERS, AGG_NATIVE_SENDERS, measureAggregate } from './aggregate';
-import { planIdle, planPackage, planSetupCpu } from './costs';
+import { planIdle, planJoinLab, planMemberChange, planPackage, planSetupCpu } from './costs';
 import { connectLatency, connectLatencyBinary, iperf, latency } from './network';
 import { planSetup } from './setup';
 
@@ -57,7 +57,7 @@ const QUICK_REVERSE = ['fn-to-fn'];
 export function config(quick: boolean): Config {
   return quick
     ? { quick, tputReps: 1, tputSeconds: 1, tputReverse: QUICK_REVERSE, latReps: 1, rttN: 300, ttfbN: 100, aggSenders: [1, 32], aggReps: 1, aggSeconds: 1, joinSizes: [8, 64], joinReps: 1, setupN: 200, setupReps: 1, connectN: 300, connectReps: 1, idleSeconds: 2, appsReps: 1, appsSeconds: 2, burst: { reps: 1, before: 3, during: 6, after: 3 } }
-    : { quick, tputReps: 3, tputSeconds: 5, latReps: 3, rttN: 1000, ttfbN: 1000, aggSenders: [1, 2, 4, 8, 16, 32], aggReps: 2, aggSeconds: 4, joinSizes: [8, 32, 64, 128, 256], joinReps: 3, setupN: 1000, setupReps: 3, connectN: 1000, connectReps: 3, idleSeconds: 10, appsReps: 3, appsSeconds: 5, burst: { reps: 2, before: 5, during: 15, after: 5 } };
+    : { quick, tputReps: 3, tputSeconds: 5, latReps: 3, rttN: 1000, ttfbN: 1000, aggSenders: [1, 2, 4, 8, 16, 32], aggReps: 2, aggSeconds: 4, joinSizes: [8, 64, 256, 1000], joinReps: 3, setupN: 1000, setupReps: 3, connectN: 1000, connectReps: 3, idleSeconds: 10, appsReps: 3, appsSeconds: 5, burst: { reps: 2, before: 5, during: 15, after: 5 } };
 }
 
 export interface ConnType {
@@ -164,6 +164,8 @@ export class Bench {
     this.planConnect();
     planSetup(this);
     this.planMembership();
+    planJoinLab(this);
+    planMemberChange(this);
     planPackage(this);
     planLambda(this);
     planIdle(this);
@@ -270,27 +272,32 @@ export class Bench {
     else this.addTasks(ca, cfg.connectReps, (m, rep) => `connect() latency ${m}, rep ${rep}/${cfg.connectReps}`, (m) => connectLatency(this.runner, this.cfg, m, cl, ca));
   }
 
-  /** The control plane's joins (bench/join.ts): barrier, messages and bytes per join, an agent's start. */
+  /** The control plane's joins (bench/join.ts): barrier, the seed's CPU, messages and bytes per join, an agent's start. */
   private planMembership(): void {
     const cfg = this.cfg;
     for (const n of cfg.joinSizes) {
-      const barrier = this.define({ id: `membership/barrier/${n}`, group: 'membership', title: `${n} agents (one process, loopback): last start → barrier release`, unit: 'ms', better: 'lower' }, ['boxer'], { boxer: `${cfg.joinReps} runs (bench/join.ts)` }, false, '');
+      const where = `${n} agents (in ${Math.min(JOIN_WORKERS, n)} worker processes, the seed in the bench's; loopback)`;
+      const barrier = this.define({ id: `membership/barrier/${n}`, group: 'membership', title: `${where}: go → barrier release`, unit: 'ms', better: 'lower' }, ['boxer'], { boxer: `${cfg.joinReps} runs (bench/join.ts)` }, false, '');
+      const seedCpu = this.define({ id: `membership/seed-cpu/${n}`, group: 'membership', title: `${n} agents: the seed's CPU per join`, unit: 'ms', better: 'lower' }, ['boxer'], { boxer: `${cfg.joinReps} runs (bench/join.ts)` }, false, '');
       const msgs = this.define({ id: `membership/messages/${n}`, group: 'membership', title: `${n} agents: control messages per join`, unit: 'messages', better: 'lower' }, ['boxer'], { boxer: 'median of the runs' }, false, '');
       const bytes = this.define({ id: `membership/bytes/${n}`, group: 'membership', title: `${n} agents: control bytes per join`, unit: 'bytes', better: 'lower' }, ['boxer'], { boxer: 'median of the runs' }, false, '');
       const start = n === cfg.joinSizes[cfg.joinSizes.length - 1] ? this.define({ id: 'cost/agent-start', group: 'cost', title: 'one agent process (`boxer run`, loopback): start → joined', unit: 'ms', better: 'lower' }, ['boxer'], { boxer: `${cfg.joinReps} runs (bench/join.ts)` }, false, '') : undefined;
       this.tasks.push({
         label: `membership ${n} agents (${cfg.joinReps} run${cfg.joinReps > 1 ? 's' : ''})`,
         group: 'membership',
-        ids: [barrier, msgs, bytes, start].flatMap((a) => (a ? [a.c.id] : [])),
+        ids: [barrier, seedCpu, msgs, bytes, start].flatMap((a) => (a ? [a.c.id] : [])),
         run: async () => {
           try {
             const j = (await benchJoin({ n, reps: cfg.joinReps })) as unknown as JoinResult;
-            setFromJoin(barrier, j.barrierMs);
+            barrier.modes.boxer!.values.push(...j.runs.map((r) => r.ms));
+            seedCpu.modes.boxer!.values.push(...j.runs.map((r) => r.seedCpuMs / n));
+            const note = `load average ${j.loadAverage.toFixed(1)}; CPU over the barrier: seed ${Math.round(j.seedCpuMs)} ms, agents ${Math.round(j.agentsCpuMs)} ms (medians)`;
+            barrier.modes.boxer!.note = seedCpu.modes.boxer!.note = note;
             msgs.modes.boxer!.values.push(j.messagesPerJoin);
             bytes.modes.boxer!.values.push(j.bytesPerJoin);
             if (start) setFromJoin(start, j.agentStartToJoinedMs);
           } catch (e) {
-            for (const a of [barrier, msgs, bytes, start]) a?.modes.boxer!.errors.push((e as Error).message.slice(0, 300));
+            for (const a of [barrier, seedCpu, msgs, bytes, start]) a?.modes.boxer!.errors.push((e as Error).message.slice(0, 300));
           }
         },
       });
@@ -335,6 +342,10 @@ interface JoinFigure {
   spread: string;
 }
 interface JoinResult {
+  runs: { ms: number; seedCpuMs: number; agentsCpuMs: number }[];
+  seedCpuMs: number;
+  agentsCpuMs: number;
+  loadAverage: number;
   barrierMs: JoinFigure;
   messagesPerJoin: number;
   bytesPerJoin: number;

@@ -249,3 +249,82 @@ export function packageSize(): { totalBytes: number; parts: { name: string; raw:
   const all = gzSize(groups.flatMap((g) => g.files));
   return { totalBytes: all.gz, parts };
 }
+
+/**
+ * A member's join in the lab: `boxer run -- sh -c 'echo joined'` started on a node, timed from the spawn to
+ * the command's first line (the agent's start, NAT discovery against the seed through the node's NAT, the
+ * join, the files written). The nodes: a function behind a port-preserving NAT, one behind a translating NAT,
+ * and a VM (open: the seed's connect-back reaches it).
+ */
+export const JOIN_NODES = [
+  { node: 'fp', label: 'function behind a port-preserving NAT (fp)' },
+  { node: 'fta', label: 'function behind a translating NAT (fta)' },
+  { node: 'vm1', label: 'VM, no NAT (vm1)' },
+] as const;
+/** Bound on one member's start to joined (a hang, not a figure). */
+const JOIN_MAX_S = 20;
+
+export function planJoinLab(b: Bench): void {
+  const cfg = b.cfg;
+  const reps = cfg.quick ? 3 : 10;
+  for (const j of JOIN_NODES) {
+    const a = b.define({ id: `membership/join/${j.node}`, group: 'membership', title: `process start → joined in the lab: ${j.label}`, unit: 'ms', better: 'lower' }, ['boxer'], { boxer: `${reps} members started one after another` }, true, '');
+    b.tasks.push({
+      label: `join in the lab from ${j.node} (${reps} members)`,
+      group: 'membership',
+      ids: [a.c.id],
+      run: async () => {
+        try {
+          await b.runner.ensureSeed();
+          for (let i = 0; i < reps; i++) a.modes.boxer!.values.push(await joinOnce(b.runner, j.node));
+        } catch (e) {
+          a.modes.boxer!.errors.push((e as Error).message.replace(/\s+/g, ' ').slice(0, 300));
+        }
+      },
+    });
+  }
+}
+
+async function joinOnce(r: Runner, node: string): Promise<number> {
+  const t0 = performance.now();
+  const g = r.group('boxer', node, 'echo joined', JOIN_MAX_S, 'join');
+  try {
+    await g.waitLine((l) => l === 'joined', JOIN_MAX_S * 1000);
+    const ms = performance.now() - t0;
+    await g.exited;
+    return ms;
+  } catch (e) {
+    throw new Error(`${(e as Error).message}: ${g.stderr().slice(-300)}`);
+  } finally {
+    await g.stop();
+  }
+}
+
+/** Members known when the agent's CPU per membership change is measured (bench/member-change.ts). */
+const CHANGE_N = 1000;
+
+/** The agent's CPU per membership change at CHANGE_N members, in a child process (bench/member-change.ts). */
+export function planMemberChange(b: Bench): void {
+  const reps = b.cfg.quick ? 1 : 3;
+  const over = `${reps} runs of bench/member-change.ts`;
+  const burst = b.define({ id: `cost/member-change-cpu/${CHANGE_N}`, group: 'cost', title: `agent CPU per membership change at ${CHANGE_N} members (a join wave: files written once per interval)`, unit: 'ms', better: 'lower' }, ['boxer'], { boxer: over }, false, '');
+  const spaced = b.define({ id: `cost/member-change-cpu/${CHANGE_N}/alone`, group: 'cost', title: `agent CPU per membership change at ${CHANGE_N} members, one at a time (each writes the member file and the route table)`, unit: 'ms', better: 'lower' }, ['boxer'], { boxer: over }, false, '');
+  b.tasks.push({
+    label: `agent CPU per membership change at ${CHANGE_N} members (${reps} runs)`,
+    group: 'cost',
+    ids: [burst.c.id, spaced.c.id],
+    run: async () => {
+      try {
+        for (let i = 0; i < reps; i++) {
+          const out = execFileSync(process.execPath, [path.join(__dirname, 'member-change.js'), String(CHANGE_N)], { encoding: 'utf8', timeout: 120_000 });
+          const r = JSON.parse(out.trim().split('\n').pop()!) as { burstMs: number; spacedMs: number };
+          burst.modes.boxer!.values.push(r.burstMs);
+          spaced.modes.boxer!.values.push(r.spacedMs);
+        }
+        burst.modes.boxer!.note = spaced.modes.boxer!.note = `load average ${os.loadavg()[0].toFixed(1)}`;
+      } catch (e) {
+        for (const a of [burst, spaced]) a.modes.boxer!.errors.push((e as Error).message.slice(0, 300));
+      }
+    },
+  });
+}

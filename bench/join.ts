@@ -1,12 +1,13 @@
 /**
  * `npm run bench:join`: the control plane's cost.
- *  (a) protocol: N agents (default 64) in one process join one seed on loopback; time from the last agent's
- *      start to barrier release (every agent knows all N), and control messages and bytes per join;
+ *  (a) protocol: N agents (default 64) in JOIN_WORKERS processes (one per core; BENCH_JOIN_ONE_PROCESS=1: all in
+ *      this one) join one seed in this process on loopback; time from the go to barrier release (every agent
+ *      knows all N), the seed's and the agents' CPU, and control messages and bytes per join;
  *  (b) one agent process (`boxer run`): time from process start to joined, and its resident memory.
- * Targets (issue 2): (a) under 1 s; (b) under 300 ms and under 80 MB.
+ * Targets (issue 15): (a) 64 / 256 / 1000 agents within 150 / 600 / 3000 ms; (b) under 300 ms and under 80 MB.
  */
 import net from 'node:net';
-import { spawn } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -20,13 +21,13 @@ import { setSink } from '../src/util/log';
 const SECRET = 'benchmark secret, long enough';
 const REPS = Number(process.env.BENCH_REPS ?? 5);
 
-interface Counter {
+export interface Counter {
   bytes: number;
   frames: number;
 }
 
 /** A TCP connector that counts the bytes and frames (u32 length prefixes) an agent sends and receives. */
-function countingConnector(c: Counter): Connector {
+export function countingConnector(c: Counter): Connector {
   return (host, port) =>
     new Promise((resolve, reject) => {
       const sock = net.connect({ host, port });
@@ -79,6 +80,66 @@ async function protocolRun(n: number): Promise<{ ms: number; framesPerJoin: numb
   return result;
 }
 
+/** Worker processes for the agents of protocolRuns (the seed stays in this process): one per core. */
+export const JOIN_WORKERS = Math.max(1, os.cpus().length);
+/** Bound on a worker's start and on one barrier (a hang, not a figure). */
+const WORKER_START_MS = 30_000;
+const BARRIER_MAX_MS = 120_000;
+
+interface WorkerDone {
+  t: 'done';
+  frames: number;
+  bytes: number;
+  cpuMs: number;
+}
+
+/**
+ * N agents in JOIN_WORKERS processes (bench/join-worker.ts) join one seed in this process on loopback: from
+ * the moment the workers (started, libsodium loaded) are told to go until every agent knows all N. Messages
+ * and bytes per join as protocolRun counts them, on the agents' side.
+ */
+export async function protocolRunProcesses(n: number): Promise<{ ms: number; framesPerJoin: number; bytesPerJoin: number; seedCpuMs: number; agentsCpuMs: number }> {
+  const psk = deriveNetworkKey(SECRET);
+  const seed = new Seed({ network: '100.96.0.0/16', psk, keys: generateKeyPair(), stateFile: null });
+  const { port } = await seed.listen('127.0.0.1', 0);
+  const w = Math.min(JOIN_WORKERS, n);
+  const kids = Array.from({ length: w }, () => fork(path.join(__dirname, 'join-worker.js'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }));
+  const next = (k: ChildProcess, what: string, ms: number) =>
+    new Promise<Record<string, unknown>>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`bench:join: a worker sent no ${what} within ${ms} ms`)), ms);
+      k.once('message', (m) => {
+        clearTimeout(t);
+        resolve(m as Record<string, unknown>);
+      });
+      k.once('exit', (code) => reject(new Error(`bench:join: a worker exited (${code}) before ${what}`)));
+    });
+  try {
+    const per = (i: number) => Math.floor(n / w) + (i < n % w ? 1 : 0);
+    const ready = kids.map((k) => next(k, 'ready', WORKER_START_MS));
+    kids.forEach((k, i) => k.send({ t: 'setup', agents: per(i), total: n, port, secret: SECRET }));
+    await Promise.all(ready);
+    const done = kids.map((k) => next(k, 'done', BARRIER_MAX_MS));
+    const t0 = performance.now();
+    const c0 = process.cpuUsage();
+    for (const k of kids) k.send({ t: 'go' });
+    const results = (await Promise.all(done)) as unknown as WorkerDone[];
+    const ms = performance.now() - t0;
+    const c = process.cpuUsage(c0);
+    const seedCpuMs = (c.user + c.system) / 1000;
+    const agentsCpuMs = results.reduce((a, r) => a + r.cpuMs, 0);
+    if (process.env.BENCH_DEBUG) console.error(JSON.stringify({ n, ms, seed: seed.stats, gate: seed.gate.total }));
+    const frames = results.reduce((a, r) => a + r.frames, 0);
+    const bytes = results.reduce((a, r) => a + r.bytes, 0);
+    const left = kids.map((k) => new Promise((r) => k.once('exit', r)));
+    for (const k of kids) k.send({ t: 'leave' });
+    await Promise.race([Promise.all(left), new Promise((r) => setTimeout(r, 10_000))]);
+    return { ms, framesPerJoin: frames / n, bytesPerJoin: bytes / n, seedCpuMs, agentsCpuMs };
+  } finally {
+    for (const k of kids) if (k.exitCode === null) k.kill('SIGKILL');
+    await seed.close();
+  }
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
@@ -114,7 +175,7 @@ export async function benchJoin(opts: { n?: number; reps?: number } = {}): Promi
   const runs = [];
   for (let i = 0; i < reps; i++) {
     process.stderr.write(`bench:join protocol ${n} agents, run ${i + 1}/${reps}\n`);
-    runs.push(await protocolRun(n));
+    runs.push(process.env.BENCH_JOIN_ONE_PROCESS ? { ...(await protocolRun(n)), seedCpuMs: NaN, agentsCpuMs: NaN } : await protocolRunProcesses(n));
   }
   const psk = deriveNetworkKey(SECRET);
   const seed = new Seed({ network: '100.96.0.0/16', psk, keys: generateKeyPair(), stateFile: null });
@@ -129,8 +190,13 @@ export async function benchJoin(opts: { n?: number; reps?: number } = {}): Promi
   await seed.close();
   fs.rmSync(tmp, { recursive: true, force: true });
   return {
+    runs: runs.map((r) => ({ ms: r.ms, seedCpuMs: r.seedCpuMs, agentsCpuMs: r.agentsCpuMs })),
     agents: n,
+    workers: process.env.BENCH_JOIN_ONE_PROCESS ? 0 : Math.min(JOIN_WORKERS, n),
     barrierMs: { median: median(runs.map((r) => r.ms)), spread: spread(runs.map((r) => r.ms)), target: '< 1000' },
+    seedCpuMs: median(runs.map((r) => r.seedCpuMs)),
+    agentsCpuMs: median(runs.map((r) => r.agentsCpuMs)),
+    loadAverage: os.loadavg()[0],
     messagesPerJoin: median(runs.map((r) => r.framesPerJoin)),
     bytesPerJoin: median(runs.map((r) => r.bytesPerJoin)),
     agentStartToJoinedMs: { median: median(procs.map((p) => p.ms)), spread: spread(procs.map((p) => p.ms)), target: '< 300' },

@@ -56,6 +56,14 @@ export const MEMBER_FILE_RETRY_MS = 1_000;
  * route table, and a program reading the member file sees every change within this.
  */
 export const FILE_WRITE_INTERVAL_MS = 25;
+/**
+ * The seed tells the members of joins (and welcomes the newcomers) at most this often (seed-roster.ts): a join
+ * after a quiet spell at the end of its turn, a join wave in one message per member per interval instead of
+ * one per join (N² messages and syscalls at 1000 members). A join waits at most this long for its welcome.
+ */
+export const BROADCAST_BATCH_MS = 10;
+/** Longest gap between two batches when sending them is slow (seed-roster.ts): a newcomer's longest wait for its welcome. */
+export const BROADCAST_BATCH_MAX_MS = 100;
 /** Longest `--join-timeout` taken: a day; more is a typo (a function lives at most 15 minutes). */
 export const MAX_JOIN_TIMEOUT_S = 86_400;
 /**
@@ -131,7 +139,7 @@ export const DISCOVERY_PORT_OFFSET = 1;
  * round trips (tens of ms) long.
  */
 export const CONNECT_BACK_TIMEOUT_MS = 700;
-/** One discovery probe (connect, handshake, reflect) must finish within this, else the NAT is `unknown`. */
+/** A discovery probe's connect, and its reflect after the handshake, must each come within this, else the NAT is `unknown`. */
 export const PROBE_TIMEOUT_MS = 3_000;
 /**
  * Most peer links an agent keeps open (documented bound; a Lambda function has 1024 descriptors). Beyond it
@@ -254,6 +262,15 @@ export const ROUTES_REFRESH_MS = 1_000;
  * program's first connection to one finds its route (LAN or relay) known, instead of waiting for the link.
  */
 export const PREWARM_CONCURRENCY = 4;
+/**
+ * Rounds of the connection set-up path's code run once when the virtual network starts (src/ipc/warm.ts), in
+ * slices of WARM_SLICE between the agent's other work: enough calls for V8 to compile and tier up the leaf code
+ * (frames, CBOR, seals) that every set-up runs, at a few tens of milliseconds of CPU once.
+ */
+export const WARM_ROUNDS = 300;
+export const WARM_SLICE = 10;
+/** Every this many rounds the warm-up also seals a message for a member through the seed (an X25519 each). */
+export const WARM_SEAL_EVERY = 30;
 /** How long `boxer run` waits for the program's shim to report in before it warns that it did not load. */
 export const SHIM_REPORT_WAIT_MS = 3_000;
 /** How often it looks while it waits (a program's start takes tens of milliseconds at least). */

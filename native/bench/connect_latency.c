@@ -76,60 +76,65 @@ static void report(struct target *t, int n, int with_path)
 	       t->us[n - 1], t->errors);
 }
 
+/* --routes: time connect() on each route of a route table written here (direct, punch) and the agent route. */
+static int routes_mode(int argc, char **argv)
+{
+	const char *routes = getenv("BOXER_ROUTES_FILE");
+	if (!routes || !*routes) {
+		fprintf(stderr, "--routes needs BOXER_ROUTES_FILE\n");
+		return 2;
+	}
+	int real_port = atoi(argv[5]);
+	int n = argc > 6 ? atoi(argv[6]) : 1000;
+	if (n < 1)
+		n = 1;
+	if (real_port < 8 || real_port > 65535) {
+		fprintf(stderr, "bad port %s\n", argv[5]);
+		return 2;
+	}
+	int m = (real_port - 7) ^ 5;
+	char tmp[600];
+	snprintf(tmp, sizeof tmp, "%s.bench%d", routes, (int)getpid());
+	FILE *f = fopen(tmp, "w");
+	if (!f || fprintf(f, "bench-direct 100.96.254.1 direct %s 0 0 0 0\nbench-punch 100.96.254.2 punch %s 5 7 %d %d\n",
+			  argv[4], argv[4], m, m) < 0 || fclose(f) != 0 || rename(tmp, routes) < 0) {
+		perror(routes);
+		return 1;
+	}
+	struct target t[3];
+	if (make_target(&t[0], "direct", "100.96.254.1", real_port, n) < 0 ||
+	    make_target(&t[1], "punch", "100.96.254.2", 1, n) < 0 ||
+	    make_target(&t[2], "agent", argv[2], atoi(argv[3]), n) < 0)
+		return 2;
+	const char *paths = argc > 7 ? argv[7] : "direct,punch,agent";
+	int on[3];
+	for (int k = 0; k < 3; k++)
+		on[k] = strstr(paths, t[k].name) != NULL;
+	int err;
+	for (int k = 0; k < 3; k++) /* warm-up: the table is read, the channel is open */
+		if (on[k])
+			one(&t[k], &err);
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < 3; k++) {
+			if (!on[k])
+				continue;
+			double us = one(&t[k], &err);
+			if (us < 0)
+				return 1;
+			t[k].us[i] = us;
+			if (err)
+				t[k].errors++;
+		}
+	for (int k = 0; k < 3; k++)
+		if (on[k])
+			report(&t[k], n, 1);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc >= 6 && strcmp(argv[1], "--routes") == 0) {
-		const char *routes = getenv("BOXER_ROUTES_FILE");
-		if (!routes || !*routes) {
-			fprintf(stderr, "--routes needs BOXER_ROUTES_FILE\n");
-			return 2;
-		}
-		int real_port = atoi(argv[5]);
-		int n = argc > 6 ? atoi(argv[6]) : 1000;
-		if (n < 1)
-			n = 1;
-		if (real_port < 8 || real_port > 65535) {
-			fprintf(stderr, "bad port %s\n", argv[5]);
-			return 2;
-		}
-		int m = (real_port - 7) ^ 5;
-		char tmp[600];
-		snprintf(tmp, sizeof tmp, "%s.bench%d", routes, (int)getpid());
-		FILE *f = fopen(tmp, "w");
-		if (!f || fprintf(f, "bench-direct 100.96.254.1 direct %s 0 0 0 0\nbench-punch 100.96.254.2 punch %s 5 7 %d %d\n",
-				  argv[4], argv[4], m, m) < 0 || fclose(f) != 0 || rename(tmp, routes) < 0) {
-			perror(routes);
-			return 1;
-		}
-		struct target t[3];
-		if (make_target(&t[0], "direct", "100.96.254.1", real_port, n) < 0 ||
-		    make_target(&t[1], "punch", "100.96.254.2", 1, n) < 0 ||
-		    make_target(&t[2], "agent", argv[2], atoi(argv[3]), n) < 0)
-			return 2;
-		const char *paths = argc > 7 ? argv[7] : "direct,punch,agent";
-		int on[3];
-		for (int k = 0; k < 3; k++)
-			on[k] = strstr(paths, t[k].name) != NULL;
-		int err;
-		for (int k = 0; k < 3; k++) /* warm-up: the table is read, the channel is open */
-			if (on[k])
-				one(&t[k], &err);
-		for (int i = 0; i < n; i++)
-			for (int k = 0; k < 3; k++) {
-				if (!on[k])
-					continue;
-				double us = one(&t[k], &err);
-				if (us < 0)
-					return 1;
-				t[k].us[i] = us;
-				if (err)
-					t[k].errors++;
-			}
-		for (int k = 0; k < 3; k++)
-			if (on[k])
-				report(&t[k], n, 1);
-		return 0;
-	}
+	if (argc >= 6 && strcmp(argv[1], "--routes") == 0)
+		return routes_mode(argc, argv);
 	if (argc < 3) {
 		fprintf(stderr, "usage: %s ADDR PORT [N]\n       %s --routes AGENT_VADDR AGENT_VPORT REAL_IP REAL_PORT [N [PATHS]]\n",
 			argv[0], argv[0]);

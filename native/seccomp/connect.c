@@ -40,6 +40,26 @@ static void *finish(void *arg)
 	return NULL;
 }
 
+/* A connect to an address outside the virtual network (or not IPv4) is the kernel's, except one to a
+ * nameserver, which goes to the supervisor's DNS server. Returns 1 when it answered the call, else 0 with the
+ * address in ip:port. */
+static int outside_network(struct notif *n, struct sockaddr_storage *ss, socklen_t sl, uint32_t *ip, uint16_t *port)
+{
+	if (addr_get_v4((struct sockaddr *)ss, sl, ip, port) == 0 && !addr_in_net(*ip, shim_cfg.net, shim_cfg.mask)) {
+		if (*port == DNS_PORT && dns_redirect(n, (int)n->req.data.args[0], ss, sl))
+			return 1;
+		notif_continue(n);
+		return 1;
+	}
+	if (addr_get_v4((struct sockaddr *)ss, sl, ip, port) < 0) {
+		if (dns_is_v6_nameserver(ss, sl) && dns_redirect(n, (int)n->req.data.args[0], ss, sl))
+			return 1;
+		notif_continue(n);
+		return 1;
+	}
+	return 0;
+}
+
 void on_connect(struct notif *n)
 {
 	struct sockaddr_storage ss;
@@ -50,18 +70,8 @@ void on_connect(struct notif *n)
 		notif_continue(n); /* let the kernel give the program its own EFAULT/EINVAL */
 		return;
 	}
-	if (addr_get_v4((struct sockaddr *)&ss, sl, &ip, &port) == 0 && !addr_in_net(ip, shim_cfg.net, shim_cfg.mask)) {
-		if (port == DNS_PORT && dns_redirect(n, (int)n->req.data.args[0], &ss, sl))
-			return;
-		notif_continue(n);
+	if (outside_network(n, &ss, sl, &ip, &port))
 		return;
-	}
-	if (addr_get_v4((struct sockaddr *)&ss, sl, &ip, &port) < 0) {
-		if (dns_is_v6_nameserver(&ss, sl) && dns_redirect(n, (int)n->req.data.args[0], &ss, sl))
-			return;
-		notif_continue(n);
-		return;
-	}
 	int family;
 	int fd = notif_getfd(n, (int)n->req.data.args[0]);
 	if (fd < 0 || !sock_is_tcp(fd, &family)) {

@@ -45,9 +45,11 @@ static int kernel_version(void)
 	return a * 100 + b;
 }
 
-int filter_install(const char **why)
+static char msg[256];
+
+/* 0 where the filter may be installed; else -1 with errno ENOSYS and *why (turned off, or the kernel too old). */
+static int available(const char **why)
 {
-	static char msg[256];
 	const char *force = getenv("BOXER_SECCOMP_UNAVAILABLE");
 	if (force && strcmp(force, "1") == 0) {
 		*why = "turned off with BOXER_SECCOMP_UNAVAILABLE=1";
@@ -62,6 +64,13 @@ int filter_install(const char **why)
 		errno = ENOSYS;
 		return -1;
 	}
+	return 0;
+}
+
+int filter_install(const char **why)
+{
+	if (available(why) < 0)
+		return -1;
 	struct sock_filter prog[] = {
 		/* 0 */ LD_ARCH,
 		/* 1 */ JEQ(FILTER_ARCH, 0, 20),

@@ -95,6 +95,23 @@ static int service_port(const char *service, int socktype, int flags, uint16_t *
 	return 0;
 }
 
+/* One addrinfo entry with its address in the same allocation (freeaddrinfo frees both); NULL when out of memory. */
+static struct addrinfo *new_entry(int family, uint32_t ip, uint16_t port, int type, int proto)
+{
+	struct addrinfo *ai = calloc(1, sizeof *ai + sizeof(struct sockaddr_in6));
+	if (!ai)
+		return NULL;
+	struct sockaddr_storage ss;
+	socklen_t sl = addr_make(family, ip, port, &ss);
+	ai->ai_addr = (struct sockaddr *)(ai + 1);
+	memcpy(ai->ai_addr, &ss, sl);
+	ai->ai_addrlen = sl;
+	ai->ai_family = family;
+	ai->ai_socktype = type;
+	ai->ai_protocol = proto;
+	return ai;
+}
+
 static int build_addrinfo(const char *node, const char *service, const struct addrinfo *hints,
 			  const uint32_t *ips, int n, struct addrinfo **res)
 {
@@ -129,19 +146,11 @@ static int build_addrinfo(const char *node, const char *service, const struct ad
 				service_err = serr;
 				continue;
 			}
-			struct addrinfo *ai = calloc(1, sizeof *ai + sizeof(struct sockaddr_in6));
+			struct addrinfo *ai = new_entry(out_family, ips[i], port, kinds[k].type, want_proto ? want_proto : kinds[k].proto);
 			if (!ai) {
 				err = EAI_MEMORY;
 				break;
 			}
-			struct sockaddr_storage ss;
-			socklen_t sl = addr_make(out_family, ips[i], port, &ss);
-			ai->ai_addr = (struct sockaddr *)(ai + 1);
-			memcpy(ai->ai_addr, &ss, sl);
-			ai->ai_addrlen = sl;
-			ai->ai_family = out_family;
-			ai->ai_socktype = kinds[k].type;
-			ai->ai_protocol = want_proto ? want_proto : kinds[k].proto;
 			*tail = ai;
 			tail = &ai->ai_next;
 		}

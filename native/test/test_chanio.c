@@ -41,14 +41,12 @@ static void put_frame(int s, uint16_t type, uint32_t id, const char *body, int f
 	CHECK(sendmsg(s, &msg, 0) == (ssize_t)len);
 }
 
-int main(void)
+/* Whole writes and reads; a reply found past an earlier one, with its descriptor. */
+static void test_io(int sv[2])
 {
-	int sv[2];
-	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
 	uint8_t in[FRAME_MAX];
 	struct frame_hdr h;
 	int passed = -1;
-
 	/* whole writes and reads */
 	CHECK(chan_send_all(sv[0], (const uint8_t *)"hello", 5, chan_now_ms() + 1000) == 0);
 	CHECK(chan_recv_all(sv[1], in, 5, &passed, chan_now_ms() + 1000) == 0 && memcmp(in, "hello", 5) == 0);
@@ -66,7 +64,14 @@ int main(void)
 	close(passed);
 	close(p[0]);
 	close(p[1]);
+}
 
+/* Protocol errors: a later id, another type, a header out of bounds. */
+static void test_protocol_errors(int sv[2])
+{
+	uint8_t in[FRAME_MAX];
+	struct frame_hdr h;
+	int passed = -1;
 	/* a later id, or another type under this id: a protocol error naming the frame */
 	put_frame(sv[0], MSG_CONNECT, 9, "", -1);
 	errno = 0;
@@ -80,7 +85,14 @@ int main(void)
 	put_u32(bad, FRAME_MAX + 1);
 	CHECK(chan_send_all(sv[0], bad, sizeof bad, chan_now_ms() + 1000) == 0);
 	CHECK(chan_read_reply(sv[1], MSG_CONNECT, 11, in, &h, &passed, chan_now_ms() + 1000, NULL) == -1 && errno == EPROTO);
+}
 
+/* Every wait ends: at the deadline, or at the end of the stream. */
+static void test_bounds(int sv[2])
+{
+	uint8_t in[FRAME_MAX];
+	struct frame_hdr h;
+	int passed = -1;
 	/* nothing comes: the wait ends at the deadline */
 	int64_t t0 = chan_now_ms();
 	CHECK(chan_read_reply(sv[1], MSG_CONNECT, 12, in, &h, &passed, t0 + 50, NULL) == -1 && errno == ETIMEDOUT);
@@ -100,6 +112,15 @@ int main(void)
 		if (chan_recv_all(sv[1], big, sizeof big, &passed, chan_now_ms() + 1000) < 0)
 			e = errno;
 	CHECK(e == ECONNRESET);
+}
+
+int main(void)
+{
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv) == 0);
+	test_io(sv);
+	test_protocol_errors(sv);
+	test_bounds(sv);
 	close(sv[1]);
 	return check_done("test_chanio");
 }

@@ -22,6 +22,7 @@ static struct sockaddr_in sin4(const char *ip)
 	return s;
 }
 
+/* Long by design: one check after another on shared buffers, each section commented, reading as the spec. */
 int main(void)
 {
 	struct ident id = {.name = "zk1", .ip = 0x64600005, .mask = 0xffff0000};

@@ -44,7 +44,8 @@ static void write_file(const char *path, const char *text)
 	rename(tmp, path); /* as the agent writes it: a new inode */
 }
 
-int main(void)
+/* Parsing: kinds, bounds, skipped lines, the later line wins; direct-quiet. */
+static void test_parse(void)
 {
 	const char *text = "# routes\n"
 			   "a 100.96.0.2 direct 203.0.113.5 0 0 0 0\n"
@@ -85,7 +86,11 @@ int main(void)
 	CHECK((r = routes_find(&t, 0x64600003)) && r->kind == ROUTE_DIRECT && r->quiet == 0);
 	quiet = "a 100.96.0.2 direct-quiet 0.0.0.0 0 0 0 0\n"; /* still needs an address */
 	CHECK(routes_parse(quiet, strlen(quiet), &t) == 0);
+}
 
+static void test_find_peer(void)
+{
+	const struct route *r;
 	/* Naming an accepted connection by its source address: one direct line alone at that address. */
 	const char *peers = "a 100.96.0.2 direct 203.0.113.9 0 0 0 0\n"   /* a VM alone at its address */
 			    "b 100.96.0.3 direct 10.0.0.5 0 0 0 0\n"      /* a LAN member, private address */
@@ -106,7 +111,10 @@ int main(void)
 	/* len bounds the text: the second line is not seen */
 	const char *two = "a 100.96.0.2 none 0 0 0 0 0\nb 100.96.0.3 none 0 0 0 0 0\n";
 	CHECK(routes_parse(two, 28, &t) == 1 && routes_find(&t, 0x64600003) == NULL);
+}
 
+static void test_bounded(void)
+{
 	/* The table is bounded: lines beyond ROUTES_MAX are skipped. */
 	size_t cap = (size_t)(ROUTES_MAX + 10) * 48;
 	char *big = malloc(cap), *p = big;
@@ -115,7 +123,10 @@ int main(void)
 	CHECK(routes_parse(big, (size_t)(p - big), &t) == ROUTES_MAX);
 	CHECK(routes_find(&t, 0x64600000 + ROUTES_MAX - 1) != NULL && routes_find(&t, 0x64600000 + ROUTES_MAX) == NULL);
 	free(big);
+}
 
+static void test_uniform(void)
+{
 	/* route_uniform: the edges of [0, range), and unbiased rejection of the low part. */
 	uint32_t v1[] = {0x01000000, 0xffffffff};
 	struct seq s = {v1, 2, 0};
@@ -128,7 +139,10 @@ int main(void)
 	uint32_t v3[] = {0, 0x80000000}; /* low 0 < 2^32 mod 3 = 1: rejected, draws again */
 	s = (struct seq){v3, 2, 0};
 	CHECK(route_uniform(seq_next, &s, 3) == 1 && s.i == 2);
+}
 
+static void test_pick(void)
+{
 	/* route_pick: M in [lo, hi], port = (M ^ xor) + offset; every M of a small range drawn. */
 	struct route pr = {.kind = ROUTE_PUNCH, .ip = 1, .xor_ = 0x55, .offset = 7, .lo = 40000, .hi = 40009};
 	int seen[10] = {0}, bad = 0;
@@ -166,7 +180,10 @@ int main(void)
 		if (route_pick(&four, route_rand, NULL, &m, &port) == 0 && m >= 1000 && m <= 1003 && port == m)
 			hit[m - 1000]++;
 	CHECK(hit[0] && hit[1] && hit[2] && hit[3] && hit[0] + hit[1] + hit[2] + hit[3] == 400);
+}
 
+static void test_fork(void)
+{
 	/* A fork child (its atfork hook run) does not draw the parent's sequence. */
 	int pfd[2];
 	CHECK(pipe(pfd) == 0);
@@ -182,7 +199,10 @@ int main(void)
 	close(pfd[0]);
 	close(pfd[1]);
 	waitpid(pid, NULL, 0);
+}
 
+static void test_file(void)
+{
 	/* The file: read, re-read after a change (rename: a new inode), last good table kept. */
 	char dir[] = "/tmp/boxer-routes-XXXXXX";
 	CHECK(mkdtemp(dir) != NULL);
@@ -208,7 +228,10 @@ int main(void)
 	CHECK(routes_lookup_file(path, 0x64600002, &out) == 1 && out.kind == ROUTE_DIRECT);
 	rmdir(path);
 	rmdir(dir);
+}
 
+static void test_from(void)
+{
 	/* `from` lines (src/vnet/sources.ts) and routes_classify_peer. */
 	{
 		static struct route_table ft;
@@ -251,8 +274,10 @@ int main(void)
 		routes_parse(ltext, strlen(ltext), &ft);
 		CHECK(routes_classify_peer(&ft, 0x7f000001, 40000, &nr) == PEER_ASK);
 	}
+}
 
-
+static void test_svc(void)
+{
 	/* `svc` lines and service_pick: members in address order, picked round robin; none: -1; no service: 0. */
 	{
 		static struct route_table st;
@@ -276,6 +301,19 @@ int main(void)
 		CHECK(service_pick(&st, 0x6460fffc, 0, &m) == 0);
 		CHECK(service_pick(&st, 0x64600002, 0, &m) == 0); /* a member, not a service */
 	}
+}
 
+/* One function a part of the table's behaviour, in the order of routes.h. */
+int main(void)
+{
+	test_parse();
+	test_find_peer();
+	test_bounded();
+	test_uniform();
+	test_pick();
+	test_fork();
+	test_file();
+	test_from();
+	test_svc();
 	return check_done("test_routes");
 }

@@ -120,7 +120,12 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   sendMessage(m: Message): boolean {
     if (this.closed) return false;
-    const plain = encodeMessage(m);
+    return this.sendEncoded(encodeMessage(m));
+  }
+
+  /** Sends a message already encoded (encodeMessage): a broadcast encodes once and seals per channel. */
+  sendEncoded(plain: Uint8Array): boolean {
+    if (this.closed) return false;
     const counter = this.send.counter;
     const sealed = this.send.seal(plain);
     const body = Buffer.allocUnsafe(8 + sealed.length);

@@ -155,6 +155,9 @@ export function buildCli(argv: string[], cmd: string[]): Argv {
 
 export function main(raw: string[]): void {
   const [argv, cmd] = splitDashDash(raw);
+  // Commands that join: libsodium's WebAssembly compiles in the background while yargs loads and parses.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  if (argv[0] === 'run' || argv[0] === 'seed') void (require('../crypto/sodium') as typeof import('../crypto/sodium')).sodiumReady().catch(() => undefined);
   Promise.resolve()
     .then(() => buildCli(argv, cmd).parseAsync())
     .catch((e: unknown) => {

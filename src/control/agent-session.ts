@@ -6,7 +6,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { Channel } from '../channel/channel';
-import type { Endpoint, Message, Outcome } from '../wire/messages';
+import type { Endpoint, Message, NatKind, Outcome } from '../wire/messages';
 import { HandshakeError } from '../crypto/noise';
 import {
   HEARTBEAT_INTERVAL_MS,
@@ -21,7 +21,7 @@ import type { Logger } from '../util/log';
 import { sleep } from '../util/async';
 import { BoxerError, WIRE_ERRORS, type WireErrorCode } from '../util/errors';
 import type { Peers } from '../traversal/peers';
-import { discover, type NatMapping } from '../traversal/discovery';
+import { discover, probe, type NatMapping, type ProbeAnswer } from '../traversal/discovery';
 import type { Connector } from './connectors';
 import { portMapOf } from './port-map';
 import type { AgentOptions, Self } from './agent';
@@ -56,6 +56,8 @@ export class SeedSession {
   private stopping = false;
   private reconnecting = false;
   private discovered = false;
+  /** The NAT kind our last `join` (or `nat`) told the seed (null: no traversal). */
+  private joinedAs: NatKind | null = null;
 
   constructor(
     private readonly opts: AgentOptions,
@@ -100,24 +102,29 @@ export class SeedSession {
     }
   }
 
-  /** One connection to the seed: handshake, (NAT discovery,) join, welcome. Resolves once welcomed. */
+  /**
+   * One connection to the seed: handshake, (NAT discovery,) join, welcome. Resolves once welcomed. The first
+   * time, NAT discovery's first probe starts beside the handshake, from the control connection's port; the
+   * join goes once both reflections are in (the connect-back's outcome is not waited for: see upgraded()).
+   */
   private async open(): Promise<void> {
     const { seedHost, seedPort } = this.opts;
     const stream = await this.connect(seedHost, seedPort);
-    const ch = await this.handshake(stream);
     const localPort = (stream as { localPort?: number }).localPort;
     const seedIp = ((stream as { remoteAddress?: string }).remoteAddress ?? seedHost).replace(/^::ffff:/, '');
-    this.seedIp = seedIp;
-    if (this.peers && !this.peers.primeTo) this.peers.primeTo = { ip: seedIp, port: this.opts.traversal?.discoveryPort ?? seedPort + DISCOVERY_PORT_OFFSET };
     const tr = this.opts.traversal;
     const probing = !!tr && !this.discovered && !tr.natOverride && !!localPort;
+    const early = probing ? this.startProbe(seedIp, this.opts.traversal?.discoveryPort ?? seedPort + DISCOVERY_PORT_OFFSET, localPort!) : null;
+    const ch = await this.handshake(stream);
+    this.seedIp = seedIp;
+    if (this.peers && !this.peers.primeTo) this.peers.primeTo = { ip: seedIp, port: this.opts.traversal?.discoveryPort ?? seedPort + DISCOVERY_PORT_OFFSET };
     let reflected = false;
     await new Promise<void>((resolve, reject) => {
       let welcomed = false;
       ch.on('message', (m) => {
         if (probing && !reflected && m.t === 'reflect') {
           reflected = true;
-          void this.discover(m, stream, seedIp, localPort!).then(() => this.sendJoin(ch, stream));
+          void this.discover(m, early!, seedIp, localPort!).then(() => this.sendJoin(ch, stream));
           return;
         }
         if (welcomed) {
@@ -142,6 +149,14 @@ export class SeedSession {
       if (probing) ch.sendMessage({ t: 'probe', listen: 0 });
       else this.sendJoin(ch, stream);
     });
+  }
+
+  /** The first probe (with the connect-back test), to the discovery port at `port`; never rejects. */
+  private startProbe(ip: string, port: number, localPort: number): { port: number; answer: Promise<ProbeAnswer> } {
+    const tr = this.opts.traversal!;
+    const answer = probe({ io: tr.io, psk: this.opts.psk, keys: this.opts.keys, seed: { ip, port } }, localPort, this.peers?.lport ?? 0);
+    answer.catch(() => undefined); // awaited (and its failure reported) by discover()
+    return { port, answer };
   }
 
   /** The Noise handshake with the seed; a wrong secret or protocol version fails with what to do. */
@@ -169,15 +184,29 @@ export class SeedSession {
     return new Error(`expected welcome, got ${m.t}`);
   }
 
-  /** NAT discovery against the seed's discovery server, once the seed reflected our control connection. */
-  private async discover(m: Reflect, stream: Duplex, seedIp: string, localPort: number): Promise<void> {
+  /**
+   * NAT discovery against the seed's discovery server, once the seed reflected our control connection: the
+   * mapping from the ports now; `open` later, when the connect-back comes through (upgraded()).
+   */
+  private async discover(m: Reflect, early: { port: number; answer: Promise<ProbeAnswer> }, seedIp: string, localPort: number): Promise<void> {
     const tr = this.opts.traversal!;
     if (m.dport && this.peers && !tr.discoveryPort) this.peers.primeTo = { ip: seedIp, port: m.dport };
-    const ip = ((stream as { remoteAddress?: string }).remoteAddress ?? this.opts.seedHost).replace(/^::ffff:/, '');
     const port = tr.discoveryPort ?? m.dport ?? this.opts.seedPort + DISCOVERY_PORT_OFFSET;
-    const mapping = await discover({ io: tr.io, psk: this.opts.psk, keys: this.opts.keys, seed: { ip, port } }, localPort, m.observed, this.peers!.lport);
-    this.host.mapped(mapping);
+    // The seed names another discovery port than the one guessed: probe there instead.
+    const first = port === early.port ? early.answer : this.startProbe(seedIp, port, localPort).answer;
+    const found = await discover({ io: tr.io, psk: this.opts.psk, keys: this.opts.keys, seed: { ip: seedIp, port } }, localPort, m.observed, first);
+    this.host.mapped(found.mapping);
     this.discovered = true;
+    void found.upgrade.then((u) => u && this.upgraded(u));
+  }
+
+  /** The connect-back came through after the join: we are `open`; the seed re-announces us. */
+  private upgraded(u: NatMapping): void {
+    this.host.mapped(u);
+    if (this.connected && this.joinedAs !== u.kind) {
+      this.channel!.sendMessage({ t: 'nat', nat: u.kind });
+      this.joinedAs = u.kind;
+    }
   }
 
   /** `join` (or, with our identity, a rejoin) with what the agent knows now. */
@@ -185,6 +214,7 @@ export class SeedSession {
     const self = this.host.self();
     const tr = this.opts.traversal;
     const mapping = this.host.mapping();
+    this.joinedAs = tr ? mapping.kind : null;
     ch.sendMessage({
       t: 'join',
       name: self ? undefined : this.opts.name,
@@ -216,6 +246,12 @@ export class SeedSession {
     this.lastHeard = Date.now();
     this.startHeartbeat();
     this.host.welcomed(m);
+    // The connect-back came through between our join and the welcome.
+    const now = this.host.mapping().kind;
+    if (this.joinedAs !== null && this.joinedAs !== now && now === 'open') {
+      ch.sendMessage({ t: 'nat', nat: now });
+      this.joinedAs = now;
+    }
   }
 
   private startHeartbeat(): void {

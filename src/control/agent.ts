@@ -209,7 +209,10 @@ export class Agent extends EventEmitter<AgentEvents> implements LocalMember {
     const rejoined = !!this.self;
     this.self = { id: m.id, name: m.name, addr: m.addr, network: m.network, observed: m.observed };
     // A restarted seed that is still relearning: keep members it has not heard from yet.
-    if (!(rejoined && m.relearning)) this.members.clear();
+    if (!(rejoined && m.relearning)) {
+      this.members.clear();
+      this.byName.clear();
+    }
     for (const x of m.members) this.put(x);
     this.log.info(rejoined ? 'rejoined the network' : 'joined the network', { id: m.id, name: m.name, addr: m.addr, observed: `${m.observed.ip}:${m.observed.port}`, members: this.members.size });
     this.emit('seed', true);
@@ -225,20 +228,39 @@ export class Agent extends EventEmitter<AgentEvents> implements LocalMember {
       this.log.warn('another member announced with our name: ignored', { name: m.name, id: m.id });
       return;
     }
-    for (const x of this.members.values()) {
-      if (x.id !== m.id && x.name === m.name) {
-        this.log.warn('two members with one name: keeping the latest', { name: m.name, dropped: x.id, kept: m.id });
-        this.members.delete(x.id);
-        this.peers?.memberGone(x.id);
-      }
+    // The holder of the name by the index (checked against the table: entries go without the index knowing).
+    const holder = this.byName.get(m.name);
+    const x = holder !== undefined && holder !== m.id ? this.members.get(holder) : undefined;
+    if (x && x.name === m.name) {
+      this.log.warn('two members with one name: keeping the latest', { name: m.name, dropped: x.id, kept: m.id });
+      this.members.delete(x.id);
+      this.peers?.memberGone(x.id);
     }
+    this.byName.set(m.name, m.id);
     this.members.set(m.id, m);
+  }
+
+  /** Member id by name, for put()'s check (a member's name per the seed's last word; may name members gone). */
+  private readonly byName = new Map<string, number>();
+
+  /** Member `id` (LocalMember.member: the virtual network's look-ups). */
+  member(id: number): MemberInfo | undefined {
+    return this.members.get(id);
+  }
+
+  /** The path of the open peer link to member `id`, if any (LocalMember.linkPath). */
+  linkPath(id: number): PathKind | undefined {
+    return this.peers?.linkPath(id);
   }
 
   private onMessage(m: Message): void {
     switch (m.t) {
       case 'joined':
         this.put(m.m);
+        this.emit('change');
+        break;
+      case 'joins':
+        for (const x of m.members) this.put(x);
         this.emit('change');
         break;
       case 'left':
@@ -258,6 +280,7 @@ export class Agent extends EventEmitter<AgentEvents> implements LocalMember {
         break;
       case 'members':
         this.members.clear();
+        this.byName.clear();
         for (const x of m.members) this.put(x);
         this.emit('change');
         break;

@@ -4,7 +4,7 @@
  */
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { PeerIo } from '../traversal/io';
+import { OWN_PORT, type PeerIo } from '../traversal/io';
 import { JOIN_TIMEOUT_MS } from '../constants';
 
 export type Connector = (host: string, port: number) => Promise<Duplex>;
@@ -22,10 +22,14 @@ export const tcpConnector: Connector = (host, port) =>
     });
   });
 
-/** A Connector through the traversal I/O, so that the control connection's local port is known. */
+/**
+ * A Connector through the traversal I/O, so that the control connection's local port is known, and its own:
+ * bound before the connect (OWN_PORT), so that NAT discovery's probe can share it (a port picked by connect()
+ * may be held by another process's socket to another destination: the probe's bind then failed).
+ */
 export function ioConnector(io: PeerIo): Connector {
   return async (host, port) => {
     const ip = await io.resolve(host);
-    return (await io.dial({ ip, port }, JOIN_TIMEOUT_MS)).stream;
+    return (await io.dial({ ip, port }, JOIN_TIMEOUT_MS, OWN_PORT)).stream;
   };
 }

@@ -63,10 +63,10 @@ export class Admission {
     roster.add(entry);
     this.ctx.joined();
     this.ctx.saveState();
-    // The others first: a member names a connection from the newcomer only once it knows it (src/vnet/sources.ts),
-    // and the newcomer's program may connect as soon as the welcome is in.
-    roster.broadcast({ t: 'joined', m: info }, id);
-    ch.sendMessage(this.ctx.welcome(info, remote));
+    // The others first, then its welcome (seed-roster.ts, announce): a member names a connection from the
+    // newcomer only once it knows it (src/vnet/sources.ts), and the newcomer's program may connect as soon as
+    // the welcome is in.
+    roster.announce(entry, remote);
     this.ctx.watchers.joined(tag);
     this.ctx.log.info(m.rejoin ? 'member rejoined' : bound ? 'member came back with its key' : 'member joined', { id, name, addr: info.addr, ext: `${remote.ip}:${remote.port}`, key: fingerprint(ch.remoteStatic) });
     this.ctx.changed();

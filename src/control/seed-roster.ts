@@ -2,10 +2,18 @@
  * The seed's membership table: who is a member, on which control connection, last heard when. It tells every
  * member about every change (broadcast), gives a member whose connection closed RECONNECT_GRACE_MS to come
  * back, and declares dead the members that stop sending heartbeats (DEAD_AFTER_MS).
+ *
+ * Joins are told in batches (announce, flush): the members hear of the newcomers since the last batch in one
+ * message (`joined`, or `joins` for several), encoded once and sealed per member, then each newcomer gets its
+ * welcome (after the others know it: a member names a connection from the newcomer only once it knows it),
+ * the member list encoded once for all of them. A batch goes at the end of the turn of a join after a quiet
+ * spell, else at most every BROADCAST_BATCH_MS (or twice what the last batch took to send, at most
+ * BROADCAST_BATCH_MAX_MS). Anything else sent to members first sends the batch, so that
+ * the order of events is kept and no newcomer hears anything before its welcome.
  */
 import type { Channel } from '../channel/channel';
-import type { MemberInfo, Message, Outcome } from '../wire/messages';
-import { DEAD_AFTER_MS, RECONNECT_GRACE_MS } from '../constants';
+import { encodeMembers, encodeMessage, encodeWelcome, type Endpoint, type MemberInfo, type Message, type Outcome } from '../wire/messages';
+import { BROADCAST_BATCH_MAX_MS, BROADCAST_BATCH_MS, DEAD_AFTER_MS, RECONNECT_GRACE_MS } from '../constants';
 import type { Logger } from '../util/log';
 import type { NameOwners } from './names';
 import type { WatchHub } from './watch';
@@ -19,14 +27,55 @@ export interface Entry {
   grace: NodeJS.Timeout | null;
 }
 
+type Welcome = Extract<Message, { t: 'welcome' }>;
+
 export class Roster {
   private readonly entries = new Map<number, Entry>();
+  /** Newcomers not yet announced nor welcomed, with what their welcome says besides the list. */
+  private pending: Array<{ entry: Entry; ch: Channel; welcome: Omit<Welcome, 'members'> }> = [];
+  private flushTimer: NodeJS.Timeout | NodeJS.Immediate | null = null;
+  private lastFlush = -Infinity;
+  /** How long the last batch took to send (ms). */
+  private lastFlushCost = 0;
 
   constructor(
     private readonly watchers: WatchHub,
     private readonly log: Logger,
-    private readonly hooks: { changed(): void; dropped(): void },
+    private readonly hooks: { changed(): void; dropped(): void; welcome(info: MemberInfo, observed: Endpoint): Omit<Welcome, 'members'> },
   ) {}
+
+  /** A new member (in the table already): the others hear of it, then it is welcomed, with the next batch. */
+  announce(entry: Entry, observed: Endpoint): void {
+    this.pending.push({ entry, ch: entry.channel!, welcome: this.hooks.welcome(entry.info, observed) });
+    if (this.flushTimer) return;
+    // At least BROADCAST_BATCH_MS apart, and twice as long as the last batch took to send (one write per
+    // member): under a join wave, sending batches takes at most a third of the seed's time.
+    const gap = Math.min(BROADCAST_BATCH_MAX_MS, Math.max(BROADCAST_BATCH_MS, 2 * this.lastFlushCost));
+    const wait = this.lastFlush + gap - performance.now();
+    this.flushTimer = wait <= 0 ? setImmediate(() => this.flush()) : setTimeout(() => this.flush(), wait);
+  }
+
+  /** Sends the pending batch: the joins to the members known before it, then the newcomers' welcomes. */
+  flush(): void {
+    if (this.flushTimer) {
+      clearTimeout(this.flushTimer as NodeJS.Timeout);
+      clearImmediate(this.flushTimer as NodeJS.Immediate);
+      this.flushTimer = null;
+    }
+    if (!this.pending.length) return;
+    this.lastFlush = performance.now();
+    const batch = this.pending;
+    this.pending = [];
+    const fresh = new Set(batch.map((b) => b.entry));
+    const infos = batch.filter((b) => this.entries.get(b.entry.info.id) === b.entry).map((b) => b.entry.info);
+    if (infos.length) {
+      const bytes = encodeMessage(infos.length === 1 ? { t: 'joined', m: infos[0] } : { t: 'joins', members: infos });
+      for (const e of this.entries.values()) if (e.channel && !fresh.has(e)) e.channel.sendEncoded(bytes);
+    }
+    const list = encodeMembers(this.list());
+    for (const b of batch) if (b.entry.channel === b.ch) b.ch.sendEncoded(encodeWelcome(b.welcome, list));
+    this.lastFlushCost = performance.now() - this.lastFlush;
+  }
 
   has(id: number): boolean {
     return this.entries.has(id);
@@ -63,13 +112,16 @@ export class Roster {
     return owners;
   }
 
-  /** Sends `m` to every connected member but `except` (-1: everyone). */
+  /** Sends `m` to every connected member but `except` (-1: everyone), encoded once; the pending batch first. */
   broadcast(m: Message, except: number): void {
-    for (const e of this.entries.values()) if (e.info.id !== except && e.channel) e.channel.sendMessage(m);
+    this.flush();
+    const bytes = encodeMessage(m);
+    for (const e of this.entries.values()) if (e.info.id !== except && e.channel) e.channel.sendEncoded(bytes);
   }
 
-  /** Sends `m` to member `id` on its control connection; false when it has none. */
+  /** Sends `m` to member `id` on its control connection (the pending batch first); false when it has none. */
   sendTo(id: number, m: Message): boolean {
+    this.flush();
     const ch = this.entries.get(id)?.channel;
     if (!ch) return false;
     ch.sendMessage(m);
@@ -116,6 +168,7 @@ export class Roster {
 
   /** Stops the grace timers (the seed closes). */
   close(): void {
+    this.flush();
     for (const e of this.entries.values()) if (e.grace) clearTimeout(e.grace);
   }
 }

@@ -79,7 +79,11 @@ export class Seed extends EventEmitter<SeedEvents> {
   /** Observers (`boxer lambda run`): they hear joins and leaves, outcomes included (src/control/watch.ts). */
   readonly watchers = new WatchHub();
   /** The members (seed-roster.ts). */
-  private readonly members = new Roster(this.watchers, log, { changed: () => this.emit('change'), dropped: () => this.stats.droppedConnections++ });
+  private readonly members = new Roster(this.watchers, log, {
+    changed: () => this.emit('change'),
+    dropped: () => this.stats.droppedConnections++,
+    welcome: (info, observed) => this.welcomeBase(info, observed),
+  });
   private readonly relearn: Relearn;
   private readonly admission: Admission;
   selfId: number | null = null;
@@ -214,16 +218,12 @@ export class Seed extends EventEmitter<SeedEvents> {
   }
 
   private welcome(info: MemberInfo, observed: Endpoint): Message {
-    return {
-      t: 'welcome',
-      id: info.id,
-      addr: info.addr,
-      name: info.name,
-      network: this.cidr.text,
-      observed,
-      members: this.list(),
-      relearning: this.relearn.relearning,
-    };
+    return { ...this.welcomeBase(info, observed), members: this.list() };
+  }
+
+  /** A welcome but for its member list (the roster adds it: seed-roster.ts). */
+  private welcomeBase(info: MemberInfo, observed: Endpoint): Omit<Extract<Message, { t: 'welcome' }>, 'members'> {
+    return { t: 'welcome', id: info.id, addr: info.addr, name: info.name, network: this.cidr.text, observed, relearning: this.relearn.relearning };
   }
 
   private onMessage(entry: Entry, m: Message): void {
@@ -251,6 +251,14 @@ export class Seed extends EventEmitter<SeedEvents> {
         if (m.standby) entry.info.standby = true;
         else delete entry.info.standby;
         this.members.broadcast({ t: 'joined', m: entry.info }, -1);
+        break;
+      case 'nat':
+        // NAT discovery ended after the join (the connect-back test came through): everyone, itself included, hears it.
+        if (entry.info.nat !== m.nat) {
+          entry.info = { ...entry.info, nat: m.nat };
+          this.members.broadcast({ t: 'joined', m: entry.info }, -1);
+          this.emit('change');
+        }
         break;
       case 'svnet':
         this.emit('svnet', entry.info.id, m.payload);
@@ -280,6 +288,7 @@ export class Seed extends EventEmitter<SeedEvents> {
 
   /** Sends the seed relay's message to member `id`; false when it is not connected. */
   sendVnet(id: number, payload: Uint8Array): boolean {
+    this.members.flush(); // a newcomer hears nothing before its welcome
     const e = this.members.get(id);
     return !!e?.channel && e.channel.sendMessage({ t: 'svnet', payload });
   }

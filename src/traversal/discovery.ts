@@ -12,7 +12,11 @@
  *
  * Independently, the seed tries to connect back to the agent's peer-link listener at the observed external
  * address (a connect-back test, not an address comparison: EC2 hosts sit behind a 1:1 NAT); success, with the
- * agent's key proved by a handshake, makes the agent `open`.
+ * agent's key proved by a handshake, makes the agent `open`. The agent does not wait for it: it joins with the
+ * kind the ports gave and, when the connect-back comes through, tells the seed (`nat`), which re-announces it.
+ *
+ * The first probe starts beside the control connection's handshake, from its local port: that port is the
+ * control connection's own (bound before its connect, io.ts OWN_PORT), so no other socket can hold it.
  */
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -104,39 +108,83 @@ export interface ProbeOptions {
   seed: Endpoint;
 }
 
-/** One probe to the discovery port from `fromPort` (0: fresh). */
-export async function probe(o: ProbeOptions, fromPort: number, listen: number): Promise<{ local: number; observed: Endpoint; open: boolean }> {
+/** A probe's answer: the reflection of its local port, and (asked with `listen`) the connect-back's outcome. */
+export interface ProbeAnswer {
+  local: number;
+  observed: Endpoint;
+  /** Whether the seed's connect-back reached our listener (false at once when not asked for). */
+  open: Promise<boolean>;
+}
+
+/**
+ * One probe to the discovery port from `fromPort` (0: fresh). The seed reflects at once; with `listen` it
+ * then tries the connect-back and sends a second `reflect` (open) only when it came through, closing the
+ * probe's connection otherwise: the mapping is known one round trip after the handshake, the connect-back's
+ * outcome later (up to CONNECT_BACK_TIMEOUT_MS for the SYN a NAT drops) without anyone waiting for it.
+ */
+export async function probe(o: ProbeOptions, fromPort: number, listen: number): Promise<ProbeAnswer> {
   const { stream, local } = await o.io.dial(o.seed, PROBE_TIMEOUT_MS, fromPort);
-  const ch = await Channel.initiate(stream, { psk: o.psk, keys: o.keys, peer: `discovery ${o.seed.ip}:${o.seed.port}`, handshakeTimeoutMs: PROBE_TIMEOUT_MS });
+  // The handshake runs beside the control connection's: the same bound (HANDSHAKE_TIMEOUT_MS, Channel's default).
+  const ch = await Channel.initiate(stream, { psk: o.psk, keys: o.keys, peer: `discovery ${o.seed.ip}:${o.seed.port}` });
+  // Both listeners before start(): the two reflects may arrive in one read.
+  const answer = firstMessage(ch, PROBE_TIMEOUT_MS);
+  const second = new Promise<boolean>((resolve) => {
+    let n = 0;
+    const t = setTimeout(() => resolve(false), CONNECT_BACK_TIMEOUT_MS + HANDSHAKE_TIMEOUT_MS + PROBE_TIMEOUT_MS);
+    t.unref();
+    ch.on('message', (m) => {
+      if (++n === 2) resolve(m.t === 'reflect' && m.open);
+    });
+    ch.on('close', () => resolve(false));
+  });
+  let first: Message;
   try {
-    const answer = firstMessage(ch, PROBE_TIMEOUT_MS + CONNECT_BACK_TIMEOUT_MS + HANDSHAKE_TIMEOUT_MS);
     ch.start();
     ch.sendMessage({ t: 'probe', listen });
-    const m = await answer;
-    if (m.t !== 'reflect') throw new Error(`expected reflect from the discovery port, got ${m.t}`);
-    return { local: local.port, observed: m.observed, open: m.open };
-  } finally {
+    first = await answer;
+    if (first.t !== 'reflect') throw new Error(`expected reflect from the discovery port, got ${first.t}`);
+  } catch (e) {
     ch.close();
+    throw e;
   }
+  if (!listen || first.open) {
+    ch.close();
+    return { local: local.port, observed: first.observed, open: Promise.resolve(first.open) };
+  }
+  void second.finally(() => ch.close());
+  return { local: local.port, observed: first.observed, open: second };
+}
+
+/** What discovery found: the mapping now, and (later) `open` when the connect-back came through (else null). */
+export interface Discovery {
+  mapping: NatMapping;
+  upgrade: Promise<NatMapping | null>;
 }
 
 /**
  * The agent's side, once the control connection from local port `controlLocal` has been reflected as
- * `controlObserved`. Never throws: a failed probe gives `unknown` (links then fall back to relays).
+ * `controlObserved`; `first`: the probe from `controlLocal` (with the connect-back asked for `listen`), begun
+ * beside the control connection's handshake. Never throws: a failed probe gives `unknown` (links then fall
+ * back to relays).
  */
-export async function discover(o: ProbeOptions, controlLocal: number, controlObserved: Endpoint, listen: number): Promise<NatMapping> {
+export async function discover(o: ProbeOptions, controlLocal: number, controlObserved: Endpoint, first: Promise<ProbeAnswer>): Promise<Discovery> {
   try {
-    const p1 = await probe(o, controlLocal, listen);
-    let m = classify(controlLocal, controlObserved, p1.observed, p1.open);
+    const p1 = await first;
+    let m = classify(controlLocal, controlObserved, p1.observed, false);
     if (m.kind === 'translating') {
       const p2 = await probe(o, 0, 0);
       m = confirmTranslation(m, p2.local, p2.observed) ?? { ...m, kind: 'random', xor: null, offset: null };
     }
     log.info('NAT discovered', { nat: m.kind, ext: m.ip, xor: m.xor ?? undefined, offset: m.offset ?? undefined, local: controlLocal });
-    return m;
+    const upgrade = p1.open.then((open): NatMapping | null => {
+      if (!open) return null;
+      log.info('NAT discovered: open (the connect-back came through)', { ext: p1.observed.ip });
+      return { kind: 'open', ip: p1.observed.ip, xor: null, offset: null };
+    });
+    return { mapping: m, upgrade };
   } catch (e) {
     log.warn('NAT discovery failed; links to this member will be relayed', { seed: `${o.seed.ip}:${o.seed.port}`, reason: (e as Error).message });
-    return { ...UNKNOWN_MAPPING, ip: controlObserved.ip };
+    return { mapping: { ...UNKNOWN_MAPPING, ip: controlObserved.ip }, upgrade: Promise.resolve(null) };
   }
 }
 
@@ -176,8 +224,8 @@ export interface DiscoveryServerOptions {
 }
 
 /**
- * Answers one `probe` per connection with a `reflect` (after the connect-back test when the probe names a
- * listen port), then closes. Only agents that know the network secret get an answer.
+ * Answers one `probe` per connection with a `reflect` at once and, when the probe names a listen port and the
+ * connect-back test succeeds, a second `reflect` (open), then closes. Only agents that know the network secret get an answer.
  */
 export class DiscoveryServer {
   private server: net.Server | null = null;
@@ -215,8 +263,10 @@ export class DiscoveryServer {
         ch.start();
         const m = await first;
         if (m.t !== 'probe') return ch.close(`expected probe on the discovery port, got ${m.t}`);
-        const open = m.listen > 0 ? await this.testConnectBack({ ip: remote.ip, port: m.listen }, ch.remoteStatic) : false;
-        ch.sendMessage({ t: 'reflect', observed: remote, open });
+        // The reflection at once; the connect-back's success (only) in a second `reflect` (see probe()).
+        ch.sendMessage({ t: 'reflect', observed: remote, open: false });
+        if (m.listen > 0 && (await this.testConnectBack({ ip: remote.ip, port: m.listen }, ch.remoteStatic))) ch.sendMessage({ t: 'reflect', observed: remote, open: true });
+        else return ch.close();
         setTimeout(() => ch.close(), 1_000).unref();
       })
       .catch((e: Error) => log.info('discovery probe failed', { peer, reason: e.message }));

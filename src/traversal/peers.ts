@@ -158,6 +158,11 @@ export class Peers extends EventEmitter<PeersEvents> {
     return this.status().find((l) => l.id === id);
   }
 
+  /** The path of the open link to member `id`, if there is one. */
+  linkPath(id: number): PathKind | undefined {
+    return this.links.get(id)?.path;
+  }
+
   /** The `open` member that keeps a link to `id` (homes.ts), or null. */
   homeOf(id: number): number | null {
     return this.homes.of(id);

@@ -138,30 +138,19 @@ export class Broker {
   routes(): string {
     const quiet = this.client.quiet();
     const members = this.netw.members();
-    const me = this.members.me();
-    const lines: string[] = [];
-    const seen = new Set<number>();
-    for (const m of members) {
-      const path = this.netw.linkPath(m.id);
-      // A member's line depends on its entry, ours, the link's path and `quiet`: kept while none changed.
-      const c = this.routeLines.get(m.id);
-      if (c && c.m === m && c.me === me && c.path === path && c.quiet === quiet) lines.push(c.line);
-      else {
-        const route = this.route(m);
-        // Not over a LAN (a private address): the far side needs our announcement there.
-        if (quiet && route.kind === 'direct' && route.ip === m.ext?.ip) route.quiet = true;
-        const line = formatRoutes([{ id: m.id, addr: m.addr, route, ext: m.ext?.ip }]);
-        this.routeLines.set(m.id, { m, me, path, quiet, line });
-        lines.push(line);
-      }
-      seen.add(m.id);
-    }
-    for (const id of this.routeLines.keys()) if (!seen.has(id)) this.routeLines.delete(id);
-    return lines.join('') + formatSources(directSources(me, members)) + this.services.lines(members);
+    return (
+      formatRoutes(
+        members.map((m) => {
+          const route = this.route(m);
+          // Not over a LAN (a private address): the far side needs our announcement there.
+          if (quiet && route.kind === 'direct' && route.ip === m.ext?.ip) route.quiet = true;
+          return { id: m.id, addr: m.addr, route, ext: m.ext?.ip };
+        }),
+      ) +
+      formatSources(directSources(this.members.me(), members)) +
+      this.services.lines(members)
+    );
   }
-
-  /** The route table's line per member, with what it was made from (routes()). */
-  private readonly routeLines = new Map<number, { m: MemberInfo; me: MemberInfo | undefined; path: string | undefined; quiet: boolean; line: string }>();
 
   /** CONNECT (client.ts); to a service's address: to one of its members, in turn, as the shim would pick. */
   connect(vaddr: string, vport: number, localPort: number, budgetMs?: number): Promise<ConnectAnswer> {

@@ -94,6 +94,8 @@ export type Message =
   | { t: 'join'; name?: string; services: string[]; priv: Endpoint[]; nat: NatKind; rejoin?: Rejoin; lport?: number; map?: PortMap; run?: RunKey; standby?: boolean }
   | { t: 'welcome'; id: number; addr: string; name: string; network: string; observed: Endpoint; members: MemberInfo[]; relearning: boolean }
   | { t: 'joined'; m: MemberInfo }
+  /** Seed -> members: several members joined (or changed) at once: `joined` for each, in one message. */
+  | { t: 'joins'; members: MemberInfo[] }
   | { t: 'left'; id: number; reason: 'leave' | 'dead' }
   | { t: 'members'; members: MemberInfo[] }
   | { t: 'ping'; n: number }
@@ -101,6 +103,8 @@ export type Message =
   | { t: 'leave'; outcome?: Outcome }
   /** Agent -> seed: my services are now these (e.g. none, to drain before leaving); the seed re-announces me (`joined`). */
   | { t: 'services'; services: string[]; standby?: boolean }
+  /** Agent -> seed, after the welcome: NAT discovery concluded `nat` since the join (the connect-back came through: `open`); the seed re-announces me. */
+  | { t: 'nat'; nat: NatKind }
   | { t: 'error'; code: string; message: string }
   // ---- observers (src/control/watch.ts): `boxer lambda run` follows a run's members without joining ----
   /** Observer -> seed, instead of `join`: report members (of run `run`, or all) as they join and leave. */
@@ -147,6 +151,27 @@ export class MessageError extends Error {
 
 export function encodeMessage(m: Message): Uint8Array {
   return cbor.encode(m);
+}
+
+type Welcome = Extract<Message, { t: 'welcome' }>;
+
+/** The CBOR of a member list, to share among the welcomes of one batch (encodeWelcome). */
+export function encodeMembers(members: MemberInfo[]): Uint8Array {
+  return cbor.encode(members);
+}
+
+/**
+ * A welcome whose member list is already encoded (encodeMembers): the same bytes as encodeMessage of the
+ * whole welcome, without encoding the list again for each newcomer. The map is encoded with `members` last,
+ * as null (one byte, 0xf6), which the list's bytes then replace.
+ */
+export function encodeWelcome(w: Omit<Welcome, 'members'>, members: Uint8Array): Uint8Array {
+  const head = cbor.encode({ ...w, members: null });
+  if (head[head.length - 1] !== 0xf6) throw new Error('encodeWelcome: the encoder did not put members last');
+  const out = new Uint8Array(head.length - 1 + members.length);
+  out.set(head.subarray(0, head.length - 1), 0);
+  out.set(members, head.length - 1);
+  return out;
 }
 
 // ---- validation -----------------------------------------------------------------------------------------
@@ -303,6 +328,8 @@ export function decodeMessage(bytes: Uint8Array): Message {
       };
     case 'joined':
       return { t, m: member(v.m) };
+    case 'joins':
+      return { t, members: arr(v, 'members', MAX_MEMBERS_PER_MESSAGE).map(member) };
     case 'left': {
       const reason = v.reason;
       if (reason !== 'leave' && reason !== 'dead') throw new MessageError('field reason: expected leave or dead');
@@ -333,6 +360,8 @@ export function decodeMessage(bytes: Uint8Array): Message {
     }
     case 'services':
       return { t, services: arr(v, 'services', MAX_SERVICES).map((s, i) => label(s, `services[${i}]`)), ...(v.standby === true ? { standby: true } : {}) };
+    case 'nat':
+      return { t, nat: natKind(v, 'nat') };
     case 'error':
       return { t, code: str(v, 'code', 64), message: str(v, 'message', 1024) };
     case 'probe':

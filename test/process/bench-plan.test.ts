@@ -65,7 +65,7 @@ test('quick mode keeps at least one task of every group, and is smaller than the
   t.true(quick.tasks.some((x) => x.ids.some((id) => id.endsWith('/reverse'))), 'one reverse throughput case');
   const labels = new Set(full.tasks.map((x) => x.label));
   t.is(labels.size, full.tasks.length, 'progress labels are unique');
-  t.deepEqual(config(false).joinSizes.slice(-2), [128, 256]);
+  t.deepEqual(config(false).joinSizes.slice(-3), [64, 256, 1000], "the barrier figures of issue 15");
 });
 
 test('--only keeps the selected tasks and reports only their cases', (t) => {

@@ -20,9 +20,14 @@ const BOUND = 6;
 const PINGS = 10;
 const BATCH = 30;
 
+/** Why NAT discovery failed, per failure (the agents' log lines). */
+const discoveryFailures: string[] = [];
+
 test.before(async () => {
   await sodiumReady();
-  setSink(() => {});
+  setSink((l) => {
+    if (l.includes('NAT discovery failed')) discoveryFailures.push(/reason="([^"]*)"/.exec(l)?.[1] ?? l);
+  });
 });
 
 test(`${N} agents join one seed: everyone learns everyone, links stay within the bound`, async (t) => {
@@ -53,17 +58,27 @@ test(`${N} agents join one seed: everyone learns everyone, links stay within the
       throw new Error(`${e.message}; short: ${short.slice(0, 20).join(' ')} (seed has ${seed.size})`);
     });
     t.is(seed.size, N);
-    // Loopback members are open: the connect-back works. A few may find `unknown` instead, never another kind:
-    // the first probe is bound to the control connection's port, which connect() may have let a socket of
-    // another process share (for another destination); with other test files' processes on this host, CI saw
-    // 1-8 of 210 fail so (EADDRINUSE). If the connect-back broke, none would be open: three quarters is a
-    // bound with room for a busier host, not a rate.
-    const kinds = new Map<string, number>();
-    for (const a of agents) kinds.set(a.mapping.kind, (kinds.get(a.mapping.kind) ?? 0) + 1);
-    t.log(`NAT kinds found: ${[...kinds].map(([k, n]) => `${k} ${n}`).join(', ')}`);
-    t.deepEqual([...kinds.keys()].filter((k) => k !== 'open' && k !== 'unknown'), [], 'loopback members are open or, where a probe could not be bound, unknown');
-    const least = Math.ceil((N * 3) / 4);
-    t.true((kinds.get('open') ?? 0) >= least, `at least ${least} of ${N} loopback members are open (connect-back works)`);
+    // Loopback members are open: the connect-back works. Each joins with the kind its ports gave (preserving)
+    // and becomes open when the connect-back comes through (a `nat` message): wait for that. The first probe
+    // shares the control connection's port, which is its own (bound before its connect): no probe fails to
+    // bind it (CI saw 1-8 of 210 `unknown` when connect() picked that port: EADDRINUSE). Alone on the machine
+    // all 210 are open; with other test files loading it, a probe's handshake may still time out (this one
+    // process runs 210 agents and the seed): those few are `unknown`, and only for that reason.
+    const kinds = () => {
+      const k = new Map<string, number>();
+      for (const a of agents) k.set(a.mapping.kind, (k.get(a.mapping.kind) ?? 0) + 1);
+      return k;
+    };
+    const settled = () => (kinds().get('open') ?? 0) + discoveryFailures.length >= N;
+    await until(settled, 30_000, 'every member to find itself open').catch(() => undefined);
+    t.log(`NAT kinds found: ${[...kinds()].map(([k, n]) => `${k} ${n}`).join(', ')}${discoveryFailures.length ? `; discovery failed: ${discoveryFailures.join('; ')}` : ''}`);
+    t.deepEqual(discoveryFailures.filter((r) => !/within \d+ ms|timed out/.test(r)), [], 'no probe failed but by a timeout (none could not bind its port)');
+    t.is(kinds().get('unknown') ?? 0, discoveryFailures.length, 'unknown only where discovery timed out');
+    t.is((kinds().get('open') ?? 0) + discoveryFailures.length, N, 'every other loopback member is open (connect-back works)');
+    t.true(discoveryFailures.length <= N / 20, `at most ${N / 20} timeouts (a loaded host), got ${discoveryFailures.length}`);
+    const seenOpen = () => agents.every((a) => a.mapping.kind !== 'open' || agents.every((b) => b.members.get(a.self!.id)?.nat === 'open'));
+    await until(seenOpen, 30_000, 'every member to see every open member open').catch(() => undefined);
+    t.true(seenOpen(), 'the seed re-announced each open member as open, to everyone');
     // Random pings, many more than the bound per agent.
     const ids = agents.map((a) => a.self!.id);
     let ok = 0;

@@ -6,6 +6,7 @@ import { sodiumReady } from '../../src/crypto/sodium';
 import { deriveNetworkKey, generateKeyPair } from '../../src/crypto/keys';
 import { memConnector } from '../support/memnet';
 import { setSink } from '../../src/util/log';
+import { decodeMessage, encodeMembers, encodeMessage, encodeWelcome } from '../../src/wire/messages';
 
 test.before(async () => {
   await sodiumReady();
@@ -90,5 +91,23 @@ test('leave and death reach every member; ids are never reused', async (t) => {
   t.is(sd.id, 4);
   await a.leave();
   await d.leave();
+  await seed.close();
+});
+
+test('a join wave is told in batches: everyone learns everyone, in fewer messages than joins; a welcome encodes as the whole message would', async (t) => {
+  const { seed, agent } = network();
+  const n = 40;
+  const agents = Array.from({ length: n }, () => agent());
+  const seen = agents.map(() => 0);
+  agents.forEach((a, i) => a.on('change', () => seen[i]++));
+  await Promise.all(agents.map((a) => a.join()));
+  await Promise.all(agents.map((a) => a.waitForMembers(n)));
+  const views = agents.map((a) => JSON.stringify(a.list().map((m) => [m.id, m.addr, m.name])));
+  t.true(views.every((v) => v === views[0]), 'the same list everywhere');
+  t.true(seen[0] < n, `the first member heard of the ${n - 1} others in ${seen[0]} changes`);
+  const members = agents[0].list();
+  const w = { t: 'welcome' as const, id: 3, addr: '100.96.0.3', name: 'node-3', network: '100.96.0.0/16', observed: { ip: '192.0.2.1', port: 4000 }, relearning: false };
+  t.deepEqual(decodeMessage(encodeWelcome(w, encodeMembers(members))), decodeMessage(encodeMessage({ ...w, members })));
+  await Promise.all(agents.map((a) => a.leave()));
   await seed.close();
 });

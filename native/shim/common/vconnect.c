@@ -156,6 +156,51 @@ static int route_decide(uint32_t ip, uint16_t port, struct route *r, uint32_t *r
 	}
 }
 
+/* The route to *ip (route_decide's answer), or for a service's address the route to the member picked, *ip
+ * then being that member's address (2: this member itself). -1 with errno ECONNREFUSED: a service with no
+ * member now (as a cluster address without endpoints). */
+static int decide(uint32_t *ip, uint16_t port, struct route *route, uint32_t *real_ip, uint16_t *real_port,
+		  uint16_t *punch)
+{
+	int decided = route_decide(*ip, port, route, real_ip, real_port, punch);
+	uint32_t member;
+	int svc = decided == 0 ? routes_service_file(shim_cfg.routes_file, *ip, &member) : 0;
+	if (svc < 0) {
+		errno = ECONNREFUSED;
+		return -1;
+	}
+	if (svc > 0) {
+		*ip = member;
+		if (*ip == shim_cfg.self)
+			return 2;
+		decided = route_decide(*ip, port, route, real_ip, real_port, punch);
+	}
+	return decided;
+}
+
+/* The agent route: CONNECT, on a channel of its own (the agent may wait on the network: a relay, a first link);
+ * the agent's answer in conn_id and the real address to connect to. -1 with errno (ENETUNREACH: no agent). */
+static int ask_agent(uint32_t ip, uint16_t port, uint16_t local, int nonblock, uint64_t *conn_id, uint32_t *real_ip,
+		     uint16_t *real_port)
+{
+	uint8_t body[16], reply[64];
+	size_t n = body_connect(body, ip, port, local, nonblock ? CONNECT_FLAG_NONBLOCK : 0);
+	struct connect_reply r;
+	if (ipc_request_alone(MSG_CONNECT, body, n, reply, sizeof reply, &n) < 0 || parse_connect_reply(reply, n, &r) < 0) {
+		shim_debug("CONNECT failed: %s", strerror(errno));
+		errno = ENETUNREACH;
+		return -1;
+	}
+	if (r.err) {
+		errno = r.err;
+		return -1;
+	}
+	*conn_id = r.conn_id;
+	*real_ip = r.real_ip;
+	*real_port = r.real_port;
+	return 0;
+}
+
 int vconnect_prepare(int fd, struct vsock *v, uint32_t ip, uint16_t port, int nonblock)
 {
 	if (ip == shim_cfg.self) {
@@ -165,21 +210,7 @@ int vconnect_prepare(int fd, struct vsock *v, uint32_t ip, uint16_t port, int no
 	struct route route = {0};
 	uint32_t real_ip = 0;
 	uint16_t real_port = 0, punch = 0;
-	int decided = route_decide(ip, port, &route, &real_ip, &real_port, &punch);
-	uint32_t member;
-	int svc = decided == 0 ? routes_service_file(shim_cfg.routes_file, ip, &member) : 0;
-	if (svc < 0) { /* a service with no member now: as a cluster address without endpoints */
-		errno = ECONNREFUSED;
-		return -1;
-	}
-	if (svc > 0) { /* a service's address: this connection goes to the member picked */
-		ip = member;
-		if (ip == shim_cfg.self) {
-			prepare_self(fd, v, ip, port);
-			return VCONNECT_SELF;
-		}
-		decided = route_decide(ip, port, &route, &real_ip, &real_port, &punch);
-	}
+	int decided = decide(&ip, port, &route, &real_ip, &real_port, &punch);
 	if (decided < 0)
 		return -1;
 	if (decided == 2) {
@@ -207,24 +238,8 @@ int vconnect_prepare(int fd, struct vsock *v, uint32_t ip, uint16_t port, int no
 			errno = ENETUNREACH;
 			return -1;
 		}
-	} else {
-		uint8_t body[16], reply[64];
-		size_t n = body_connect(body, ip, port, local, nonblock ? CONNECT_FLAG_NONBLOCK : 0);
-		struct connect_reply r;
-		/* On a channel of its own: the agent route may wait on the network (a relay, a first link). */
-		if (ipc_request_alone(MSG_CONNECT, body, n, reply, sizeof reply, &n) < 0 ||
-		    parse_connect_reply(reply, n, &r) < 0) {
-			shim_debug("CONNECT failed: %s", strerror(errno));
-			errno = ENETUNREACH;
-			return -1;
-		}
-		if (r.err) {
-			errno = r.err;
-			return -1;
-		}
-		conn_id = r.conn_id;
-		real_ip = r.real_ip;
-		real_port = r.real_port;
+	} else if (ask_agent(ip, port, local, nonblock, &conn_id, &real_ip, &real_port) < 0) {
+		return -1;
 	}
 	if (!v->user_keepalive)
 		shim_keepalive(fd);
