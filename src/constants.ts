@@ -262,6 +262,15 @@ export const ROUTES_REFRESH_MS = 1_000;
  * program's first connection to one finds its route (LAN or relay) known, instead of waiting for the link.
  */
 export const PREWARM_CONCURRENCY = 4;
+/**
+ * Rounds of the connection set-up path's code run once when the virtual network starts (src/ipc/warm.ts), in
+ * slices of WARM_SLICE between the agent's other work: enough calls for V8 to compile and tier up the leaf code
+ * (frames, CBOR, seals) that every set-up runs, at a few tens of milliseconds of CPU once.
+ */
+export const WARM_ROUNDS = 300;
+export const WARM_SLICE = 10;
+/** Every this many rounds the warm-up also seals a message for a member through the seed (an X25519 each). */
+export const WARM_SEAL_EVERY = 30;
 /** How long `boxer run` waits for the program's shim to report in before it warns that it did not load. */
 export const SHIM_REPORT_WAIT_MS = 3_000;
 /** How often it looks while it waits (a program's start takes tens of milliseconds at least). */

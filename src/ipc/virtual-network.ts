@@ -9,6 +9,7 @@ import { SEED, type VnetNetwork } from '../vnet/network';
 import { encodeVnet, receiveVnet, type VnetMessage } from '../vnet/messages';
 import { openFrom, sealFor } from '../crypto/origin';
 import type { KeyPair } from '../crypto/keys';
+import { warmSetupPath } from './warm';
 import { ShimServer } from './shim-server';
 import type { LocalMember } from '../control/local-member';
 import type { MemberInfo, PathKind } from '../wire/messages';
@@ -16,7 +17,7 @@ import { uniquePath } from '../util/paths';
 import { LatestFile } from '../util/file-writer';
 import { logger } from '../util/log';
 import { native, type NativeApi } from '../util/native';
-import { PREWARM_CONCURRENCY, ROUTES_REFRESH_MS, SHIM_REPORT_POLL_MS, SHIM_REPORT_WAIT_MS } from '../constants';
+import { WARM_ROUNDS, PREWARM_CONCURRENCY, ROUTES_REFRESH_MS, SHIM_REPORT_POLL_MS, SHIM_REPORT_WAIT_MS } from '../constants';
 
 const log = logger('vnet');
 
@@ -113,6 +114,8 @@ export class VirtualNetwork {
     // A service address handed out to a program: in the table before RESOLVE answers.
     this.broker.onRoutesChanged = () => this.writeRoutesNow();
     host.on('vnet', (from: number, payload: Uint8Array) => receiveVnet(from, payload, (f, m) => this.broker.onMessage(f, m), log));
+    // The set-up path's code, compiled and past V8's interpreter before the program's first connections (warm.ts).
+    void warmSetupPath(keys, WARM_ROUNDS, () => this.closed).then((w) => log.debug('warmed the connection set-up path', { rounds: w.rounds, ms: Math.round(w.ms) }));
     host.on('change', () => {
       this.broker.membersChanged();
       this.writeRoutes();
@@ -203,7 +206,10 @@ export class VirtualNetwork {
     return { connections: { ...this.broker.stats }, relay: { ...this.broker.relay.stats }, shims: [...this.broker.shims.entries()].map(([pid, name]) => ({ pid, name })) };
   }
 
+  private closed = false;
+
   async close(): Promise<void> {
+    this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.routes.close();
     this.broker.close();
