@@ -67,6 +67,8 @@ function planBurst(b: Bench): void {
   const first = def('first-served', "a function's start to its first request served (each function)", 'ms', 'lower');
   const joined = def('joined', "a function's start to its agent joined and running the program", 'ms', 'lower');
   const program = def('program-ready', "a function's program started to listening (Node.js, Redis and PostgreSQL connections)", 'ms', 'lower');
+  const programNode = def('program-node', "inside the program's start: Node.js and loading the Redis and PostgreSQL client libraries", 'ms', 'lower');
+  const programConnect = def('program-connect', "inside the program's start: its Redis and PostgreSQL connections (through Boxer)", 'ms', 'lower');
   const afterReady = def('first-after-ready', "a function's program listening (it joins the service) to its first request served", 'ms', 'lower');
   const absorbed = def('absorbed', "functions' start to the burst absorbed (a 1 s window with 90% of the rise to the scaled-out throughput)", 'ms', 'lower');
   const before = def('rps-before', 'throughput on the one VM member', 'requests/s', 'higher');
@@ -78,7 +80,7 @@ function planBurst(b: Bench): void {
     b.tasks.push({
       label: `apps burst, rep ${rep}/${ph.reps}`,
       group: 'apps',
-      ids: [first, joined, program, afterReady, absorbed, before, plateau, failOut, failIn].map((a) => a.c.id),
+      ids: [first, joined, program, programNode, programConnect, afterReady, absorbed, before, plateau, failOut, failIn].map((a) => a.c.id),
       run: async () => {
         try {
           const r = await burstRun(b.runner, ph);
@@ -88,6 +90,8 @@ function planBurst(b: Bench): void {
           afterReady.modes.boxer!.values.push(...r.firstAfterReadyMs.filter(Number.isFinite));
           joined.modes.boxer!.values.push(...r.joinedMs.filter(Number.isFinite));
           program.modes.boxer!.values.push(...r.programMs.filter(Number.isFinite));
+          programNode.modes.boxer!.values.push(...r.programNodeMs.filter(Number.isFinite));
+          programConnect.modes.boxer!.values.push(...r.programConnectMs.filter(Number.isFinite));
           if (Number.isFinite(r.absorbedMs)) absorbed.modes.boxer!.values.push(r.absorbedMs);
           else absorbed.modes.boxer!.errors.push(`the throughput did not rise to absorb the burst (${r.rpsBefore.toFixed(0)} -> ${r.rpsPlateau.toFixed(0)} requests/s)`);
           before.modes.boxer!.values.push(r.rpsBefore);
@@ -100,7 +104,7 @@ function planBurst(b: Bench): void {
           ];
           plateau.modes.boxer!.note = `functions started at ${r.joinAt.toFixed(1)} s and were stopped (drained) at ${r.leaveAt.toFixed(1)} s of the load`;
         } catch (e) {
-          for (const a of [first, joined, program, afterReady, absorbed, before, plateau, failOut, failIn]) a.modes.boxer!.errors.push((e as Error).message.replace(/\s+/g, ' ').slice(0, 300));
+          for (const a of [first, joined, program, programNode, programConnect, afterReady, absorbed, before, plateau, failOut, failIn]) a.modes.boxer!.errors.push((e as Error).message.replace(/\s+/g, ' ').slice(0, 300));
         }
       },
     });

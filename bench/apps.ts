@@ -188,6 +188,9 @@ export interface BurstResult {
   /** Per function: ms from its start to its agent running the program (joined), and from then to listening. */
   joinedMs: number[];
   programMs: number[];
+  /** Per function, inside programMs (logic.js's LOGIC_READY line): Node.js start and loading the client libraries; the Redis and PostgreSQL connections. */
+  programNodeMs: number[];
+  programConnectMs: number[];
   /** ms from the functions' start until the throughput over the last 1 s first reached ABSORBED_SHARE of the rise to the plateau. */
   absorbedMs: number;
   /** Requests per second, per second of the run: [t (s from load start), total]; and per member. */
@@ -213,7 +216,7 @@ export async function burstRun(r: Runner, phases: { before: number; during: numb
   const logFile = path.join(r.lab.node('vm1').tmpdir ?? os.tmpdir(), `burst-${process.pid}-${++serial}.log`);
   const life = total + 30;
   const dep = await deploy(r, 'vm', life, { SERVICE_MS: String(BURST_SERVICE_MS), PG_POOL: String(BURST_PG_POOL) }, { ACCESS_LOG: logFile });
-  const fns: Array<{ g: Group; startedAt: number; name: string; readyAt: number; runAt: number }> = [];
+  const fns: Array<{ g: Group; startedAt: number; name: string; readyAt: number; runAt: number; nodeMs: number; connectMs: number }> = [];
   try {
     const loadStart = Date.now();
     const wrk = runWrk(r, dep.url, 'read', total, BURST_CONNECTIONS, 2);
@@ -228,13 +231,18 @@ export async function burstRun(r: Runner, phases: { before: number; during: numb
         args: ['--service', dep.service, '--drain-grace', String(drainGraceS)],
         env: { PORT: String(LOGIC_PORT), ...storeEnv(storesOf(dep)), PG_POOL: String(BURST_PG_POOL), MAX_S: String(life), SERVICE_MS: String(BURST_SERVICE_MS) },
       });
-      const f = { g, startedAt, name, readyAt: NaN, runAt: NaN };
+      const f = { g, startedAt, name, readyAt: NaN, runAt: NaN, nodeMs: NaN, connectMs: NaN };
       g.waitLine((l) => l === 'PROGRAM_START', life * 1000).then(
         () => (f.runAt = Date.now()),
         () => undefined,
       );
       g.waitLine((l) => l.startsWith('LOGIC_READY'), life * 1000).then(
-        () => (f.readyAt = Date.now()),
+        (line) => {
+          f.readyAt = Date.now();
+          const t = readyTimes(line);
+          f.nodeMs = t.start + t.load;
+          f.connectMs = t.connect;
+        },
         () => undefined,
       );
       fns.push(f);
@@ -250,12 +258,20 @@ export async function burstRun(r: Runner, phases: { before: number; during: numb
     const res = analyseBurst(fs.readFileSync(logFile, 'utf8'), { loadStart, joinAt, leaveAt, fns: fns.map((f) => ({ name: f.name, startedAt: f.startedAt, readyAt: f.readyAt })), wrkErrors: w.errors, end: loadStart + total * 1000 });
     res.joinedMs = fns.map((f) => f.runAt - f.startedAt);
     res.programMs = fns.map((f) => f.readyAt - f.runAt);
+    res.programNodeMs = fns.map((f) => f.nodeMs);
+    res.programConnectMs = fns.map((f) => f.connectMs);
     return res;
   } finally {
     await Promise.all(fns.map((f) => f.g.stop()));
     await dep.stop();
     fs.rmSync(logFile, { force: true });
   }
+}
+
+/** The times logic.js reports on its LOGIC_READY line ("start=A load=B connect=C", ms; NaN when absent). */
+export function readyTimes(line: string): { start: number; load: number; connect: number } {
+  const get = (k: string) => Number(new RegExp(`\\b${k}=(\\d+)\\b`).exec(line)?.[1] ?? NaN);
+  return { start: get('start'), load: get('load'), connect: get('connect') };
 }
 
 /** The Boxer member names of a deployment's Redis and PostgreSQL (deploy() numbers them as its service). */
@@ -330,6 +346,8 @@ export function analyseBurst(
     firstAfterReadyMs,
     joinedMs: [],
     programMs: [],
+    programNodeMs: [],
+    programConnectMs: [],
     absorbedMs,
     timeline: totals.map((v, i) => [i, v]),
     perMember: new Map([...perMember].map(([k, v]) => [k, v.map((x, i) => [i, x] as [number, number])])),

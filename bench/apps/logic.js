@@ -15,13 +15,18 @@
  * work time per request, requests served one at a time, so an instance's capacity is 1000 / SERVICE_MS
  * requests per second (the burst experiment models a tier that saturates, without burning the shared CPU of
  * the lab); 0: no queue, each request goes straight to Redis. MAX_S (default 900) bounds its life. SIGTERM:
- * stops accepting, finishes the requests it has, exits 0. Prints "LOGIC_READY PORT" once it serves.
+ * stops accepting, finishes the requests it has, exits 0. Prints "LOGIC_READY PORT start=A load=B connect=C" once
+ * it serves: ms from the process's start to this file running (Node.js itself), to the client libraries
+ * loaded, and the Redis and PostgreSQL connections.
  */
 'use strict';
+const T_START = Math.round(process.uptime() * 1000);
+const T0 = Date.now();
 const http = require('node:http');
 const os = require('node:os');
 const { createClient } = require('redis');
 const { Pool } = require('pg');
+const T_LOADED = Date.now();
 
 const PORT = Number(process.env.PORT || 8080);
 const REDIS_URL = process.env.REDIS_URL || 'redis://redis:6379';
@@ -73,6 +78,7 @@ async function main() {
   // now, not per request).
   const [, held] = await Promise.all([redis.connect(), Promise.all(Array.from({ length: PG_POOL }, () => pg.connect()))]);
   for (const c of held) c.release();
+  const tConnected = Date.now();
   const server = http.createServer((req, res) => {
     handle(req, res).catch((e) => {
       process.stderr.write(`logic: ${e.message}\n`);
@@ -81,7 +87,7 @@ async function main() {
     });
   });
   server.keepAliveTimeout = 5_000;
-  server.listen(PORT, () => process.stdout.write(`LOGIC_READY ${PORT}\n`));
+  server.listen(PORT, () => process.stdout.write(`LOGIC_READY ${PORT} start=${T_START} load=${T_LOADED - T0} connect=${tConnected - T_LOADED}\n`));
   const stop = () => {
     server.close(() => Promise.allSettled([redis.quit(), pg.end()]).finally(() => process.exit(0)));
     server.closeIdleConnections();

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { BoxerError } from './errors';
 
 export function tmpDir(): string {
   return process.env.TMPDIR || os.tmpdir() || '/tmp';
@@ -14,7 +15,12 @@ export function tmpDir(): string {
 export function runtimeDir(): string {
   const uid = typeof process.getuid === 'function' ? process.getuid() : 0;
   const dir = path.join(tmpDir(), `boxer-${uid}`);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    throw new BoxerError('USAGE', `cannot create ${dir} (${code}): Boxer writes only under $TMPDIR (${tmpDir()}); set TMPDIR to a directory this user can write`);
+  }
   return dir;
 }
 

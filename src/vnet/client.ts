@@ -110,15 +110,16 @@ export class ConnectClient {
   }
 
   /**
-   * The relays to try for a connection to `far`: ourselves when we are `open` (the far member connects out to
-   * our own relay: no third member, and no seed needed), then other open members (linked ones first: they
-   * spread the load), then the seed.
+   * The relays to try for a connection to `far`: the far member itself when it is `open` (we cannot be told
+   * apart at its address, routes.ts `unnameable`: its agent hands the connection over named), ourselves when
+   * we are `open` (the far member connects out to our own relay: no third member, and no seed needed), then
+   * other open members (linked ones first: they spread the load), then the seed.
    */
   private relaysFor(far: MemberInfo, selfId: number): RelayChoice[] {
     const relays: RelayChoice[] = this.netw
       .members()
-      .filter((m) => m.nat === 'open' && m.ext && m.id !== far.id)
-      .sort((a, b) => Number(b.id === selfId) - Number(a.id === selfId) || Number(!!this.netw.linkPath(b.id)) - Number(!!this.netw.linkPath(a.id)) || a.id - b.id)
+      .filter((m) => m.nat === 'open' && m.ext)
+      .sort((a, b) => Number(b.id === far.id) - Number(a.id === far.id) || Number(b.id === selfId) - Number(a.id === selfId) || Number(!!this.netw.linkPath(b.id)) - Number(!!this.netw.linkPath(a.id)) || a.id - b.id)
       .slice(0, RELAYS_TRIED)
       .map((m) => ({ id: m.id, name: m.name, ip: m.ext!.ip }));
     const seedIp = this.netw.seedIp();

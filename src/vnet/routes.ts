@@ -5,6 +5,7 @@
  * | far member | route |
  * |---|---|
  * | this member | `self` (the shim connects over loopback) |
+ * | `open`, and we are behind a `random` or `unknown` NAT (not on loopback) | `agent`: the far member relays its own connection |
  * | `open`, or `unknown` (no NAT discovery: a network on one host) | `direct` to its public address |
  * | same NAT as us, link path `lan` | `direct` to its private address |
  * | behind a predictable NAT (`preserving`, `translating`), we predictable too | `punch` |
@@ -38,11 +39,23 @@ export function pickPort(lo: number, hi: number): number {
   return lo + Math.floor(Math.random() * (hi - lo + 1));
 }
 
+/**
+ * Whether `m`'s direct connections to an open member could not be told from anyone else's behind its NAT: its
+ * NAT maps each connection to a port nobody can predict (`random`; `unknown`: not discovered), so neither its
+ * address nor a port block names it. Such connections go through the open member's own relay instead (the
+ * far member's agent connects the program's side itself, with a token, and hands it over named: sealed `ask`),
+ * docs/virtual-network.md. On loopback (a network on one host) every member is told apart by its agent.
+ */
+export function unnameable(m: MemberInfo): boolean {
+  return (m.nat === 'random' || m.nat === 'unknown') && !!m.ext && !m.ext.ip.startsWith('127.');
+}
+
 /** The route from member `me` to member `far`; `link` is the path of the peer link to it, if one is open. */
 export function decideRoute(me: MemberInfo | undefined, far: MemberInfo, link: PathKind | undefined): Route {
   if (!me) return { kind: 'none' };
   if (far.id === me.id) return { kind: 'self' };
   if (!far.ext) return { kind: 'none' };
+  if (far.nat === 'open' && unnameable(me)) return { kind: 'agent' };
   if (far.nat === 'open' || far.nat === 'unknown') return { kind: 'direct', ip: far.ext.ip };
   const sameNat = !!me.ext && me.ext.ip === far.ext.ip;
   if (sameNat) return link === 'lan' && far.priv.length ? { kind: 'direct', ip: far.priv[0].ip } : { kind: 'agent' };

@@ -131,7 +131,11 @@ export class ConnectServer {
     }
     // The seed, listening on every address, leaves it to us: the address we reach it at. A member relay is met
     // at its own public address, nowhere else (a forged relay-open must not make us connect anywhere).
-    const relayIp = msg.relay.ip === '0.0.0.0' && relayId === SEED ? this.netw.seedIp() : msg.relay.ip;
+    // Our own relay (a member that cannot be told apart at our address connects through it, routes.ts): over
+    // loopback, which reaches it wherever our public address is (a 1:1 NAT need not hairpin). Only our own
+    // broker delivers a message as from us.
+    const selfRelay = relayId === this.netw.self()?.id;
+    const relayIp = selfRelay ? '127.0.0.1' : msg.relay.ip === '0.0.0.0' && relayId === SEED ? this.netw.seedIp() : msg.relay.ip;
     const relay = relayId === SEED ? null : this.members.byId(relayId);
     const relayOk = relayId === SEED || (!!relay && relay.nat === 'open' && relay.ext?.ip === msg.relay.ip);
     if (!relayOk) {

@@ -9,8 +9,10 @@
  *    it arrives from the member's public address (its NAT's, when it has one), with a source port that is its
  *    local port mapped by its NAT. A local port lies in its ip_local_port_range (PortMap.rlo..rhi: the shim's
  *    random bind and the kernel's port 0 both draw there), so behind a preserving or translating NAT the port
- *    tells several functions behind one address apart, and tells them from strangers behind it. A `random`
- *    NAT, or a member that did not say its range: any port.
+ *    tells several functions behind one address apart, and tells them from strangers behind it. A member that
+ *    did not say its range: any port. A member behind a `random` (or undiscovered) NAT never connects to an
+ *    `open` member straight (routes.ts, `unnameable`: its port names nobody), so it has no source line there:
+ *    strangers behind its NAT are answered at once, and never named as it.
  *  - a member behind our own NAT connects over the LAN to our private address: from its private addresses,
  *    any port.
  * Connections that match nothing are from outside the network: left as they are, at native cost.
@@ -21,6 +23,7 @@
  *   q = ((p ^ XOR) + OFFSET) & 0xffff of a local port p). Any port: `0 0 1 65535`.
  */
 import type { MemberInfo } from '../wire/messages';
+import { unnameable } from './routes';
 
 export interface Source {
   id: number;
@@ -50,7 +53,7 @@ export function directSources(me: MemberInfo | undefined, members: readonly Memb
   const out: Source[] = [];
   for (const m of members) {
     if (m.id === me.id || !m.ext) continue;
-    if (reachable) out.push({ id: m.id, addr: m.addr, ip: m.ext.ip, ...portsOf(m) });
+    if (reachable && !(me.nat === 'open' && unnameable(m))) out.push({ id: m.id, addr: m.addr, ip: m.ext.ip, ...portsOf(m) });
     if (me.ext && m.ext.ip === me.ext.ip) for (const p of m.priv) out.push({ id: m.id, addr: m.addr, ip: p.ip, ...ANY_PORT });
   }
   return out;

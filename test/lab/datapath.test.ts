@@ -15,7 +15,8 @@ const MEMBERS = ['vm1', 'vm2', 'fp', 'fsa', 'fsb', 'fr', 'fta', 'ftb', 'fla', 'f
 function expectedPath(lab: Lab, a: string, b: string): 'direct' | 'punched' | 'relayed' {
   const na = lab.node(a);
   const nb = lab.node(b);
-  if (nb.role === 'host') return 'direct';
+  // Behind a random NAT a connection's port names nobody: to a VM it goes through the VM's own relay (routes.ts).
+  if (nb.role === 'host') return na.nat === 'random' ? 'relayed' : 'direct';
   if (na.gateway === nb.gateway) {
     const gw = lab.plan.gateways.find((g) => g.name === na.gateway) as unknown as { lan?: boolean };
     return gw.lan ? 'direct' : 'relayed';

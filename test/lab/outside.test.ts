@@ -62,3 +62,30 @@ lt.test('outside clients are served at once with their real address; members beh
     await net.stop();
   }
 });
+
+lt.serial('behind a port-randomizing NAT: the member is named (through the server member\'s relay), a stranger at its NAT never is', async (t, lab) => {
+  t.timeout(4 * 60_000);
+  const net = new LabNet(lab);
+  const port = PORT + 1;
+  try {
+    await net.startSeed();
+    const web = net.member('vm1', 'web', 2, ['python3', SERVER, String(port)]);
+    // The member and a plain program (no shim: a stranger) on the same node, behind the same random NAT, at once.
+    const cr = net.member('fr', 'cr', 2, ['sh', '-c', `echo ADDR $BOXER_ADDR; RETRY=1 python3 ${CLIENT} web ${port} 20; while [ ! -e "$STOP" ]; do sleep 0.2; done`]);
+    await net.waitFor(web, /LISTENING/);
+    const stranger = lab.exec('fr', 'python3', [CLIENT, lab.node('vm1').address, String(port), '20'], { timeoutMs: 90_000 });
+    const done = await net.waitFor(cr, /DONE (\d+) /);
+    t.is(done[1], '20', cr.out());
+    const addr = (await net.waitFor(cr, /ADDR (\S+)/))[1];
+    t.deepEqual([...cr.out().matchAll(/^SEEN (\S+) \d+$/gm)].map((m) => m[1]), [addr], `the member only ever named by its virtual address: ${cr.out()}`);
+    const r = await stranger;
+    t.deepEqual([...r.stdout.matchAll(/^SEEN (\S+) \d+$/gm)].map((m) => m[1]), [lab.node('fr').publicAddress], `the stranger only ever seen at the NAT's address: ${r.stdout}`);
+    const ms = Number(/DONE 20 (\d+)/.exec(r.stdout)?.[1]);
+    t.true(ms < 10_000, `20 stranger connections took ${ms} ms (none waits for an announcement)`);
+    const st = (await net.status('fr')) as { vnet: { connections: { relayed: number; direct: number } } };
+    t.true(st.vnet.connections.relayed >= 20, `the member's connections went through web's relay: ${JSON.stringify(st.vnet.connections)}`);
+    t.log(`member: 20 of 20 named ${addr}; stranger: 20 of 20 seen at ${lab.node('fr').publicAddress}, in ${ms} ms`);
+  } finally {
+    await net.stop();
+  }
+});

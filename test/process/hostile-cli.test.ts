@@ -46,6 +46,21 @@ test('an empty --name is refused, not turned into node-N', async (t) => {
   await refused(t, ['run', '--seed', `127.0.0.1:${port}`, ...LONG, '--name', '', '--', 'true'], env, /--name "" is not a valid name/);
 });
 
+test('a $TMPDIR the agent cannot write is refused with what to do, not an internal error', async (t) => {
+  const { env, tmp } = sandbox();
+  const port = await freePort();
+  const file = path.join(tmp, 'not-a-directory');
+  fs.writeFileSync(file, '');
+  await refused(t, ['run', '--seed', `127.0.0.1:${port}`, ...LONG, '--name', 'x', '--', 'true'], { ...env, TMPDIR: file }, /cannot create .*not-a-directory\/boxer-\d+ \(ENOTDIR\).*set TMPDIR/);
+});
+
+test('boxer demo: options of the other scenario, or out of bounds, are refused before any lab is built', async (t) => {
+  const { env } = sandbox();
+  await refused(t, ['demo', '--seconds', '30'], env, /--seconds is for --scenario burst/);
+  await refused(t, ['demo', '--scenario', 'burst', '--loopback'], env, /needs the lab/);
+  for (const v of ['5', '301', '25.5']) await refused(t, ['demo', '--scenario', 'burst', '--seconds', v], env, /--seconds must be a whole number from 20 to 300/);
+});
+
 test('--nodes is bounded by what a network can hold', async (t) => {
   const { env } = sandbox();
   const port = await freePort();

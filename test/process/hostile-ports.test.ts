@@ -13,35 +13,15 @@ import { sodiumReady } from '../../src/crypto/sodium';
 import { deriveNetworkKey, generateKeyPair } from '../../src/crypto/keys';
 import { Initiator } from '../../src/crypto/noise';
 import { encodeFrame } from '../../src/wire/frame';
+import { N, n, bytes as rawBytes, mutate as rawMutate, rnd } from '../support/fuzz';
 
-const N = Number(process.env.BOXER_FUZZ_N ?? 10_000);
 const PER_CONNECTION = 10;
 const CONCURRENCY = 32;
 const SOURCES = 200;
 /** How long a fuzzing connection waits for the port to close it before closing it itself. */
 const LINGER_MS = 200;
-
-let seed = 0xf022;
-function rnd(n: number): number {
-  seed = (seed * 1103515245 + 12345) >>> 0;
-  return seed % n;
-}
-function bytes(len: number): Buffer {
-  const b = Buffer.alloc(len);
-  for (let i = 0; i < len; i++) b[i] = rnd(256);
-  return b;
-}
-function mutate(valid: Uint8Array): Buffer {
-  const b = Buffer.from(valid);
-  for (let k = 1 + rnd(4); k > 0; k--) {
-    const op = rnd(4);
-    if (op === 0) b[rnd(b.length)] ^= 1 << rnd(8);
-    else if (op === 1) b[rnd(b.length)] = rnd(256);
-    else if (op === 2) return b.subarray(0, rnd(b.length + 1));
-    else return Buffer.concat([b, bytes(rnd(16))]);
-  }
-  return b;
-}
+const bytes = (len: number) => Buffer.from(rawBytes(len));
+const mutate = (valid: Uint8Array) => Buffer.from(rawMutate(valid));
 
 /** The TCP ports process `pid` listens on. */
 function listeners(pid: number): number[] {
@@ -111,7 +91,7 @@ async function fuzzPort(port: number, valid: Uint8Array): Promise<Tally> {
   return tally;
 }
 
-test(`every listening port of a seed and an agent: ${N.toLocaleString('en')} fuzzed frames each; both stay up, answer and leak nothing`, async (t) => {
+test(`every listening port of a seed and an agent: ${n} fuzzed frames each; both stay up, answer and leak nothing`, async (t) => {
   t.timeout(10 * 60_000);
   await sodiumReady();
   const secret = 'the fuzzed ports network secret';

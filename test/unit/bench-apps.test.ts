@@ -2,7 +2,7 @@
 // burst's figures from an nginx access log (first request per function, absorbed, failures by phase, 499s
 // from wrk's own end not counted).
 import test from 'ava';
-import { analyseBurst, parseWrk } from '../../bench/apps';
+import { analyseBurst, parseWrk, readyTimes } from '../../bench/apps';
 
 const WRK = `Running 2s test @ http://198.18.0.3:8000
   2 threads and 32 connections
@@ -53,4 +53,10 @@ test('analyseBurst: first request per function, absorbed, failures by phase', (t
   t.is(r.failedOut, 1);
   t.is(r.failedIn, 1, 'a 499 at the end of the run is not counted');
   t.deepEqual(r.timeline.slice(2, 6), [[2, 10], [3, 11], [4, 20], [5, 20]]);
+});
+
+test("readyTimes: the logic tier's start-up times from its LOGIC_READY line", (t) => {
+  t.deepEqual(readyTimes('LOGIC_READY 8080 start=180 load=312 connect=95'), { start: 180, load: 312, connect: 95 });
+  const none = readyTimes('LOGIC_READY 8080');
+  t.true(Number.isNaN(none.start) && Number.isNaN(none.connect));
 });

@@ -6,6 +6,7 @@ import test from 'ava';
 import os from 'node:os';
 import { Broker, type SocketOps, type VnetMessage, type VnetNetwork } from '../../src/vnet/broker';
 import { directSources, formatSources, sourceMatches } from '../../src/vnet/sources';
+import { decideRoute } from '../../src/vnet/routes';
 import type { MemberInfo, NatKind, PortMap } from '../../src/wire/messages';
 
 const E = os.constants.errno;
@@ -45,11 +46,18 @@ test('an open member: each member behind a NAT by its address and port block, st
   t.deepEqual(from(VM1, '198.18.1.2', 20000), [], 'behind the shared NAT, outside both blocks: a stranger');
   t.deepEqual(from(VM1, '198.18.1.4', 16500 ^ 0x8000), [FTA.id], 'translating: the mapped port');
   t.deepEqual(from(VM1, '198.18.1.4', 16500), []);
-  t.deepEqual(from(VM1, '198.18.1.3', 1234), [FR.id], 'random NAT: any port');
+  t.deepEqual(from(VM1, '198.18.1.3', 1234), [], 'random NAT: it comes through our relay, named; anyone straight from there is a stranger');
   t.deepEqual(from(VM1, '198.18.1.6', 1234), [OLD.id], 'no range announced: any port');
   t.deepEqual(from(VM1, '198.18.0.9', 40000), [], 'a public host that is no member');
   t.deepEqual(from(VM1, '127.0.0.1', 40000), [], 'a local client');
   t.deepEqual(from(VM1, '198.18.0.3', 40000), [], 'our own address (a client on this host): not a member');
+});
+
+test('a member behind a random NAT reaches an open member through that member\'s own relay, never straight', (t) => {
+  t.deepEqual(decideRoute(FR, VM1, undefined), { kind: 'agent' });
+  t.deepEqual(decideRoute(FTA, VM1, undefined), { kind: 'direct', ip: '198.18.0.3' }, 'a port block names the others');
+  const loopFr = { ...FR, ext: { ip: '127.0.0.1', port: 1 } };
+  t.deepEqual(decideRoute(loopFr, { ...VM1, ext: { ip: '127.0.0.1', port: 2 } }, undefined), { kind: 'direct', ip: '127.0.0.1' }, 'on one host: direct');
 });
 
 test('a member behind a NAT is reached directly only over its LAN', (t) => {

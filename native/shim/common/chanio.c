@@ -168,3 +168,20 @@ int chan_read_ready(int fd, uint8_t *in, void (*on_frame)(const struct frame_hdr
 		on_frame(&h, in + FRAME_HDR);
 	}
 }
+
+int chan_request(int fd, uint16_t type, uint32_t id, const uint8_t *body, size_t body_len, uint8_t *in, struct frame_hdr *h,
+		 int64_t deadline)
+{
+	uint8_t out[FRAME_MAX];
+	size_t len = frame_encode(out, sizeof out, type, 0, id, body, body_len);
+	int passed = -1;
+	if (len == 0) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	if (chan_send_all(fd, out, len, deadline) < 0 || chan_read_reply(fd, type, id, in, h, &passed, deadline, NULL) < 0)
+		return -1;
+	if (passed >= 0)
+		REAL(close)(passed);
+	return 0;
+}

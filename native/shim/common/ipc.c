@@ -7,6 +7,7 @@
 #include "frame.h"
 #include "libc.h"
 #include "log.h"
+#include "outcomes.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -74,33 +75,23 @@ static int send_frame(uint16_t type, const uint8_t *body, size_t body_len, uint3
 	return chan_send_all(ch_fd, out, len, deadline);
 }
 
-/* Outcomes of this process's connections the agent told unasked (MSG_OUTCOME: a refusal), by conn_id, in a
- * ring (ipc_lock held): SO_ERROR and a blocking connect read them here without a round trip. */
-#define OUTCOMES 1024
-static struct {
-	uint64_t conn_id;
-	int32_t err;
-} outcomes[OUTCOMES];
-static unsigned outcomes_next;
-
-static uint64_t outcome_u64(const uint8_t *p)
+/* The reply's body (frame in `in`, header h) into reply, at most cap bytes; its length in *reply_len. */
+static void copy_reply(const uint8_t *in, const struct frame_hdr *h, uint8_t *reply, size_t cap, size_t *reply_len)
 {
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
+	size_t n = h->len - FRAME_HDR;
+	if (n > cap)
+		n = cap;
+	if (reply)
+		memcpy(reply, in + FRAME_HDR, n);
+	if (reply_len)
+		*reply_len = n;
 }
 
-/* A frame that is no reply to the transaction at hand: an outcome is kept, a late reply dropped. */
+/* Not the reply at hand: an outcome is kept (outcomes.c), a late reply dropped. */
 static void log_dropped(const struct frame_hdr *h, const uint8_t *body)
 {
 	if (h->type == MSG_OUTCOME) {
-		if (h->len - FRAME_HDR >= 12) {
-			unsigned i = outcomes_next++ % OUTCOMES;
-			outcomes[i].conn_id = outcome_u64(body);
-			outcomes[i].err = (int32_t)((uint32_t)body[8] | (uint32_t)body[9] << 8 | (uint32_t)body[10] << 16 |
-						    (uint32_t)body[11] << 24);
-		}
+		outcomes_put(body, h->len - FRAME_HDR);
 		return;
 	}
 	shim_debug("dropping a reply (type %u) to earlier request %u", h->type, h->id);
@@ -131,13 +122,7 @@ static int transact(uint16_t type, const uint8_t *body, size_t body_len, uint8_t
 				   type, id);
 		goto fail;
 	}
-	size_t n = h.len - FRAME_HDR;
-	if (n > cap)
-		n = cap;
-	if (reply)
-		memcpy(reply, in + FRAME_HDR, n);
-	if (reply_len)
-		*reply_len = n;
+	copy_reply(in, &h, reply, cap, reply_len);
 	if (rfd)
 		*rfd = fd;
 	else if (fd >= 0)
@@ -272,65 +257,36 @@ out:
 	return rc;
 }
 
-int ipc_request_alone(uint16_t type, const uint8_t *body, size_t body_len, uint8_t *reply, size_t cap,
-		      size_t *reply_len)
+int ipc_request_alone(uint16_t type, const uint8_t *body, size_t body_len, uint8_t *reply, size_t cap, size_t *reply_len)
 {
-	int saved = errno;
-	if (!shim_enabled()) {
-		errno = ENOTCONN;
+	int saved = errno, s = shim_enabled() ? channel_connect(0) : -1;
+	if (s < 0)
 		return -1;
-	}
 	/* A blocking CONNECT may wait on the network (the agent route); a non-blocking one keeps the short bound. */
 	int blocking_connect = type == MSG_CONNECT && body_len >= 12 && !(body[8] & CONNECT_FLAG_NONBLOCK);
 	int64_t deadline = chan_now_ms() + (blocking_connect ? SHIM_CONNECT_TIMEOUT_MS : SHIM_IPC_TIMEOUT_MS);
-	int s = channel_connect(0);
-	if (s < 0)
-		return -1;
-	uint8_t out[FRAME_MAX], in[FRAME_MAX];
-	size_t len = frame_encode(out, sizeof out, type, 0, 1, body, body_len);
+	uint8_t in[FRAME_MAX];
 	struct frame_hdr h = {0};
-	int fd = -1, rc = -1;
-	if (len == 0)
-		errno = EMSGSIZE;
-	else if (chan_send_all(s, out, len, deadline) == 0 && chan_read_reply(s, type, 1, in, &h, &fd, deadline, log_dropped) == 0)
-		rc = 0;
-	int err = errno;
-	if (fd >= 0)
-		REAL(close)(fd);
+	int rc = chan_request(s, type, 1, body, body_len, in, &h, deadline), err = errno;
 	REAL(close)(s);
 	if (rc < 0) {
 		shim_debug("request type %u on a channel of its own failed: %s", type, strerror(err));
 		errno = err;
 		return -1;
 	}
-	size_t n = h.len - FRAME_HDR;
-	if (n > cap)
-		n = cap;
-	if (reply)
-		memcpy(reply, in + FRAME_HDR, n);
-	if (reply_len)
-		*reply_len = n;
+	copy_reply(in, &h, reply, cap, reply_len);
 	errno = saved;
 	return 0;
 }
 
 int ipc_outcome(uint64_t conn_id, int32_t *err)
 {
-	int saved = errno, found = 0;
-	if (!shim_enabled())
-		return 0;
+	int saved = errno;
+	uint8_t in[FRAME_MAX];
 	pthread_mutex_lock(&ipc_lock);
-	if (channel_usable()) {
-		uint8_t in[FRAME_MAX];
-		if (chan_read_ready(ch_fd, in, log_dropped, chan_now_ms() + SHIM_IPC_TIMEOUT_MS) < 0)
-			channel_drop();
-	}
-	for (unsigned i = 0; i < OUTCOMES && !found; i++)
-		if (outcomes[i].conn_id == conn_id && conn_id) {
-			*err = outcomes[i].err;
-			outcomes[i].conn_id = 0;
-			found = 1;
-		}
+	if (shim_enabled() && channel_usable() && chan_read_ready(ch_fd, in, log_dropped, chan_now_ms() + SHIM_IPC_TIMEOUT_MS) < 0)
+		channel_drop();
+	int found = outcomes_take(conn_id, err);
 	pthread_mutex_unlock(&ipc_lock);
 	errno = saved;
 	return found;

@@ -58,11 +58,16 @@ function exited(child: ChildProcess): Promise<number> {
 export type DemoScenario = 'web' | 'burst';
 
 export async function demoCommand(a: { loopback: boolean; scenario?: DemoScenario; seconds?: number }): Promise<void> {
+  if (a.scenario !== 'burst' && a.seconds !== undefined) throw new BoxerError('USAGE', '--seconds is for --scenario burst (the web scenario ends when its members have fetched the page)');
   if (a.scenario === 'burst') {
     if (a.loopback) throw new BoxerError('USAGE', 'the burst scenario needs the lab (functions behind NATs): run it without --loopback, as root');
+    const seconds = a.seconds ?? BURST_DEMO_SECONDS;
+    if (!(Number.isInteger(seconds) && seconds >= BURST_DEMO_MIN_SECONDS && seconds <= BURST_DEMO_MAX_SECONDS)) {
+      throw new BoxerError('USAGE', `--seconds must be a whole number from ${BURST_DEMO_MIN_SECONDS} to ${BURST_DEMO_MAX_SECONDS} (got ${seconds})`);
+    }
     const pre = checkLabPrerequisites();
     if (!pre.ok) throw new BoxerError('LAB_UNAVAILABLE', `the burst scenario's lab cannot be built here: ${pre.reason}. Run it as root.`);
-    return burstLabDemo(a.seconds ?? BURST_DEMO_SECONDS);
+    return burstLabDemo(seconds);
   }
   if (!a.loopback) {
     const pre = checkLabPrerequisites();
@@ -151,9 +156,6 @@ async function labDemo(): Promise<void> {
  * on failure, and on SIGINT/SIGTERM. Exit status 1 when a function served no request or a request failed.
  */
 async function burstLabDemo(seconds: number): Promise<void> {
-  if (!(Number.isInteger(seconds) && seconds >= BURST_DEMO_MIN_SECONDS && seconds <= BURST_DEMO_MAX_SECONDS)) {
-    throw new BoxerError('USAGE', `--seconds must be a whole number from ${BURST_DEMO_MIN_SECONDS} to ${BURST_DEMO_MAX_SECONDS} (got ${seconds})`);
-  }
   console.log('building the lab: a seed host, two VMs, and functions behind NATs (docs/lab.md) ...');
   const lab = await Lab.up(loadTopologyFile(), {});
   console.log(`lab ${lab.prefix} is up (its namespaces and processes are removed at the end, and on Ctrl-C)`);
