@@ -13,7 +13,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { checkLabPrerequisites, Lab, loadTopologyFile } from '../overlay';
 import { Bench, config } from './cases';
-import { charts, markdown } from './report';
+import { markdown } from './report';
+import { charts } from './charts';
 import { checkGuards, compareResults, formatComparison, formatGuards, type MachineInfo, type Results } from './results';
 import { boxerDataPathAvailable, ROOT, Runner } from './runner';
 

@@ -25,6 +25,9 @@ export interface NotMeasured {
 
 export type Variant = Measured | NotMeasured;
 
+/** Whether a variant was measured (it has a summary). */
+export const measured = (v?: Variant): v is Measured => v?.status === 'measured';
+
 export interface CaseResult {
   id: string;
   /** Table the case belongs to: throughput, rtt, ttfb, aggregate, membership, cost, connect. */

@@ -15,6 +15,7 @@ import {
   RECONNECT_MIN_MS,
   RECONNECT_MAX_MS,
   LEAVE_TIMEOUT_MS,
+  CONTROL_HANDSHAKE_TIMEOUT_MS,
   DISCOVERY_PORT_OFFSET,
 } from '../constants';
 import type { Logger } from '../util/log';
@@ -163,7 +164,7 @@ export class SeedSession {
   private async handshake(stream: Duplex): Promise<Channel> {
     const { seedHost, seedPort } = this.opts;
     try {
-      return await Channel.initiate(stream, { psk: this.opts.psk, keys: this.opts.keys, peer: `seed ${seedHost}:${seedPort}` });
+      return await Channel.initiate(stream, { psk: this.opts.psk, keys: this.opts.keys, peer: `seed ${seedHost}:${seedPort}`, handshakeTimeoutMs: CONTROL_HANDSHAKE_TIMEOUT_MS });
     } catch (e) {
       if (e instanceof HandshakeError && e.reason === 'wrong-secret') {
         throw new BoxerError('WRONG_SECRET', `the seed at ${seedHost}:${seedPort} refused us: wrong network secret. Use the secret the seed printed (--secret-file FILE or BOXER_SECRET).`);

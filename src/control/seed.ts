@@ -34,7 +34,7 @@ import { Relearn } from './seed-relearn';
 import type { Endpoint, MemberInfo, Message } from '../wire/messages';
 import type { KeyPair } from '../crypto/keys';
 import { HandshakeError } from '../crypto/noise';
-import { HEARTBEAT_INTERVAL_MS, SEED_RELEARN_MS, HANDSHAKE_TIMEOUT_MS } from '../constants';
+import { HEARTBEAT_INTERVAL_MS, SEED_RELEARN_MS, HANDSHAKE_TIMEOUT_MS, CONTROL_HANDSHAKE_TIMEOUT_MS } from '../constants';
 import { logger } from '../util/log';
 import { BoxerError } from '../util/errors';
 import { relayHop } from '../traversal/relayed-link';
@@ -169,7 +169,7 @@ export class Seed extends EventEmitter<SeedEvents> {
     this.sockets.add(stream);
     stream.on('close', () => this.sockets.delete(stream));
     stream.on('error', () => {});
-    Channel.respond(stream, { psk: this.opts.psk, keys: this.opts.keys, peer })
+    Channel.respond(stream, { psk: this.opts.psk, keys: this.opts.keys, peer, handshakeTimeoutMs: CONTROL_HANDSHAKE_TIMEOUT_MS })
       .then((ch) => this.onChannel(ch, remote))
       .catch((e: Error) => {
         this.stats.handshakeFailures++;

@@ -74,6 +74,18 @@ static int send_frame(uint16_t type, const uint8_t *body, size_t body_len, uint3
 	return chan_send_all(ch_fd, out, len, deadline);
 }
 
+/* The reply's body (frame in `in`, header h) into reply, at most cap bytes; its length in *reply_len. */
+static void copy_reply(const uint8_t *in, const struct frame_hdr *h, uint8_t *reply, size_t cap, size_t *reply_len)
+{
+	size_t n = h->len - FRAME_HDR;
+	if (n > cap)
+		n = cap;
+	if (reply)
+		memcpy(reply, in + FRAME_HDR, n);
+	if (reply_len)
+		*reply_len = n;
+}
+
 static void log_dropped(const struct frame_hdr *h)
 {
 	shim_debug("dropping a reply (type %u) to earlier request %u", h->type, h->id);
@@ -104,13 +116,7 @@ static int transact(uint16_t type, const uint8_t *body, size_t body_len, uint8_t
 				   type, id);
 		goto fail;
 	}
-	size_t n = h.len - FRAME_HDR;
-	if (n > cap)
-		n = cap;
-	if (reply)
-		memcpy(reply, in + FRAME_HDR, n);
-	if (reply_len)
-		*reply_len = n;
+	copy_reply(in, &h, reply, cap, reply_len);
 	if (rfd)
 		*rfd = fd;
 	else if (fd >= 0)
@@ -276,13 +282,7 @@ int ipc_request_alone(uint16_t type, const uint8_t *body, size_t body_len, uint8
 		errno = err;
 		return -1;
 	}
-	size_t n = h.len - FRAME_HDR;
-	if (n > cap)
-		n = cap;
-	if (reply)
-		memcpy(reply, in + FRAME_HDR, n);
-	if (reply_len)
-		*reply_len = n;
+	copy_reply(in, &h, reply, cap, reply_len);
 	errno = saved;
 	return 0;
 }
