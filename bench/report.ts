@@ -1,5 +1,5 @@
 /** docs/benchmarks.md and docs/bench/*.svg from a Results. */
-import { measured, type CaseResult, type Results, type Variant } from './results';
+import { GUARDS, measured, type CaseResult, type Results, type Variant } from './results';
 import { PAPER_AGGREGATE, PAPER_BURST, PAPER_STATIC, PAPER_FN_TO_FN_TTFB_P999_US, paperFor, type PaperFigure } from './paper';
 import { ratio } from './stats';
 
@@ -242,11 +242,25 @@ function membershipSection(p: Page): void {
   const { L, group } = p;
   L.push('## Membership (control plane)');
   L.push('');
-  L.push('bench/join.ts: N agents in one process join one seed on loopback; median (min–max) over the runs.');
+  L.push('bench/join.ts: N agents in worker processes (one per core) join one seed in the bench\'s process on loopback;');
+  L.push('barrier: from the go to every agent knowing all N; the seed\'s CPU per join; median (min–max) over the runs.');
+  L.push('On one 2-core machine the agents\' CPU adds up (each must decode every member: N² in all), which a real');
+  L.push('fleet spreads over its hosts: the notes give the seed\'s and the agents\' CPU over the barrier, and the load');
+  L.push('average beside the run. Joins in the lab (bench/costs.ts): `boxer run -- sh -c \'echo joined\'` on a node, from');
+  L.push('the spawn to the command\'s first line. The paper gives no figures for these; the targets are issue 15\'s.');
   L.push('');
-  L.push('| figure | value | unit |');
-  L.push('|---|---|---|');
-  for (const c of group('membership')) L.push(`| ${c.title} | ${cell(c.boxer)} | ${c.unit} |`);
+  L.push('| figure | value | unit | target | notes |');
+  L.push('|---|---|---|---|---|');
+  for (const c of group('membership')) {
+    const g = GUARDS.find((x) => x.id === c.id);
+    const note = measured(c.boxer) ? (c.boxer.note ?? '') : '';
+    L.push(`| ${c.title} | ${cell(c.boxer, !!c.boxer && measured(c.boxer) && !!c.boxer.ecdf)} | ${c.unit} | ${g ? g.target : '–'} | ${note} |`);
+  }
+  L.push('');
+  L.push('Control links per member, at any size: at most `MAX_LINKS` (64), of which an open member holds at most');
+  L.push('`MAX_HOMES_SERVED` (32) home links of others (capacity-bounded homes, src/traversal/homes.ts; checked by');
+  L.push('test/unit/paths.test.ts and, with 210 agents, test/process/scale.test.ts): a bound by construction, not a');
+  L.push('measured figure (target <= 64 at 1000 members).');
   L.push('');
 }
 
@@ -259,7 +273,8 @@ function costSection(p: Page): void {
   for (const c of group('cost')) {
     const p = paperFor(c.id);
     const note = measured(c.boxer) ? (c.boxer.note ?? '') : '';
-    L.push(`| ${c.title} | ${cell(c.boxer)} | ${c.unit} | ${p ? `${paperCell(p.boxer).replace('median ', '')} (${p.source})` : '–'} | ${note} |`);
+    const g = GUARDS.find((x) => x.id === c.id);
+    L.push(`| ${c.title} | ${cell(c.boxer)} | ${c.unit} | ${p ? `${paperCell(p.boxer).replace('median ', '')} (${p.source})` : '–'} | ${[g ? `target ${g.target}` : '', note].filter(Boolean).join('; ')} |`);
   }
   L.push('');
   L.push('Package: tar+gzip of what a function needs (compiled agent without source maps, shim, addon, the production');

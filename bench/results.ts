@@ -159,15 +159,16 @@ export const GUARDS: Guard[] = [
   // Not met yet (600-650 and 800-850 ms per 1000 set-ups, from 850 and 1150).
   { id: 'cost/setup-cpu/fn-to-fn/client', stat: 'median', max: 900, target: '<= 200 ms per 1000 set-ups' },
   { id: 'cost/setup-cpu/fn-to-fn/server', stat: 'median', max: 1100, target: '<= 300 ms per 1000 set-ups' },
-  // The control plane (issue 15): joins and membership at scale. Measured on the shared 2-core machine at load
-  // averages of 8-15 (other work beside it): the bounds not yet at their target keep that level with room.
-  { id: 'membership/join/fp', stat: 'median', max: 450, target: '<= 350 ms (process start -> joined behind a NAT)' },
-  { id: 'membership/join/fta', stat: 'median', max: 650, target: '<= 350 ms' },
+  // The control plane (issue 15): joins and membership at scale. Reached at load average 2-3 on the shared
+  // 2-core machine (join 152-165 ms; barrier 196 ms / 0.86 s / 4.7 s; 0.21 and 0.82 ms per change); at load 12
+  // the barriers took 2-3x longer: the bounds not yet at their target keep that level with room.
+  { id: 'membership/join/fp', stat: 'median', max: 350, target: '<= 350 ms (process start -> joined behind a NAT)' },
+  { id: 'membership/join/fta', stat: 'median', max: 350, target: '<= 350 ms' },
   { id: 'membership/barrier/64', stat: 'median', max: 600, target: '<= 150 ms' },
-  { id: 'membership/barrier/256', stat: 'median', max: 4_000, target: '<= 600 ms' },
-  { id: 'membership/barrier/1000', stat: 'median', max: 40_000, target: '<= 3 s' },
+  { id: 'membership/barrier/256', stat: 'median', max: 3_000, target: '<= 600 ms' },
+  { id: 'membership/barrier/1000', stat: 'median', max: 20_000, target: '<= 3 s' },
   { id: 'cost/member-change-cpu/1000', stat: 'median', max: 1, target: '<= 1 ms' },
-  { id: 'cost/member-change-cpu/1000/alone', stat: 'median', max: 4, target: '<= 1 ms' },
+  { id: 'cost/member-change-cpu/1000/alone', stat: 'median', max: 1, target: '<= 1 ms' },
 ];
 
 export interface GuardCheck {
