@@ -13,6 +13,8 @@ import { sodiumReady } from '../../src/crypto/sodium';
 import { deriveNetworkKey, generateKeyPair } from '../../src/crypto/keys';
 import { Initiator } from '../../src/crypto/noise';
 import { encodeFrame } from '../../src/wire/frame';
+import { DataRelay } from '../../src/vnet/relay';
+import { setSink } from '../../src/util/log';
 import { N, n, bytes as rawBytes, mutate as rawMutate, rnd } from '../support/fuzz';
 
 const PER_CONNECTION = 10;
@@ -44,9 +46,9 @@ interface Tally {
 }
 
 /** One connection: PER_CONNECTION frames, then wait for the port to close it (or close it after LINGER_MS). */
-function fuzzConnection(port: number, first: Buffer, tally: Tally, source: string): Promise<void> {
+function fuzzConnection(port: number, first: Buffer, tally: Tally, source: string, framed: boolean): Promise<void> {
   return new Promise((resolve) => {
-    const parts = [encodeFrame(first)];
+    const parts = [framed ? encodeFrame(first) : first];
     for (let i = 1; i < PER_CONNECTION; i++) parts.push(i % 7 === 0 ? bytes(4 + rnd(8)) : encodeFrame(bytes(rnd(200))));
     const c = net.connect({ port, host: '127.0.0.1', localAddress: source });
     let done = false;
@@ -76,7 +78,8 @@ function fuzzConnection(port: number, first: Buffer, tally: Tally, source: strin
   });
 }
 
-async function fuzzPort(port: number, valid: Uint8Array): Promise<Tally> {
+/** `framed`: the first input in a frame (the control plane's ports); else raw (the relay's token port). */
+async function fuzzPort(port: number, valid: Uint8Array, framed = true): Promise<Tally> {
   const tally: Tally = { frames: 0, connections: 0, closedByPort: 0, refused: 0 };
   const total = Math.ceil(N / PER_CONNECTION);
   let next = 0;
@@ -84,7 +87,9 @@ async function fuzzPort(port: number, valid: Uint8Array): Promise<Tally> {
     while (next < total) {
       const i = next++;
       const first = i % 2 ? mutate(valid) : bytes(rnd(160));
-      await fuzzConnection(port, first, tally, `127.0.0.${2 + (i % SOURCES)}`);
+      // Raw (a token): a mutation that kept the whole token (bytes appended) is the real thing, not a forgery.
+      if (!framed && first.length >= valid.length && first.subarray(0, valid.length).equals(Buffer.from(valid))) first[0] ^= 1;
+      await fuzzConnection(port, first, tally, `127.0.0.${2 + (i % SOURCES)}`, framed);
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
@@ -136,5 +141,34 @@ test(`every listening port of a seed and an agent: ${n} fuzzed frames each; both
     agent.child.kill('SIGTERM');
     s.proc.child.kill('SIGTERM');
     await Promise.all([agent.exited, s.proc.exited]);
+  }
+});
+
+test(`the relay's token port (every open member's and the seed's): ${n} fuzzed frames pair nothing; the real token still does`, async (t) => {
+  t.timeout(5 * 60_000);
+  setSink(() => undefined);
+  const relay = new DataRelay();
+  try {
+    const { port, relayPort, token } = await relay.prepare('1:1', '127.0.0.1');
+    const before = fds(process.pid);
+    // Mutations of the real token (a bit or byte changed, cut short) and random bytes: none may pair.
+    const tally = await fuzzPort(relayPort, token, false);
+    t.is(tally.refused, 0);
+    t.is(relay.stats.relayed, 0, 'no fuzzed connection was paired with the waiting client');
+    t.log(`relay token port: ${tally.frames} frames over ${tally.connections} connections; ${tally.closedByPort} closed by the port; 0 paired`);
+    // The client and the far side with the real token still meet.
+    const a = net.connect(port, '127.0.0.1');
+    const b = net.connect(relayPort, '127.0.0.1');
+    await Promise.all([a, b].map((s) => new Promise((r) => s.once('connect', r))));
+    b.write(Buffer.concat([Buffer.from(token), Buffer.from('hello')]));
+    const got = await new Promise<string>((r) => a.once('data', (d) => r(d.toString())));
+    t.is(got, 'hello');
+    t.is(relay.stats.relayed, 1);
+    a.destroy();
+    b.destroy();
+    await until(() => fds(process.pid) <= before + 4, 10_000, 'descriptors back').catch(() => undefined);
+    t.true(fds(process.pid) <= before + 4, `descriptors ${before} -> ${fds(process.pid)}`);
+  } finally {
+    relay.close();
   }
 });
