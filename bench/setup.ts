@@ -25,9 +25,51 @@ const CONNECT_ROUTES = [
   { id: 'fn-to-fn-relay', client: 'fr', server: 'fp', label: 'relayed (random NAT), fr → fp' },
 ] as const;
 
+/** Concurrent non-blocking connects of the burst case (issue 14's load item: 1000), quick and full. */
+const BURST_N = { quick: 200, full: 1000 };
+/** Bound on the burst's connects (connect_latency --burst MAX_S). */
+const BURST_MAX_S = 30;
+
 export function planSetup(b: Bench): void {
   planFirst(b);
   planConnectRoutes(b);
+  planBurst(b);
+}
+
+/**
+ * N non-blocking connects at once, then getsockopt(SO_ERROR) on each: the figure is the time of those N calls
+ * (under Boxer each punched socket's outcome comes from the agent). Native vm1 → vm2, Boxer vm1 → fp (punched).
+ */
+function planBurst(b: Bench): void {
+  const cfg = b.cfg;
+  const n = cfg.quick ? BURST_N.quick : BURST_N.full;
+  const bin = connectLatencyBinary();
+  const a = b.define(
+    { id: 'connect/burst', group: 'connect', title: `${n} concurrent non-blocking connects: the ${n} getsockopt(SO_ERROR) calls once all ended, ms (native vm1 → vm2; Boxer vm1 → fp, punched)`, unit: 'ms', better: 'lower' },
+    ['native', 'boxer'],
+    { native: `${cfg.connectReps} runs (connect_latency --burst)`, boxer: `${cfg.connectReps} runs (connect_latency --burst)` },
+  );
+  if (!bin) {
+    for (const m of ['native', 'boxer'] as const) a.modes[m]!.notMeasured = 'native/out/connect_latency is not built (npm run build:native)';
+    return;
+  }
+  const ups: Record<string, number[]> = { native: [], boxer: [] };
+  b.addTasks(a, cfg.connectReps, (m, rep) => `connect() burst of ${n} ${m}, rep ${rep}/${cfg.connectReps}`, async (m) => {
+    const server = m === 'native' ? 'vm2' : 'fp';
+    const port = b.runner.nextPort();
+    const srv = await b.runner.server(m, server, [PY, NETBENCH, 'serve-byte', String(port), String(BURST_MAX_S * 3)], port, BURST_MAX_S * 3);
+    try {
+      const out = await b.runner.client(m, 'vm1', [bin, '--burst', HOST, String(port), String(n), String(BURST_MAX_S)], { node: server, name: srv.name }, (BURST_MAX_S + 30) * 1000);
+      const x = /n=(\d+) connected=(\d+) errors=(\d+) up_ms=([\d.]+) soerror_ms=([\d.]+)/.exec(out);
+      if (!x) throw new Error(`unexpected connect_latency output: ${out.trim().slice(0, 200)}`);
+      if (Number(x[2]) !== n) throw new Error(`connect_latency --burst: ${x[2]} of ${n} connected, ${x[3]} errors`);
+      ups[m].push(Number(x[4]));
+      a.modes[m]!.note = `all ${n} connected ${median(ups[m]).toFixed(0)} ms after the first connect() (median of the runs)`;
+      return Number(x[5]);
+    } finally {
+      await srv.stop();
+    }
+  });
 }
 
 function planFirst(b: Bench): void {

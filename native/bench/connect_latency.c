@@ -11,6 +11,11 @@
  *       CONNECT round trip), after one untimed warm-up connect; prints one line per path:
  *       connect_latency path=direct|punch|agent n=N p50_us=X p99_us=Y max_us=Z errors=E
  *       PATHS (default "direct,punch,agent") picks the paths timed.
+ *   connect_latency --burst ADDR PORT N MAX_S
+ *       N non-blocking connects at once (the soft descriptor limit raised to the hard one), poll until every
+ *       one has ended (at most MAX_S s), then getsockopt(SO_ERROR) on each; prints one line
+ *       connect_burst n=N connected=C errors=E up_ms=X soerror_ms=Y
+ *       (up_ms: first connect() to the last socket done; soerror_ms: the N getsockopt(SO_ERROR) calls).
  * Each iteration: socket(SOCK_NONBLOCK), time connect(), then close. connect() counts as an error unless it
  * returns 0 or EINPROGRESS. */
 #define _GNU_SOURCE
@@ -19,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -131,13 +138,81 @@ static int routes_mode(int argc, char **argv)
 	return 0;
 }
 
+static double ms_since(const struct timespec *a)
+{
+	struct timespec b;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	return (double)(b.tv_sec - a->tv_sec) * 1e3 + (double)(b.tv_nsec - a->tv_nsec) / 1e6;
+}
+
+static int burst_mode(char **argv)
+{
+	int n = atoi(argv[4]), max_s = atoi(argv[5]);
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	struct target t;
+	if (n < 1 || max_s < 1 || make_target(&t, "", argv[2], atoi(argv[3]), 1) < 0)
+		return 2;
+	struct pollfd *p = calloc((size_t)n, sizeof *p);
+	char *failed = calloc((size_t)n, 1);
+	if (!p || !failed)
+		return 1;
+	int errors = 0, connected = 0;
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 0; i < n; i++) {
+		p[i].fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		if (p[i].fd < 0) {
+			perror("socket");
+			return 1;
+		}
+		p[i].events = POLLOUT;
+		if (connect(p[i].fd, (struct sockaddr *)&t.sin, sizeof t.sin) < 0 && errno != EINPROGRESS) {
+			failed[i] = 1;
+			p[i].fd = -p[i].fd - 1; /* ended: poll skips negative descriptors */
+		}
+	}
+	int left = n;
+	for (int i = 0; i < n; i++)
+		left -= failed[i];
+	for (; left > 0 && ms_since(&t0) < max_s * 1e3;) {
+		if (poll(p, (nfds_t)n, 100) < 0 && errno != EINTR)
+			return 1;
+		for (int i = 0; i < n; i++)
+			if (p[i].fd >= 0 && p[i].revents) {
+				p[i].fd = -p[i].fd - 1;
+				left--;
+			}
+	}
+	double up_ms = ms_since(&t0);
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	for (int i = 0; i < n; i++) {
+		int fd = p[i].fd < 0 ? -p[i].fd - 1 : p[i].fd, e = 0;
+		socklen_t l = sizeof e;
+		if (failed[i] || p[i].fd >= 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l) < 0 || e)
+			errors++;
+		else
+			connected++;
+	}
+	double soerror_ms = ms_since(&t1);
+	printf("connect_burst n=%d connected=%d errors=%d up_ms=%.1f soerror_ms=%.2f\n", n, connected, errors, up_ms,
+	       soerror_ms);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc >= 6 && strcmp(argv[1], "--routes") == 0)
 		return routes_mode(argc, argv);
+	if (argc >= 6 && strcmp(argv[1], "--burst") == 0)
+		return burst_mode(argv);
 	if (argc < 3) {
-		fprintf(stderr, "usage: %s ADDR PORT [N]\n       %s --routes AGENT_VADDR AGENT_VPORT REAL_IP REAL_PORT [N [PATHS]]\n",
-			argv[0], argv[0]);
+		fprintf(stderr, "usage: %s ADDR PORT [N]\n       %s --routes AGENT_VADDR AGENT_VPORT REAL_IP REAL_PORT [N [PATHS]]\n       %s --burst ADDR PORT N MAX_S\n",
+			argv[0], argv[0], argv[0]);
 		return 2;
 	}
 	int n = argc > 3 ? atoi(argv[3]) : 1000;

@@ -12,9 +12,10 @@
 #include "check.h"
 
 static int drops;
-static void on_drop(const struct frame_hdr *h)
+static void on_drop(const struct frame_hdr *h, const uint8_t *body)
 {
 	(void)h;
+	(void)body;
 	drops++;
 }
 

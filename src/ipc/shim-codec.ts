@@ -36,6 +36,20 @@ export type ShimRequest =
   | { type: typeof MSG.RESOLVE; name: string }
   | { type: typeof MSG.CONNECTING; vaddr: string; vport: number; localPort: number; real: Endpoint; punchPort: number; connId: bigint };
 
+/**
+ * OUTCOME (agent -> shim, unasked, request id 0): u64 conn_id, i32 errno. The refusal of a connection the shim
+ * announced with CONNECTING, sent as soon as the far side refused (before the handshake can complete), so the
+ * shim answers SO_ERROR and a blocking connect without asking (native/shim/common/ipc.c, ipc_outcome).
+ */
+export const MSG_OUTCOME = 9;
+
+export function outcomeNotice(connId: bigint, errno: number): Buffer {
+  const b = Buffer.alloc(12);
+  b.writeBigUInt64LE(connId, 0);
+  b.writeInt32LE(errno, 8);
+  return encodeFrame(MSG_OUTCOME, 0, b);
+}
+
 export class ShimProtocolError extends Error {}
 
 /** An IPv4 address as 4 bytes in network order. */

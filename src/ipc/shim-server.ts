@@ -10,8 +10,8 @@ import { listenUnix, closeUnix } from './unix';
 import os from 'node:os';
 import type { Broker } from '../vnet/broker';
 import { logger } from '../util/log';
-import { CONNECT_BUDGET_MS, CONNECT_NONBLOCK_BUDGET_MS, MAX_RESOLVE, MAX_RESULT_WAIT_MS } from '../constants';
-import { acceptedReply, connectReply, decodeRequest, encodeFrame, errnoReply, FRAME_FLAG_FD, FrameReader, MSG, resolveReply, writeWithFd } from './shim-codec';
+import { CONNECT_BUDGET_MS, CONNECT_NONBLOCK_BUDGET_MS, MAX_PENDING_OUTCOMES, MAX_RESOLVE, MAX_RESULT_WAIT_MS } from '../constants';
+import { acceptedReply, connectReply, decodeRequest, encodeFrame, errnoReply, FRAME_FLAG_FD, FrameReader, MSG, outcomeNotice, resolveReply, writeWithFd } from './shim-codec';
 
 const log = logger('shim-ipc');
 const E = os.constants.errno;
@@ -26,12 +26,22 @@ export interface FdSender {
 export class ShimServer {
   private server: net.Server | null = null;
   private readonly conns = new Set<net.Socket>();
+  /** The channel each CONNECTING came on, by conn_id, until its outcome is known (bounded: MAX_PENDING_OUTCOMES). */
+  private readonly outcomeTo = new Map<bigint, net.Socket>();
 
   constructor(
     readonly path: string,
     private readonly broker: Broker,
     private readonly fds: FdSender,
-  ) {}
+  ) {
+    // A refusal is told to the shim unasked, at once (OUTCOME): its SO_ERROR then needs no round trip.
+    broker.onOutcome = (connId, errno) => {
+      const sock = this.outcomeTo.get(connId);
+      if (!sock) return;
+      this.outcomeTo.delete(connId);
+      if (errno && !sock.destroyed) sock.write(outcomeNotice(connId, errno));
+    };
+  }
 
   async start(): Promise<void> {
     this.server = await listenUnix(this.path, (s) => this.serve(s));
@@ -113,7 +123,11 @@ export class ShimServer {
         return this.reply(sock, type, id, connectReply(a));
       }
       case MSG.CONNECTING:
-        // No reply: the shim went on with its connect.
+        // No reply: the shim went on with its connect; a refusal will be told (onOutcome).
+        if (q.punchPort) {
+          if (this.outcomeTo.size >= MAX_PENDING_OUTCOMES) this.outcomeTo.delete(this.outcomeTo.keys().next().value as bigint);
+          this.outcomeTo.set(q.connId, sock);
+        }
         return this.broker.connecting(q.vaddr, q.vport, q.localPort, q.real, q.punchPort, q.connId);
       case MSG.CONNECT_RESULT:
         return this.reply(sock, type, id, errnoReply(await this.broker.result(q.connId, Math.min(q.waitMs, MAX_RESULT_WAIT_MS))));

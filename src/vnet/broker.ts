@@ -113,6 +113,11 @@ export class Broker {
     this.onListen?.(port);
   }
 
+  /** Called when a punched connection's outcome is known (the far side's `result`, or its member is gone). */
+  set onOutcome(fn: ((connId: bigint, errno: number) => void) | undefined) {
+    this.client.onSettled = fn;
+  }
+
   /** Called on every LISTEN a program's shim reports (a member providing services is ready then). */
   onListen?: (port: number) => void;
 

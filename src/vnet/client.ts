@@ -47,6 +47,8 @@ export class ConnectClient {
   private readonly relayWaiters = new Map<string, (m: VnetOf<'relay-ok'>) => void>();
   private nextConn = 1n;
   readonly stat = { connects: 0, direct: 0, punched: 0, relayed: 0 };
+  /** Hears every outcome settled, by connection id (the shim's channel tells a refusal at once). */
+  onSettled?: (connId: bigint, errno: number) => void;
   private readonly members: Members;
 
   constructor(private readonly netw: VnetNetwork) {
@@ -282,6 +284,7 @@ export class ConnectClient {
     if (!o) return;
     o.errno = errno;
     for (const w of o.waiters.splice(0)) w(errno);
+    this.onSettled?.(connId, errno);
   }
 
   /** A relay's answer to our relay-req. */

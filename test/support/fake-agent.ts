@@ -19,7 +19,7 @@ import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { connectedAddonSocket, native, tmpDir } from './native';
-import { MSG, FRAME_FLAG_FD, FrameReader, acceptedReply, connectReply, decodeRequest, encodeFrame, errnoReply, resolveReply, writeWithFd } from '../../src/ipc/shim-codec';
+import { MSG, FRAME_FLAG_FD, FrameReader, acceptedReply, connectReply, decodeRequest, encodeFrame, errnoReply, resolveReply, writeWithFd, outcomeNotice } from '../../src/ipc/shim-codec';
 import { WAKE_MARK_IP } from '../../src/vnet/handoff';
 
 const E = os.constants.errno;
@@ -175,7 +175,10 @@ export class FakeAgent {
         const { vaddr, vport, localPort, connId } = q;
         this.log.push({ member: m.vaddr, type, vaddr, vport, localPort, realIp: q.real.ip, realPort: q.real.port, punchPort: q.punchPort, connId });
         const far = this.members.get(vaddr);
-        this.outcomes.set(connId, far && (far.listens.has(vport) || far.ports.has(vport)) ? 0 : E.ECONNREFUSED);
+        const outcome = far && (far.listens.has(vport) || far.ports.has(vport)) ? 0 : E.ECONNREFUSED;
+        this.outcomes.set(connId, outcome);
+        // As the agent does: a refusal is told unasked (OUTCOME), before the shim's connect can end.
+        if (outcome) sock.write(outcomeNotice(connId, outcome));
         this.clientsByLocalPort.set(localPort, { vaddr: m.vaddr, port: localPort });
         if (this.replyToConnecting) this.reply(sock, type, id, errnoReply(0));
         return; // no reply

@@ -111,7 +111,7 @@ int chan_recv_all(int fd, uint8_t *buf, size_t len, int *passed, int64_t deadlin
 }
 
 int chan_read_reply(int fd, uint16_t type, uint32_t id, uint8_t *in, struct frame_hdr *h, int *passed, int64_t deadline,
-		    void (*on_drop)(const struct frame_hdr *h))
+		    void (*on_drop)(const struct frame_hdr *h, const uint8_t *body))
 {
 	*passed = -1;
 	for (;;) {
@@ -125,9 +125,9 @@ int chan_read_reply(int fd, uint16_t type, uint32_t id, uint8_t *in, struct fram
 			break;
 		if (h->id == id && h->type == type)
 			return 0;
-		if (h->id != id && (int32_t)(id - h->id) > 0) {
+		if (h->type == MSG_OUTCOME || (h->id != id && (int32_t)(id - h->id) > 0)) {
 			if (on_drop)
-				on_drop(h);
+				on_drop(h, in + FRAME_HDR);
 			if (*passed >= 0)
 				REAL(close)(*passed);
 			*passed = -1;
@@ -142,4 +142,46 @@ int chan_read_reply(int fd, uint16_t type, uint32_t id, uint8_t *in, struct fram
 	*passed = -1;
 	errno = saved;
 	return -1;
+}
+
+int chan_read_ready(int fd, uint8_t *in, void (*on_frame)(const struct frame_hdr *h, const uint8_t *body), int64_t deadline)
+{
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		int rc = poll(&p, 1, 0);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc <= 0 || !(p.revents & POLLIN))
+			return rc < 0 ? -1 : 0;
+		int passed = -1;
+		struct frame_hdr h;
+		if (chan_recv_all(fd, in, FRAME_HDR, &passed, deadline) < 0)
+			return -1;
+		if (frame_decode_hdr(in, &h) < 0) {
+			errno = EPROTO;
+			return -1;
+		}
+		if (chan_recv_all(fd, in + FRAME_HDR, h.len - FRAME_HDR, &passed, deadline) < 0)
+			return -1;
+		if (passed >= 0)
+			REAL(close)(passed);
+		on_frame(&h, in + FRAME_HDR);
+	}
+}
+
+int chan_request(int fd, uint16_t type, uint32_t id, const uint8_t *body, size_t body_len, uint8_t *in, struct frame_hdr *h,
+		 int64_t deadline)
+{
+	uint8_t out[FRAME_MAX];
+	size_t len = frame_encode(out, sizeof out, type, 0, id, body, body_len);
+	int passed = -1;
+	if (len == 0) {
+		errno = EMSGSIZE;
+		return -1;
+	}
+	if (chan_send_all(fd, out, len, deadline) < 0 || chan_read_reply(fd, type, id, in, h, &passed, deadline, NULL) < 0)
+		return -1;
+	if (passed >= 0)
+		REAL(close)(passed);
+	return 0;
 }

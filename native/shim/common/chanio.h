@@ -27,4 +27,14 @@ int chan_recv_all(int fd, uint8_t *buf, size_t len, int *passed, int64_t deadlin
  * not the reply is a protocol error. Returns 0 with the reply's header in *h and its descriptor in *passed
  * (or -1), else -1 with errno (EPROTO: *h is the offending header) and *passed closed and -1. */
 int chan_read_reply(int fd, uint16_t type, uint32_t id, uint8_t *in, struct frame_hdr *h, int *passed, int64_t deadline,
-		    void (*on_drop)(const struct frame_hdr *h));
+		    void (*on_drop)(const struct frame_hdr *h, const uint8_t *body));
+
+/* One request (type, id) written whole, then its reply read into in (FRAME_MAX bytes; header in *h; a descriptor
+ * passed with it closed): for a connection used for one request. Returns 0, or -1 with errno. */
+int chan_request(int fd, uint16_t type, uint32_t id, const uint8_t *body, size_t body_len, uint8_t *in, struct frame_hdr *h,
+		 int64_t deadline);
+
+/* Reads the frames already waiting on fd (none: returns at once), each passed to on_frame with its body (a
+ * descriptor passed with one is closed); a frame begun is read whole by the deadline. Returns 0, or -1 with
+ * errno. An MSG_OUTCOME frame (unasked, from the agent) also goes to chan_read_reply's on_drop, whatever its id. */
+int chan_read_ready(int fd, uint8_t *in, void (*on_frame)(const struct frame_hdr *h, const uint8_t *body), int64_t deadline);

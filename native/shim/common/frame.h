@@ -18,6 +18,7 @@ enum shim_msg {
 	MSG_ACCEPTED = 6,
 	MSG_RESOLVE = 7,
 	MSG_CONNECTING = 8, /* no reply */
+	MSG_OUTCOME = 9,    /* agent -> shim, unasked (request id 0): u64 conn_id, i32 errno of a CONNECTING's connection */
 };
 
 #define CONNECT_FLAG_NONBLOCK 0x1

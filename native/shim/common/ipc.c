@@ -7,6 +7,7 @@
 #include "frame.h"
 #include "libc.h"
 #include "log.h"
+#include "outcomes.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -86,8 +87,13 @@ static void copy_reply(const uint8_t *in, const struct frame_hdr *h, uint8_t *re
 		*reply_len = n;
 }
 
-static void log_dropped(const struct frame_hdr *h)
+/* Not the reply at hand: an outcome is kept (outcomes.c), a late reply dropped. */
+static void log_dropped(const struct frame_hdr *h, const uint8_t *body)
 {
+	if (h->type == MSG_OUTCOME) {
+		outcomes_put(body, h->len - FRAME_HDR);
+		return;
+	}
 	shim_debug("dropping a reply (type %u) to earlier request %u", h->type, h->id);
 }
 
@@ -251,31 +257,17 @@ out:
 	return rc;
 }
 
-int ipc_request_alone(uint16_t type, const uint8_t *body, size_t body_len, uint8_t *reply, size_t cap,
-		      size_t *reply_len)
+int ipc_request_alone(uint16_t type, const uint8_t *body, size_t body_len, uint8_t *reply, size_t cap, size_t *reply_len)
 {
-	int saved = errno;
-	if (!shim_enabled()) {
-		errno = ENOTCONN;
+	int saved = errno, s = shim_enabled() ? channel_connect(0) : -1;
+	if (s < 0)
 		return -1;
-	}
 	/* A blocking CONNECT may wait on the network (the agent route); a non-blocking one keeps the short bound. */
 	int blocking_connect = type == MSG_CONNECT && body_len >= 12 && !(body[8] & CONNECT_FLAG_NONBLOCK);
 	int64_t deadline = chan_now_ms() + (blocking_connect ? SHIM_CONNECT_TIMEOUT_MS : SHIM_IPC_TIMEOUT_MS);
-	int s = channel_connect(0);
-	if (s < 0)
-		return -1;
-	uint8_t out[FRAME_MAX], in[FRAME_MAX];
-	size_t len = frame_encode(out, sizeof out, type, 0, 1, body, body_len);
+	uint8_t in[FRAME_MAX];
 	struct frame_hdr h = {0};
-	int fd = -1, rc = -1;
-	if (len == 0)
-		errno = EMSGSIZE;
-	else if (chan_send_all(s, out, len, deadline) == 0 && chan_read_reply(s, type, 1, in, &h, &fd, deadline, log_dropped) == 0)
-		rc = 0;
-	int err = errno;
-	if (fd >= 0)
-		REAL(close)(fd);
+	int rc = chan_request(s, type, 1, body, body_len, in, &h, deadline), err = errno;
 	REAL(close)(s);
 	if (rc < 0) {
 		shim_debug("request type %u on a channel of its own failed: %s", type, strerror(err));
@@ -285,6 +277,19 @@ int ipc_request_alone(uint16_t type, const uint8_t *body, size_t body_len, uint8
 	copy_reply(in, &h, reply, cap, reply_len);
 	errno = saved;
 	return 0;
+}
+
+int ipc_outcome(uint64_t conn_id, int32_t *err)
+{
+	int saved = errno;
+	uint8_t in[FRAME_MAX];
+	pthread_mutex_lock(&ipc_lock);
+	if (shim_enabled() && channel_usable() && chan_read_ready(ch_fd, in, log_dropped, chan_now_ms() + SHIM_IPC_TIMEOUT_MS) < 0)
+		channel_drop();
+	int found = outcomes_take(conn_id, err);
+	pthread_mutex_unlock(&ipc_lock);
+	errno = saved;
+	return found;
 }
 
 int ipc_send(uint16_t type, const uint8_t *body, size_t body_len)

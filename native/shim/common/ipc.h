@@ -36,6 +36,12 @@ int ipc_request(uint16_t type, const uint8_t *body, size_t body_len, uint8_t *re
 int ipc_request_alone(uint16_t type, const uint8_t *body, size_t body_len, uint8_t *reply, size_t cap,
 		      size_t *reply_len);
 
+/* The outcome of connection conn_id (a CONNECTING's id) if the agent told it unasked (MSG_OUTCOME: a
+ * refusal, sent as soon as the far side refused, REFUSE_NOTICE_MS (src/constants.ts) before the handshake can complete): reads
+ * what waits on the channel without waiting, then looks. Returns 1 with *err, else 0 (nothing known: the
+ * kernel's outcome is the virtual one). No round trip, no wait for the agent. */
+int ipc_outcome(uint64_t conn_id, int32_t *err);
+
 /* Sends one message that has no reply (CONNECTING): one write on the channel (opened first if needed: one
  * HELLO round trip, after a fork); no wait for the agent. Returns 0, or -1 with errno (the channel is then closed). */
 int ipc_send(uint16_t type, const uint8_t *body, size_t body_len);

@@ -35,9 +35,15 @@ int vconnect_kernel(int fd, const struct vsock *v)
 	return REAL(connect)(fd, (struct sockaddr *)&ss, len);
 }
 
-/* The agent's view of a connect whose kernel part ended: its errno if it knows one, else 0. */
+/* The agent's view of a connect whose kernel part ended: its errno if it knows one, else 0. For a connection
+ * the shim named (CONNECTING: a shim id, pid << 32 | n) the agent tells a refusal unasked, before the
+ * handshake can complete: read locally (ipc_outcome), no round trip. A connection the agent set up (CONNECT:
+ * its ids stay below 2^32) is asked about. */
 static int connect_result(uint64_t conn_id, uint32_t wait_ms)
 {
+	int32_t known;
+	if (conn_id >> 32)
+		return ipc_outcome(conn_id, &known) ? known : 0;
 	uint8_t body[16], reply[16];
 	size_t n = body_connect_result(body, conn_id, wait_ms);
 	int32_t err;
@@ -301,11 +307,8 @@ int vconnect_so_error(int fd, struct vsock *v, int *err, int *changed)
 		}
 	}
 	if (!v->direct) {
-		uint8_t body[16], reply[16];
-		size_t n = body_connect_result(body, v->conn_id, 0);
-		int32_t verr;
-		if (ipc_request(MSG_CONNECT_RESULT, body, n, reply, sizeof reply, &n, NULL) == 0 &&
-		    parse_errno_reply(reply, n, &verr) == 0 && verr != 0 && verr != EINPROGRESS)
+		int verr = connect_result(v->conn_id, 0);
+		if (verr)
 			kerr = verr;
 	}
 	errno = saved;
