@@ -49,7 +49,13 @@ function endpoint(v: unknown): Endpoint | null {
 
 /** Decodes and validates a broker message; throws saying what is wrong. */
 export function decodeVnet(bytes: Uint8Array): VnetMessage {
-  const v = cbor.decode(bytes) as Record<string, unknown>;
+  let v: Record<string, unknown>;
+  try {
+    v = cbor.decode(bytes) as Record<string, unknown>;
+  } catch (e) {
+    // The CBOR decoder's own TypeError/RangeError on a cut or malformed input: ours, so callers see one kind.
+    throw new Error(`not CBOR: ${(e as Error).message}`);
+  }
   if (typeof v !== 'object' || v === null) throw new Error('expected a map');
   if (typeof v.cid !== 'string' || v.cid.length > 64) throw new Error('cid: expected a short string');
   if (v.k === 'open') {

@@ -5,11 +5,18 @@
 export const N = Number(process.env.BOXER_FUZZ_N ?? 10_000);
 /** N, written for test titles. */
 export const n = N.toLocaleString('en');
-/** A deterministic stream of bytes, so that a failure can be replayed. */
+/**
+ * A deterministic stream (xorshift32), so that a failure can be replayed. Not `lcg % n`: the low bits of a
+ * power-of-two linear congruential generator have tiny periods (its `% 4` repeats every 4 draws), which kept the
+ * mutations to a few fixed patterns.
+ */
 let seed = 0x5eed;
 export function rnd(n: number): number {
-  seed = (seed * 1103515245 + 12345) >>> 0;
-  return seed % n;
+  seed ^= seed << 13;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  seed >>>= 0;
+  return Math.floor((seed / 2 ** 32) * n);
 }
 export function bytes(len: number): Uint8Array {
   const b = new Uint8Array(len);

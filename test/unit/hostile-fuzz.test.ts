@@ -26,8 +26,14 @@ test(`handshake responder: ${n} forged first messages, all refused with a Handsh
   const valid = new Initiator(psk, generateKeyPair()).message1();
   let refused = 0;
   let other = 0;
+  let unchanged = 0;
   for (let i = 0; i < N; i++) {
     const m = i % 2 ? mutate(valid) : bytes(rnd(120));
+    // A mutation that gave the valid message back (cut at its full length, nothing appended) is no forgery.
+    if (Buffer.from(m).equals(Buffer.from(valid))) {
+      unchanged++;
+      continue;
+    }
     try {
       new Responder(psk, keys).message1(m, new Uint8Array(0));
     } catch (e) {
@@ -36,7 +42,8 @@ test(`handshake responder: ${n} forged first messages, all refused with a Handsh
     }
   }
   t.is(other, 0, 'only HandshakeErrors');
-  t.is(refused, N, 'admitted 0');
+  t.is(refused, N - unchanged, 'admitted 0');
+  t.log(`${refused} refused, ${unchanged} mutations gave the valid message back (not tried)`);
 });
 
 test(`frame reader: ${n} random chunks end in frames or a FrameError, never beyond the limit`, (t) => {
