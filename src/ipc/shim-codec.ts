@@ -25,7 +25,7 @@ export const FRAME_MAX = 4096;
 export const FRAME_FLAG_FD = 0x1;
 export const CONNECT_FLAG_NONBLOCK = 0x1;
 /** enum shim_msg of frame.h. */
-export const MSG = { HELLO: 1, CONNECT: 2, CONNECT_RESULT: 3, LISTEN: 4, UNLISTEN: 5, ACCEPTED: 6, RESOLVE: 7, CONNECTING: 8 } as const;
+export const MSG = { HELLO: 1, CONNECT: 2, CONNECT_RESULT: 3, LISTEN: 4, UNLISTEN: 5, ACCEPTED: 6, RESOLVE: 7, CONNECTING: 8, OUTCOME: 9 } as const;
 
 export type ShimRequest =
   | { type: typeof MSG.HELLO; pid: number; name: string }
@@ -41,7 +41,7 @@ export type ShimRequest =
  * announced with CONNECTING, sent as soon as the far side refused (before the handshake can complete), so the
  * shim answers SO_ERROR and a blocking connect without asking (native/shim/common/ipc.c, ipc_outcome).
  */
-export const MSG_OUTCOME = 9;
+export const MSG_OUTCOME = MSG.OUTCOME;
 
 export function outcomeNotice(connId: bigint, errno: number): Buffer {
   const b = Buffer.alloc(12);
