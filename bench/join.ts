@@ -32,17 +32,28 @@ export function countingConnector(c: Counter): Connector {
     new Promise((resolve, reject) => {
       const sock = net.connect({ host, port });
       sock.setNoDelay(true);
-      // Frames are u32 length-prefixed: count them in each direction as the bytes go by.
+      // Frames are u32 length-prefixed: count them in each direction as the bytes go by (the header's bytes
+      // are gathered, a body's only counted down: no copies of large welcomes).
       const frameCounter = () => {
-        let pending = Buffer.alloc(0);
+        const head = Buffer.alloc(4);
+        let have = 0;
+        let body = 0;
         return (d: Buffer) => {
           c.bytes += d.length;
-          pending = Buffer.concat([pending, d]);
-          while (pending.length >= 4) {
-            const len = pending.readUInt32BE(0);
-            if (pending.length < 4 + len) break;
-            c.frames++;
-            pending = pending.subarray(4 + len);
+          let i = 0;
+          while (i < d.length) {
+            if (body > 0) {
+              const k = Math.min(body, d.length - i);
+              body -= k;
+              i += k;
+              continue;
+            }
+            head[have++] = d[i++];
+            if (have === 4) {
+              have = 0;
+              body = head.readUInt32BE(0);
+              c.frames++;
+            }
           }
         };
       };
