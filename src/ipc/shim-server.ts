@@ -3,7 +3,7 @@
  * LD_PRELOAD shim in each of this member's programs connects to. This file owns the socket and the dispatch:
  * the frames and bodies are shim-codec.ts's (the one codec of this channel, mirroring
  * native/shim/common/frame.h), and what each request means is the broker's (src/vnet/broker.ts). Every
- * request is answered within the shim's bound for it (src/constants.ts, "the shim's channel").
+ * request is answered within the shim's bound for it (src/constants/ipc.ts).
  */
 import net from 'node:net';
 import { listenUnix, closeUnix } from './unix';

@@ -58,7 +58,7 @@ export interface LambdaEvent {
   awsCredentials: boolean;
 }
 
-/** Default of `leaveBeforeMs` (src/constants.ts says why). */
+/** Default of `leaveBeforeMs` (src/constants/lambda.ts says why). */
 export const DEFAULT_LEAVE_BEFORE_MS = LAMBDA_LEAVE_BEFORE_MS;
 /** Most members one event may wait for (the seed's network is a /16 by default). */
 const MAX_NODES = 65_534;

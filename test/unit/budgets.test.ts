@@ -1,5 +1,5 @@
 // Every shim request is answered inside the shim's bound for it: the bounds are read from the shim's headers
-// (native/shim/common/ipc.h, sockutil.h), the agent's budgets are src/constants.ts's, and the broker is made
+// (native/shim/common/ipc.h, sockutil.h), the agent's budgets are src/constants/'s, and the broker is made
 // to meet its worst case in memory (a member that never links, relays that never answer).
 import test from 'ava';
 import fs from 'node:fs';

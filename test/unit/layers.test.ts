@@ -10,7 +10,7 @@ import path from 'node:path';
 const ROOT = path.resolve(__dirname, '../../..');
 
 /** Lowest first; a layer may import from its own and lower ones. */
-const LAYERS: string[][] = [['constants.ts', 'util'], ['wire', 'crypto'], ['channel'], ['traversal'], ['control'], ['vnet'], ['ipc'], ['cli', 'lambda']];
+const LAYERS: string[][] = [['constants', 'util'], ['wire', 'crypto'], ['channel'], ['traversal'], ['control'], ['vnet'], ['ipc'], ['cli', 'lambda']];
 
 interface Import {
   file: string;

@@ -37,7 +37,7 @@ int ipc_request_alone(uint16_t type, const uint8_t *body, size_t body_len, uint8
 		      size_t *reply_len);
 
 /* The outcome of connection conn_id (a CONNECTING's id) if the agent told it unasked (MSG_OUTCOME: a
- * refusal, sent as soon as the far side refused, REFUSE_NOTICE_MS (src/constants.ts) before the handshake can complete): reads
+ * refusal, sent as soon as the far side refused, REFUSE_NOTICE_MS (src/constants/vnet.ts) before the handshake can complete): reads
  * what waits on the channel without waiting, then looks. Returns 1 with *err, else 0 (nothing known: the
  * kernel's outcome is the virtual one). No round trip, no wait for the agent. */
 int ipc_outcome(uint64_t conn_id, int32_t *err);

@@ -17,7 +17,7 @@
 
 /* How long a blocking connect() lets the agent take to report the outcome (CONNECT_RESULT wait_ms) once the
  * kernel's connect returned: none. The outcome is known by then: a relayed connect's CONNECT waited for it, and
- * a punched connection's far side says "refused" REFUSE_NOTICE_MS (src/constants.ts) before it completes the
+ * a punched connection's far side says "refused" REFUSE_NOTICE_MS (src/constants/vnet.ts) before it completes the
  * handshake; a success needs no word (the kernel's connect completed). Waiting would hold the channel's lock
  * across the far side's answer and cost every connect the far agent's hand-off. */
 #define SHIM_CONNECT_RESULT_WAIT_MS 0
