@@ -289,6 +289,21 @@ export function storeEnv(at: { redis: string; pg: string }): Record<string, stri
  * The burst's figures from nginx's access log (front.sh: "epoch_s.ms status upstream_addr served_by" per
  * line, served_by being the X-Served-By of the answer: the member's name).
  */
+/**
+ * Absorbed: the end of the first 1 s window (sliding in ABSORBED_STEP_MS steps from the functions' start) whose
+ * throughput covers ABSORBED_SHARE of the rise from `before` to the plateau, in ms after `joinAt` (NaN when the
+ * throughput did not rise by half at least, or never got there before `leaveAt`).
+ */
+function absorbedAfter(servedAt: number[], joinAt: number, leaveAt: number, before: number, plateau: number): number {
+  const served = [...servedAt].sort((a, b) => a - b);
+  for (let end = joinAt, lo = 0, hi = 0; plateau > 1.5 * before && end <= leaveAt; end += ABSORBED_STEP_MS) {
+    while (hi < served.length && served[hi] <= end) hi++;
+    while (lo < hi && served[lo] <= end - 1000) lo++;
+    if (hi - lo >= before + ABSORBED_SHARE * (plateau - before)) return end - joinAt;
+  }
+  return NaN;
+}
+
 export function analyseBurst(
   log: string,
   t: { loadStart: number; joinAt: number; leaveAt: number; end: number; fns: Array<{ name: string; startedAt: number; readyAt: number }>; wrkErrors: number },
@@ -328,19 +343,7 @@ export function analyseBurst(
   // The plateau: the last half of the scaled-out phase; before: the seconds before the functions started.
   const plateau = mean(totals.slice(Math.floor((joinS + leaveS) / 2), leaveS));
   const before = mean(totals.slice(1, Math.max(2, joinS)));
-  // Absorbed: the end of the first 1 s window (sliding in ABSORBED_STEP_MS steps from the functions' start)
-  // whose throughput covers ABSORBED_SHARE of the rise from `before` to the plateau (none when the
-  // throughput did not rise by half at least).
-  const served = lines.filter((l) => l.status === 200).map((l) => l.at).sort((a, b) => a - b);
-  let absorbedMs = NaN;
-  for (let end = t.joinAt, lo = 0, hi = 0; plateau > 1.5 * before && end <= t.leaveAt; end += ABSORBED_STEP_MS) {
-    while (hi < served.length && served[hi] <= end) hi++;
-    while (lo < hi && served[lo] <= end - 1000) lo++;
-    if (hi - lo >= before + ABSORBED_SHARE * (plateau - before)) {
-      absorbedMs = end - t.joinAt;
-      break;
-    }
-  }
+  const absorbedMs = absorbedAfter(lines.filter((l) => l.status === 200).map((l) => l.at), t.joinAt, t.leaveAt, before, plateau);
   return {
     firstServedMs,
     firstAfterReadyMs,
