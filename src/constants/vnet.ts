@@ -38,6 +38,14 @@ export const REFUSE_NOTICE_MS = 50;
  */
 export const OPEN_RESEND_MS = 400;
 export const OPEN_RESENDS = 4;
+/**
+ * A far side's success `result`s (which only stop the client's resends: its program learns success from its
+ * own kernel) wait this long to travel together, one message per client member instead of one per connection
+ * (agent CPU per setup, issue 15). Well under OPEN_RESEND_MS. Refusals and failures are sent at once.
+ */
+export const RESULT_BATCH_MS = 50;
+/** At most this many connection ids in one batched `result` (each id <= 64 characters). */
+export const RESULT_BATCH_MAX = 200;
 /** How long a far side remembers the punch requests it handled: past the last resend, with room to spare. */
 export const OPEN_HANDLED_TTL_MS = 10_000;
 /**

@@ -207,7 +207,9 @@ export class Broker {
   onMessage(from: number, msg: VnetMessage): void {
     switch (msg.k) {
       case 'result':
-        return this.client.settle(msg.cid, msg.errno);
+        this.client.settle(msg.cid, msg.errno);
+        for (const cid of msg.more ?? []) this.client.settle(cid, msg.errno);
+        return;
       case 'relay-ok':
         return this.client.onRelayOk(msg);
       case 'relay-req':

@@ -5,7 +5,7 @@
  * | k | fields | meaning |
  * |---|---|---|
  * | `open` | `cid`, `vport`, `cport`, `cext` (endpoint or null), `punch` (port or null) | a program of the sender connects to the receiver's `vport` from its virtual port `cport`, its socket seen at `cext`; with `punch`, bind that port and connect to `cext` (simultaneous open) |
- * | `result` | `cid`, `errno` | the outcome of a connection (0, ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH): from the far member for a punched one, from the relay for a relayed one (0 once the far member's connection reached it) |
+ * | `result` | `cid`, `errno`, `more` (optional) | the outcome of a connection (0, ECONNREFUSED, ETIMEDOUT, EHOSTUNREACH): from the far member for a punched one, from the relay for a relayed one (0 once the far member's connection reached it); `more`: further cids with the same outcome (a far member batches its successes, RESULT_BATCH_MS) |
  * | `relay-req` | `cid`, `to`, `vport`, `cport`, `ask` | to an `open` member: relay a connection from the sender to member `to`; `ask` is `relayAsk(...)` sealed by the sender for `to` (src/crypto/origin.ts) |
  * | `relay-ok` | `cid`, `port`, `ip`, `errno` | the relay's answer: where the client's program connects (`ip` empty: the address the client reaches the relay at) |
  * | `relay-open` | `cid`, `from`, `vport`, `cport`, `relay`, `token` (16 bytes), `ask` | to the far member: connect to the relay, send the token, hand the socket to the program on `vport`; only when `ask` opens as `from`'s seal of this very request through this relay |
@@ -18,7 +18,7 @@ import type { Logger } from '../util/log';
 /** Messages between the brokers of members (and the seed's relay), as in the table above. */
 export type VnetMessage =
   | { k: 'open'; cid: string; vport: number; cport: number; cext: Endpoint | null; punch: number | null }
-  | { k: 'result'; cid: string; errno: number }
+  | { k: 'result'; cid: string; errno: number; more?: string[] }
   | { k: 'relay-req'; cid: string; to: number; vport: number; cport: number; ask?: Uint8Array }
   | { k: 'relay-ok'; cid: string; port: number; ip: string; errno: number }
   | { k: 'relay-open'; cid: string; from: number; vport: number; cport: number; relay: Endpoint; token: Uint8Array; ask?: Uint8Array }
@@ -75,8 +75,11 @@ export function decodeVnet(bytes: Uint8Array): VnetMessage {
     return { ask: new Uint8Array(x) };
   };
   switch (v.k) {
-    case 'result':
-      return { k: 'result', cid: v.cid, errno: errno() };
+    case 'result': {
+      if (v.more === undefined || v.more === null) return { k: 'result', cid: v.cid, errno: errno() };
+      if (!Array.isArray(v.more) || v.more.length > MAX_MORE_CIDS || !v.more.every((c) => typeof c === 'string' && c.length <= 64)) throw new Error(`more: expected at most ${MAX_MORE_CIDS} short strings`);
+      return { k: 'result', cid: v.cid, errno: errno(), more: v.more as string[] };
+    }
     case 'relay-req':
       return { k: 'relay-req', cid: v.cid, to: member(v.to, 'to'), vport: port(v.vport, 'vport') as number, cport: port(v.cport, 'cport') as number, ...ask(v.ask) };
     case 'relay-ok': {
@@ -94,6 +97,9 @@ export function decodeVnet(bytes: Uint8Array): VnetMessage {
   }
   throw new Error(`unknown kind ${JSON.stringify(v.k)}`);
 }
+
+/** Bound on the further cids of one `result` (RESULT_BATCH_MAX, with room). */
+const MAX_MORE_CIDS = 256;
 
 /** Bound on a sealed relay ask (nonce 24 + MAC 16 + the text of relayAsk, well under 100 bytes). */
 const MAX_ASK_BYTES = 256;

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import type { MemberInfo } from '../wire/messages';
-import { OPEN_HANDLED_TTL_MS, PUNCH_BACK_RETRIES, PUNCH_BACK_RETRY_MS, PUNCH_BACK_TIMEOUT_MS, REFUSE_NOTICE_MS, RELAY_DIAL_TIMEOUT_MS } from '../constants';
+import { OPEN_HANDLED_TTL_MS, PUNCH_BACK_RETRIES, PUNCH_BACK_RETRY_MS, PUNCH_BACK_TIMEOUT_MS, REFUSE_NOTICE_MS, RELAY_DIAL_TIMEOUT_MS, RESULT_BATCH_MAX, RESULT_BATCH_MS } from '../constants';
 import { sleep } from '../util/async';
 import { logger } from '../util/log';
 import { isMemberEndpoint } from '../traversal/endpoints';
@@ -31,6 +31,9 @@ export class ConnectServer {
   private readonly listens = new Map<number, number>();
   /** Punch requests handled, by cid, with when (owned by punchBack: each request once). */
   private readonly handled = new Map<string, number>();
+  /** Success `result`s not sent yet, by client member (sendOk: one message per RESULT_BATCH_MS). */
+  private readonly oks = new Map<number, string[]>();
+  private okTimer: NodeJS.Timeout | null = null;
   readonly handoffs: Handoffs;
   readonly stat = { refused: 0 };
   private readonly members: Members;
@@ -69,7 +72,7 @@ export class ConnectServer {
       if (now - at <= OPEN_HANDLED_TTL_MS) break;
       this.handled.delete(cid);
     }
-    const reply = (errno: number) => this.netw.send(from, { k: 'result', cid: msg.cid, errno });
+    const reply = (errno: number) => (errno === 0 ? this.sendOk(from, msg.cid) : this.netw.send(from, { k: 'result', cid: msg.cid, errno }));
     if (!msg.cext || msg.punch === null) return reply(E.EHOSTUNREACH);
     if (!isMemberEndpoint(client, msg.cext)) {
       log.warn('refused to punch toward an address that is not the member’s', { client: client.name, to: `${msg.cext.ip}:${msg.cext.port}` });
@@ -186,9 +189,9 @@ export class ConnectServer {
     if (this.listens.has(vport)) {
       try {
         await this.handoffs.offer(vport, { fd, vaddr: client.addr, vport: cport });
-        // After the program's ACCEPTED has its answer (it may be waiting for this very offer): the client's
-        // agent needs the outcome only when its program asks, the program's first byte is waiting now.
-        setImmediate(() => reply(0));
+        // The client's program learns success from its own kernel; the client's agent only stops resending
+        // (punchBack's reply batches it, sendOk).
+        reply(0);
         return true;
       } catch (e) {
         log.info('the program stopped listening before the connection was handed over', { port: vport, reason: (e as Error).message });
@@ -200,6 +203,28 @@ export class ConnectServer {
     return false;
   }
 
+  /**
+   * A punched connection was handed over: its success `result` leaves within RESULT_BATCH_MS, with the other
+   * successes toward the same member (one message, `more`), or at once when RESULT_BATCH_MAX are waiting.
+   */
+  private sendOk(to: number, cid: string): void {
+    const list = this.oks.get(to);
+    if (list) list.push(cid);
+    else this.oks.set(to, [cid]);
+    if (list && list.length >= RESULT_BATCH_MAX) return this.flushOks();
+    this.okTimer ??= setTimeout(() => this.flushOks(), RESULT_BATCH_MS);
+  }
+
+  private flushOks(): void {
+    if (this.okTimer) clearTimeout(this.okTimer);
+    this.okTimer = null;
+    for (const [to, cids] of this.oks) {
+      const [cid, ...more] = cids;
+      this.netw.send(to, more.length ? { k: 'result', cid, errno: 0, more } : { k: 'result', cid, errno: 0 });
+    }
+    this.oks.clear();
+  }
+
   private reset(fd: number): void {
     this.stat.refused++;
     this.ops.setLinger0(fd);
@@ -207,6 +232,9 @@ export class ConnectServer {
   }
 
   close(): void {
+    // Shutting down: the clients' programs have their connections; their agents stop resending on their own.
+    if (this.okTimer) clearTimeout(this.okTimer);
+    this.oks.clear();
     this.handoffs.close();
   }
 }
