@@ -54,6 +54,10 @@ const SYNC_MAX = 6 * 1024 * 1024;
 const json = (status: number, o: unknown): Reply => ({ status, headers: { 'content-type': 'application/json' }, body: JSON.stringify(o) });
 const err = (status: number, code: string, message: string) => errorReply('lambda', status, code, message);
 
+/**
+ * The Lambda API's routes, one branch per operation the deploy and invoke code calls (long because it is a route
+ * table: each branch is a few lines of the published API's checks and answer).
+ */
 export async function lambdaApi(s: LambdaState, r: LambdaRequest, authorize: (action: string) => string | null): Promise<Reply> {
   const m = /^\/(2015-03-31|2019-09-25)\/functions(?:\/([^/]+))?(?:\/([a-z-]+))?\/?$/.exec(r.path);
   if (!m) return err(404, 'UnknownOperationException', `no such path ${r.path}`);

@@ -130,6 +130,11 @@ export class LambdaEnvironment {
     return this.frozen;
   }
 
+  /**
+   * Starts one execution environment as Lambda sets one up: the function's /tmp, the runtime's directory, the
+   * environment Lambda gives a function, the Runtime Interface Emulator with its runtime, then waits for its API
+   * (long as a recipe is: the steps are the published environment's, in order; a failed start is closed).
+   */
   static async start(o: EnvironmentOptions): Promise<LambdaEnvironment> {
     const why = runtimeUnavailable();
     if (why) throw new Error(why);

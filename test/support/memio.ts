@@ -23,6 +23,7 @@ export class MemNet {
     return this.nextPort++;
   }
 
+  /** The PeerIo of one host on the in-memory network: one short closure per I/O call (long as a table is). */
   io(ip: string): PeerIo {
     return {
       listen: async (on) => {
