@@ -4,16 +4,12 @@
  * docs/protocol.md lists them with their meaning; keep the two in step.
  */
 import { Encoder } from 'cbor-x';
-import { MAX_CANDIDATES, MAX_SERVICES, NAME_RE } from '../constants';
-import { MAX_MEMBERS_PER_MESSAGE, MAX_PAYLOAD } from '../constants';
+import { MAX_CANDIDATES, MAX_SERVICES, NAME_RE, MAX_MEMBERS_PER_MESSAGE, MAX_PAYLOAD } from '../constants';
 
 /** cbor-x without its record extension: plain, stateless maps, decodable by any CBOR implementation. */
 const cbor = new Encoder({ useRecords: false, mapsAsObjects: true, structuredClone: false });
 
-export interface Endpoint {
-  ip: string;
-  port: number;
-}
+export interface Endpoint { ip: string; port: number }
 
 /** What NAT discovery concluded about a member (the names the lab uses). */
 export type NatKind = 'open' | 'preserving' | 'translating' | 'random' | 'unknown';
@@ -143,10 +139,7 @@ export interface Outcome {
 }
 
 export class MessageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'MessageError';
-  }
+  override name = 'MessageError';
 }
 
 export function encodeMessage(m: Message): Uint8Array {
@@ -244,23 +237,38 @@ function runKey(v: unknown): RunKey {
   return { id, index: int(v, 'index', 0, MAX_RUN_INDEX) };
 }
 
-function member(v: unknown): MemberInfo {
+/** A member, validated, its key copied to `keys` at `at`: no closures, spreads or buffer each (issue 15: all decode all). */
+function member(v: unknown, keys: Uint8Array = new Uint8Array(32), at = 0): MemberInfo {
   if (!isObj(v)) throw new MessageError('member: expected a map');
   const key = v.key;
   if (!(key instanceof Uint8Array) || key.length !== 32) throw new MessageError('member key: expected 32 bytes');
-  return {
+  const services = arr(v, 'services', MAX_SERVICES), svc: string[] = new Array(services.length);
+  for (let i = 0; i < services.length; i++) svc[i] = label(services[i], 'member service');
+  const priv = arr(v, 'priv', MAX_CANDIDATES), pv: Endpoint[] = new Array(priv.length);
+  for (let i = 0; i < priv.length; i++) pv[i] = endpoint(priv[i], 'member priv');
+  keys.set(key, at);
+  const m: MemberInfo = {
     id: int(v, 'id', 1),
     name: label(v.name, 'member name'),
     addr: ipv4(v, 'addr'),
-    services: arr(v, 'services', MAX_SERVICES).map((s, i) => label(s, `member services[${i}]`)),
+    services: svc,
     ext: v.ext === null || v.ext === undefined ? null : endpoint(v.ext, 'member ext'),
-    priv: arr(v, 'priv', MAX_CANDIDATES).map((e) => endpoint(e, 'member priv')),
+    priv: pv,
     nat: natKind(v, 'nat'),
-    key: new Uint8Array(key),
+    key: keys.subarray(at, at + 32),
     lport: v.lport === undefined || v.lport === null ? 0 : int(v, 'lport', 0, 65535),
     map: portMap(v.map),
-    ...(v.standby === true ? { standby: true } : {}),
   };
+  if (v.standby === true) m.standby = true;
+  return m;
+}
+/** A list of members (welcome, joins, members), their keys in one buffer: fewer buffers for the GC to track. */
+function memberList(o: Obj): MemberInfo[] {
+  const list = arr(o, 'members', MAX_MEMBERS_PER_MESSAGE);
+  const keys = new Uint8Array(32 * list.length);
+  const out: MemberInfo[] = new Array(list.length);
+  for (let i = 0; i < list.length; i++) out[i] = member(list[i], keys, 32 * i);
+  return out;
 }
 function blob(o: Obj, k: string, max: number): Uint8Array {
   const v = o[k];
@@ -323,20 +331,20 @@ export function decodeMessage(bytes: Uint8Array): Message {
         name: label(v.name, 'name'),
         network: str(v, 'network', 18),
         observed: endpoint(v.observed, 'observed'),
-        members: arr(v, 'members', MAX_MEMBERS_PER_MESSAGE).map(member),
+        members: memberList(v),
         relearning: v.relearning === true,
       };
     case 'joined':
       return { t, m: member(v.m) };
     case 'joins':
-      return { t, members: arr(v, 'members', MAX_MEMBERS_PER_MESSAGE).map(member) };
+      return { t, members: memberList(v) };
     case 'left': {
       const reason = v.reason;
       if (reason !== 'leave' && reason !== 'dead') throw new MessageError('field reason: expected leave or dead');
       return { t, id: int(v, 'id', 1), reason };
     }
     case 'members':
-      return { t, members: arr(v, 'members', MAX_MEMBERS_PER_MESSAGE).map(member) };
+      return { t, members: memberList(v) };
     case 'ping':
     case 'pong':
       return { t, n: int(v, 'n') };
