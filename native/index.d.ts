@@ -32,8 +32,8 @@ export function bind(fd: number, ip: string, port: number): void;
 /** getsockname(2) of an AF_INET socket. */
 export function localAddress(fd: number): SockAddr;
 /**
- * Starts a non-blocking connect(2) to `ip:port`. Returns true if connected at once, false if in progress
- * (EINPROGRESS or EINTR); throws on an immediate failure (e.g. ECONNREFUSED on loopback, EADDRNOTAVAIL).
+ * Starts a non-blocking connect(2) to `ip:port`. Returns true if connected at once (including a handshake
+ * the kernel completed within the call, as on loopback), false if in progress (EINPROGRESS or EINTR); throws on an immediate failure (e.g. ECONNREFUSED on loopback, EADDRNOTAVAIL).
  * Both ends of a TCP simultaneous open call this, each bound to its own port, each toward the other.
  */
 export function connectStart(fd: number, ip: string, port: number): boolean;

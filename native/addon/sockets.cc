@@ -93,7 +93,10 @@ static Napi::Value LocalAddress(const Napi::CallbackInfo &info) {
   return o;
 }
 
-// connectStart(fd, ip, port): boolean — true if connected at once, false if in progress.
+// connectStart(fd, ip, port): boolean — true if connected at once, false if in progress. A handshake the
+// kernel completed during the call (loopback, a veth path in the lab, a simultaneous open whose SYN crossed
+// ours) counts as at once: connect(2) says EINPROGRESS, but getpeername(2) already succeeds (it fails while
+// SYN_SENT). That spares the caller connectWait's poll handle, timer and event-loop turn (issue 15).
 static Napi::Value ConnectStart(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   int fd;
@@ -103,7 +106,11 @@ static Napi::Value ConnectStart(const Napi::CallbackInfo &info) {
   int rc = connect(fd, (struct sockaddr *)&sin, sizeof sin);
   // EINTR: the kernel carries on with the connect in the background, exactly as for EINPROGRESS.
   if (rc == 0) return Napi::Boolean::New(env, true);
-  if (errno == EINPROGRESS || errno == EINTR) return Napi::Boolean::New(env, false);
+  if (errno == EINPROGRESS || errno == EINTR) {
+    struct sockaddr_storage peer;
+    socklen_t pl = sizeof peer;
+    return Napi::Boolean::New(env, getpeername(fd, (struct sockaddr *)&peer, &pl) == 0);
+  }
   ThrowErrno(env, errno,
              "connectStart: connect(fd " + std::to_string(fd) + ", " + Endpoint(info[1].As<Napi::String>(), port) +
                  ")");
