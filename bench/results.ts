@@ -157,8 +157,8 @@ export const GUARDS: Guard[] = [
   // Not met: a relayed connect() still waits for the relay's port and the far side's answer (~3 ms p50).
   { id: 'connect/fn-to-fn-relay', stat: 'p99', max: 30_000, target: 'p99 < 200 us' },
   // Not met yet (500 and 700 ms per 1000 set-ups, from 850 and 1150).
-  { id: 'cost/setup-cpu/fn-to-fn/client', stat: 'median', max: 900, target: '<= 200 ms per 1000 set-ups' },
-  { id: 'cost/setup-cpu/fn-to-fn/server', stat: 'median', max: 1100, target: '<= 300 ms per 1000 set-ups' },
+  { id: 'cost/setup-cpu/fn-to-fn/client', stat: 'median', max: 450, target: '<= 200 ms per 1000 set-ups' },
+  { id: 'cost/setup-cpu/fn-to-fn/server', stat: 'median', max: 720, target: '<= 300 ms per 1000 set-ups' },
   // Met: the SO_ERROR calls after a burst of concurrent connects read refusals locally (0.61 ms for 200).
   { id: 'connect/burst', stat: 'median', max: 5, target: 'as native (issue 14: a round trip each, +2.1 s at 1000)' },
   // The control plane (issue 15): joins and membership at scale. Reached at load average 2-3 on the shared
