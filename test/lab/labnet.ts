@@ -106,10 +106,9 @@ export class LabNet {
     fs.writeFileSync(this.stopFile, '');
     await new Promise((r) => setTimeout(r, 500));
     for (const c of this.children.reverse()) if (c.exitCode === null) c.kill('SIGKILL');
-    try {
-      fs.unlinkSync(this.stopFile);
-    } catch {
-      /* gone */
-    }
+    // The stop file and the files tests put beside it (`${stopFile}-NAME`).
+    const dir = path.dirname(this.stopFile);
+    const base = path.basename(this.stopFile);
+    for (const f of fs.readdirSync(dir).filter((n) => n === base || n.startsWith(`${base}-`))) fs.rmSync(path.join(dir, f), { force: true });
   }
 }
