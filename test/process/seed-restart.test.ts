@@ -55,7 +55,9 @@ test('a wrong secret is refused on both sides with a clear error and its own exi
 
 test('no secret, short secret, unreachable seed: distinct errors saying what to do', async (t) => {
   const { env } = sandbox();
-  const port = await freePort();
+  // Port 1 (tcpmux): nothing listens there, and no ephemeral port is ever it, so the connect is refused for sure
+  // (a free port found and closed can be taken by another test's listener before the agent dials it).
+  const port = 1;
   const none = boxer(['run', '--seed', `127.0.0.1:${port}`, '--', 'true'], { ...env, BOXER_SECRET: '' });
   t.is((await none.exited).code, EXIT.USAGE);
   t.regex(none.err(), /no network secret/);
