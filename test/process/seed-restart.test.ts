@@ -2,7 +2,7 @@
 import test from 'ava';
 import fs from 'node:fs';
 import net from 'node:net';
-import { boxer, sandbox, startSeed, until, freePort } from '../support/procs';
+import { boxer, sandbox, startSeed, until } from '../support/procs';
 import { EXIT } from '../../src/util/errors';
 
 // Each member prints its environment and its member file once the barrier is released, then waits for a
