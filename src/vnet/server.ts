@@ -29,7 +29,7 @@ export interface AcceptAnswer {
 export class ConnectServer {
   /** Listening virtual ports and how many sockets listen on each (owned by listen/unlisten). */
   private readonly listens = new Map<number, number>();
-  /** Punch requests handled, by cid, with when (owned by punchBack: each request once). */
+  /** Requests handled (punch requests by cid, relay-opens by `relay CID`), with when: each once (firstTime). */
   private readonly handled = new Map<string, number>();
   /** Success `result`s not sent yet, by client member (sendOk: one message per RESULT_BATCH_MS). */
   private readonly oks = new Map<number, string[]>();
@@ -64,14 +64,7 @@ export class ConnectServer {
   /** The far side of a punched connection: simultaneous open from port `punch`, then the hand-off. */
   async punchBack(from: number, client: MemberInfo, msg: VnetOf<'open'>): Promise<void> {
     // Each request once: it may come again (see OPEN_RESEND_MS).
-    const now = Date.now();
-    if (this.handled.has(msg.cid)) return;
-    this.handled.set(msg.cid, now);
-    // Oldest first (insertion order): stop at the first one still kept, so each request costs O(1), not O(handled).
-    for (const [cid, at] of this.handled) {
-      if (now - at <= OPEN_HANDLED_TTL_MS) break;
-      this.handled.delete(cid);
-    }
+    if (!this.firstTime(msg.cid)) return;
     const reply = (errno: number) => (errno === 0 ? this.sendOk(from, msg.cid) : this.netw.send(from, { k: 'result', cid: msg.cid, errno }));
     if (!msg.cext || msg.punch === null) return reply(E.EHOSTUNREACH);
     if (!isMemberEndpoint(client, msg.cext)) {
@@ -176,11 +169,21 @@ export class ConnectServer {
     const opened = this.netw.unseal(msg.from, msg.ask);
     const want = relayAsk(msg.cid, self.id, msg.vport, msg.cport, relayId);
     if (!opened || Buffer.compare(Buffer.from(opened), Buffer.from(want)) !== 0) return false;
-    const key = `relay ${msg.cid}`;
-    const now = Date.now();
+    return this.firstTime(`relay ${msg.cid}`);
+  }
+
+  /**
+   * Records a request key in `handled` and says whether it is new. Entries older than OPEN_HANDLED_TTL_MS are
+   * dropped oldest first (insertion order), stopping at the first one still kept: O(1) per request, not O(handled).
+   */
+  private firstTime(key: string): boolean {
     if (this.handled.has(key)) return false;
+    const now = Date.now();
     this.handled.set(key, now);
-    for (const [cid, at] of this.handled) if (now - at > OPEN_HANDLED_TTL_MS) this.handled.delete(cid);
+    for (const [k, at] of this.handled) {
+      if (now - at <= OPEN_HANDLED_TTL_MS) break;
+      this.handled.delete(k);
+    }
     return true;
   }
 
